@@ -1,0 +1,62 @@
+"""What a person sees while a run goes on: steps starting and ending, then a summary."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+
+from runnable_dask.stores.runlog import RunLog
+
+_SILENT_TYPES = ("success", "fail")
+
+
+class RunConsole:
+    """Prints progress lines and the final summary of one run."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(highlight=False, soft_wrap=True)
+
+    def run_started(
+        self, run_id: str, where: str, dashboard_link: str | None, run_log_path: str
+    ) -> None:
+        self.console.print(f"[bold]Run {escape(run_id)}[/] on {escape(where)}")
+        if dashboard_link:
+            self.console.print(f"  Dashboard: [link={dashboard_link}]{dashboard_link}[/link]")
+        self.console.print(f"  Run log:   {escape(run_log_path)}")
+
+    def step_started(self, internal_name: str, step_type: str) -> None:
+        if step_type not in _SILENT_TYPES:
+            self.console.print(f"  [cyan]started[/]  {escape(internal_name)}")
+
+    def step_finished(
+        self, internal_name: str, step_type: str, status: str, seconds: float, message: str
+    ) -> None:
+        if step_type in _SILENT_TYPES:
+            return
+        if status == "SUCCESS":
+            self.console.print(f"  [green]done[/]     {escape(internal_name)} ({seconds:.2f} s)")
+        else:
+            detail = f": {escape(message)}" if message else ""
+            self.console.print(
+                f"  [red]FAILED[/]   {escape(internal_name)} ({seconds:.2f} s){detail}"
+            )
+
+    def run_finished(
+        self,
+        run_log: RunLog,
+        seconds: float,
+        run_log_path: str,
+        catalog: str,
+        dashboard_link: str | None,
+    ) -> None:
+        colour = "green" if run_log.status == "SUCCESS" else "red"
+        self.console.print(
+            f"[bold]Run {escape(run_log.run_id)}[/] [bold {colour}]{run_log.status}[/] "
+            f"in {seconds:.2f} s"
+        )
+        self.console.print(f"  Run log:   {escape(run_log_path)}")
+        self.console.print(f"  Catalog:   {escape(catalog)}")
+        if dashboard_link:
+            self.console.print(f"  Dashboard: {dashboard_link}")
+        for internal_name, message in run_log.failures():
+            self.console.print(f"  [red]failed[/] {escape(internal_name)}: {escape(message)}")

@@ -1,0 +1,188 @@
+"""The user's pipeline tree turned into an immutable plan: internal names, routes, a hash.
+
+Every step becomes a :class:`Node` with its internal name (``parallel_step.branch1.hello``)
+and the internal names it goes to on success and on failure. Each pipeline and branch
+becomes a :class:`Branch` holding its nodes (the steps of its on_failure pipelines
+included) and its terminal nodes. No Dask here: :mod:`runnable_dask.lower` reads the plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from runnable_dask.exceptions import PipelineDefinitionError
+from runnable_dask.sdk import (
+    Fail,
+    NotebookTask,
+    Parallel,
+    Pipeline,
+    PythonTask,
+    ShellTask,
+    Stub,
+    Success,
+)
+
+NodeKind = Literal["task", "stub", "parallel", "success", "fail"]
+DEFAULT_SUCCESS = "success"
+DEFAULT_FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One step of the plan, terminals included."""
+
+    internal_name: str
+    name: str
+    kind: NodeKind
+    step: Any = None
+    on_success: str = ""
+    on_failure: str = ""
+    branches: tuple[Branch, ...] = ()
+
+    @property
+    def step_type(self) -> str:
+        """The ``step_type`` the run log records (runnable's vocabulary)."""
+        return self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Branch:
+    """A pipeline or a branch of a composite: its nodes in order, the entry first."""
+
+    internal_name: str
+    key: str
+    nodes: tuple[Node, ...]
+    terminals: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def entry(self) -> Node:
+        return self.nodes[0]
+
+    def walk(self) -> Iterator[tuple[Branch, Node]]:
+        """Every (branch, node) pair below and including this branch, depth first."""
+        for node in self.nodes:
+            yield self, node
+            for branch in node.branches:
+                yield from branch.walk()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The whole run: the root pipeline and a stable hash of its definition."""
+
+    root: Branch
+    dag_hash: str
+
+    def nodes(self) -> Iterator[tuple[Branch, Node]]:
+        return self.root.walk()
+
+
+def build_plan(pipeline: Pipeline) -> Plan:
+    """Name, route and hash a pipeline; refuse names that clash with internal ones."""
+    root = _plan_branch(pipeline, internal_name="", key="")
+    description = [_describe(branch, node) for branch, node in root.walk()]
+    digest = hashlib.sha1(json.dumps(description, sort_keys=True).encode()).hexdigest()
+    return Plan(root=root, dag_hash=digest)
+
+
+def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
+    prefix = f"{internal_name}." if internal_name else ""
+    pipelines = _pipelines_sharing_terminals(pipeline)
+    success = prefix + _terminal_name(pipeline, Success, DEFAULT_SUCCESS)
+    fail = prefix + DEFAULT_FAIL
+    entry_of = {id(p): prefix + p.steps[0].name for p in pipelines}
+
+    nodes: list[Node] = []
+    terminals = {success: "success", fail: "fail"}
+    for current in pipelines:
+        steps = current.steps
+        for index, step in enumerate(steps):
+            own = prefix + step.name
+            if isinstance(step, (Success, Fail)):
+                terminals[own] = "success" if isinstance(step, Success) else "fail"
+                continue
+            if own in terminals:
+                raise PipelineDefinitionError(
+                    [
+                        f"{step.who}: the name {step.name!r} is reserved for the pipeline's "
+                        f"end; rename the step"
+                    ]
+                )
+            if index + 1 < len(steps):
+                on_success = prefix + steps[index + 1].name
+            else:
+                on_success = fail if step.terminate_with_failure else success
+            on_failure = entry_of[id(step.on_failure)] if step.on_failure is not None else fail
+            nodes.append(
+                Node(
+                    internal_name=own,
+                    name=step.name,
+                    kind=_kind(step),
+                    step=step,
+                    on_success=on_success,
+                    on_failure=on_failure,
+                    branches=tuple(
+                        _plan_branch(sub, f"{own}.{sub_key}", sub_key)
+                        for sub_key, sub in getattr(step, "branches", {}).items()
+                    ),
+                )
+            )
+    for name, kind in terminals.items():
+        nodes.append(Node(internal_name=name, name=name.rsplit(".", 1)[-1], kind=kind))
+    return Branch(
+        internal_name=internal_name, key=key, nodes=tuple(nodes), terminals=frozenset(terminals)
+    )
+
+
+def _pipelines_sharing_terminals(pipeline: Pipeline) -> list[Pipeline]:
+    """The pipeline then its on_failure pipelines, breadth first, each once."""
+    ordered: list[Pipeline] = []
+    pending = [pipeline]
+    while pending:
+        current = pending.pop(0)
+        if any(current is known for known in ordered):
+            continue
+        ordered.append(current)
+        pending.extend(s.on_failure for s in current.steps if getattr(s, "on_failure", None))
+    return ordered
+
+
+def _terminal_name(pipeline: Pipeline, kind: type, default: str) -> str:
+    last = pipeline.steps[-1]
+    return last.name if isinstance(last, kind) else default
+
+
+def _kind(step: Any) -> NodeKind:
+    if isinstance(step, Parallel):
+        return "parallel"
+    if isinstance(step, Stub):
+        return "stub"
+    return "task"
+
+
+def _describe(branch: Branch, node: Node) -> dict[str, Any]:
+    """What the dag hash covers: the shape and the code each step points to."""
+    step = node.step
+    detail: dict[str, Any] = {}
+    if isinstance(step, PythonTask):
+        function = step.function
+        detail["function"] = f"{function.__module__}.{getattr(function, '__qualname__', '')}"
+    elif isinstance(step, ShellTask):
+        detail["command"] = step.command
+    elif isinstance(step, NotebookTask):
+        detail["notebook"] = step.notebook
+    if hasattr(step, "returns"):
+        detail["returns"] = [(r.name, r.kind) for r in step.returns]
+        detail["catalog"] = step.catalog.model_dump() if step.catalog else None
+    return {
+        "branch": branch.internal_name,
+        "node": node.internal_name,
+        "kind": node.kind,
+        "on_success": node.on_success,
+        "on_failure": node.on_failure,
+        **detail,
+    }

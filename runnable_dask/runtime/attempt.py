@@ -1,0 +1,122 @@
+"""One attempt of one task: secrets, catalog, captured output, the task, its record.
+
+Whatever the task does, :func:`run_attempt` returns; a failure becomes a FAIL record
+whose message holds the exception's type and text, with the traceback in the step's log.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from runnable_dask.runtime.capture import capture_output
+from runnable_dask.runtime.tokens import Param, summarise
+from runnable_dask.sdk import BaseTask, NotebookTask, PythonTask, ShellTask
+from runnable_dask.stores.catalog import RunCatalog
+
+
+@dataclass(slots=True)
+class AttemptResult:
+    """What one attempt produced: its run-log records and its new parameter values."""
+
+    ok: bool
+    attempt: dict[str, Any]
+    outputs: dict[str, Param] = field(default_factory=dict)
+    data_catalog: list[dict[str, Any]] = field(default_factory=list)
+
+
+class MissingSecretError(Exception):
+    """A secret the task names is not set where the task runs."""
+
+
+def now() -> str:
+    """A UTC timestamp as the run log stores it."""
+    return datetime.now(timezone.utc).isoformat()
+
+
+def log_name(internal_name: str) -> str:
+    """Where a step's captured output is kept in the run's catalog."""
+    return f"logs/{internal_name}.execution.log"
+
+
+def run_attempt(
+    task: BaseTask,
+    internal_name: str,
+    params: dict[str, Param],
+    catalog: RunCatalog,
+    start_time: str,
+    attempt_number: int = 1,
+) -> AttemptResult:
+    """Run ``task`` once with ``params`` and describe the attempt."""
+    outputs: dict[str, Param] = {}
+    records: list[dict[str, Any]] = []
+    message = ""
+    with capture_output() as log:
+        try:
+            _check_secrets(task)
+            if task.catalog is not None:
+                records.extend(catalog.get(task.catalog.get))
+            outputs = _dispatch(task, params, log, catalog, internal_name)
+        except (Exception, SystemExit) as exc:  # every failure is recorded, none escapes
+            message = f"{type(exc).__name__}: {exc}"
+            log.write(traceback.format_exc())
+        finally:
+            if task.catalog is not None and task.catalog.put:
+                try:
+                    records.extend(catalog.put(task.catalog.put, task.catalog.store_copy))
+                except Exception as exc:
+                    message = message or f"{type(exc).__name__}: {exc}"
+                    log.write(traceback.format_exc())
+    ok = not message
+    catalog.write_text(log_name(internal_name), log.getvalue())
+    attempt = {
+        "attempt_number": attempt_number,
+        "start_time": start_time,
+        "end_time": now(),
+        "status": "SUCCESS" if ok else "FAIL",
+        "message": message,
+        "input_parameters": summarise(params),
+        "output_parameters": summarise(outputs) if ok else {},
+        "user_defined_metrics": {n: p.value for n, p in outputs.items() if p.kind == "metric"}
+        if ok
+        else {},
+        "retry_indicator": "",
+        "code_identities": [],
+    }
+    return AttemptResult(
+        ok=ok, attempt=attempt, outputs=outputs if ok else {}, data_catalog=records
+    )
+
+
+def _check_secrets(task: BaseTask) -> None:
+    missing = [name for name in task.secrets if name not in os.environ]
+    if missing:
+        raise MissingSecretError(
+            f"secrets {missing} are not set in the environment where the task runs; "
+            "export them before starting the run (and on the workers)"
+        )
+
+
+def _dispatch(
+    task: BaseTask,
+    params: dict[str, Param],
+    log: Any,
+    catalog: RunCatalog,
+    internal_name: str,
+) -> dict[str, Param]:
+    if isinstance(task, PythonTask):
+        from runnable_dask.runtime.python_task import run_python
+
+        return run_python(task, params)
+    if isinstance(task, ShellTask):
+        from runnable_dask.runtime.shell_task import run_shell
+
+        return run_shell(task, params, log)
+    if isinstance(task, NotebookTask):
+        from runnable_dask.runtime.notebook_task import run_notebook
+
+        return run_notebook(task, params, log, catalog, internal_name)
+    raise TypeError(f"no runner for {type(task).__name__}")

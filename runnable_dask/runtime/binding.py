@@ -1,0 +1,139 @@
+"""Bind parameters to a Python function's arguments by name, and its results to returns."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import json
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from runnable_dask.runtime.tokens import Param
+from runnable_dask.sdk import TaskReturn
+
+_BUILTIN_CASTS = (int, float, str, list, dict, tuple, set)
+
+
+class BindingError(Exception):
+    """A parameter is missing or cannot be read as its annotation says."""
+
+
+class ReturnError(Exception):
+    """A function's result does not match the task's ``returns``."""
+
+
+def bind(function: Callable[..., Any], params: dict[str, Param]) -> dict[str, Any]:
+    """Keyword arguments for ``function``: by name, cast by annotation, rest to ``**kwargs``."""
+    signature = inspect.signature(function)
+    hints = _hints(function)
+    arguments: dict[str, Any] = {}
+    takes_rest = False
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            takes_rest = True
+            continue
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            continue
+        if parameter.name in params:
+            value = _private_copy(params[parameter.name])
+            annotation = hints.get(parameter.name, parameter.annotation)
+            arguments[parameter.name] = _cast(parameter.name, value, annotation)
+        elif parameter.default is inspect.Parameter.empty:
+            known = ", ".join(sorted(params)) or "none"
+            raise BindingError(
+                f"argument {parameter.name!r} of {_name(function)} has no value: no earlier "
+                f"step returned it and the parameters do not set it (known: {known}); "
+                f"return it from an earlier step, set it in the parameters file, or give it "
+                f"a default"
+            )
+    if takes_rest:
+        for name, param in params.items():
+            if name not in signature.parameters:
+                arguments[name] = _private_copy(param)
+    return arguments
+
+
+def collect_returns(result: Any, returns: list[TaskReturn], who: str) -> dict[str, Param]:
+    """Match ``result`` to ``returns`` in order; JSON values are checked and copied."""
+    if not returns:
+        return {}
+    if len(returns) == 1:
+        values: tuple[Any, ...] = (result,)
+    elif isinstance(result, (tuple, list)) and len(result) == len(returns):
+        values = tuple(result)
+    else:
+        got = f"{len(result)} values" if isinstance(result, (tuple, list)) else "1 value"
+        raise ReturnError(
+            f"{who} declares {len(returns)} returns ({', '.join(r.name for r in returns)}) "
+            f"but returned {got}; return a tuple with one value per name"
+        )
+    return {spec.name: to_param(spec, value) for spec, value in zip(returns, values, strict=True)}
+
+
+def to_param(spec: TaskReturn, value: Any) -> Param:
+    """Keep ``value`` as the return's kind says; JSON kinds are dumped and round-tripped."""
+    if spec.kind == "object":
+        return Param(kind="object", value=value)
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    try:
+        value = json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise ReturnError(
+            f"return {spec.name!r} is {spec.kind}() but its value of type "
+            f"{type(value).__name__} is not JSON-serialisable ({exc}); declare it "
+            f"pickled({spec.name!r}) to keep any object"
+        ) from exc
+    return Param(kind=spec.kind, value=value)
+
+
+def _private_copy(param: Param) -> Any:
+    """JSON values are copied so sibling branches in one process never share them."""
+    return param.value if param.kind == "object" else copy.deepcopy(param.value)
+
+
+def _cast(name: str, value: Any, annotation: Any) -> Any:
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return value
+    try:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return value if isinstance(value, annotation) else annotation.model_validate(value)
+        if annotation in _BUILTIN_CASTS:
+            return value if isinstance(value, annotation) else annotation(value)
+        return _validator(annotation).validate_python(value)
+    except Exception as exc:
+        raise BindingError(
+            f"argument {name!r} = {value!r} cannot be read as {_type_name(annotation)}: {exc}"
+        ) from exc
+
+
+def _validator(annotation: Any) -> TypeAdapter:
+    try:
+        return _cached_adapter(annotation)
+    except TypeError:  # an unhashable annotation cannot be cached
+        return TypeAdapter(annotation)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_adapter(annotation: Any) -> TypeAdapter:
+    return TypeAdapter(annotation)
+
+
+def _hints(function: Callable[..., Any]) -> dict[str, Any]:
+    """Resolved annotations (``from __future__ import annotations`` makes them strings)."""
+    try:
+        return typing.get_type_hints(function)
+    except Exception:
+        return {}
+
+
+def _name(function: Callable[..., Any]) -> str:
+    return f"{getattr(function, '__qualname__', repr(function))}()"
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or repr(annotation)

@@ -1,0 +1,235 @@
+"""The steps a pipeline is made of: tasks, ``Stub``, ``Parallel`` and the terminals.
+
+Each is a frozen pydantic model checked when it is built; none of them knows how it is
+run (that is :mod:`runnable_dask.runtime`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from runnable_dask.sdk.base import SdkModel, check_name, subject
+from runnable_dask.sdk.catalog import Catalog
+from runnable_dask.sdk.returns import TaskReturn
+
+
+class BaseStep(SdkModel):
+    """What every step has: a name, how it may end the pipeline, and a failure path."""
+
+    name: str
+    terminate_with_success: bool = False
+    terminate_with_failure: bool = False
+    on_failure: Any = None
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return check_name(value, "step name")
+
+    @field_validator("on_failure")
+    @classmethod
+    def _pipeline_or_none(cls, value: Any) -> Any:
+        from runnable_dask.sdk.pipeline import Pipeline
+
+        if value is not None and not isinstance(value, Pipeline):
+            raise ValueError(
+                f"on_failure must be a Pipeline, got {type(value).__name__}; "
+                "wrap the steps to run on failure: on_failure=Pipeline(steps=[...])"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_terminate_flag(self) -> BaseStep:
+        if self.terminate_with_success and self.terminate_with_failure:
+            raise ValueError(
+                "terminate_with_success and terminate_with_failure are both set; "
+                "a step ends the pipeline one way, so keep only one"
+            )
+        return self
+
+    @property
+    def who(self) -> str:
+        """How messages name this step."""
+        return subject(type(self).__name__, self.name)
+
+
+class BaseTask(BaseStep):
+    """A step that runs user code: returns, catalog, secrets and per-executor overrides."""
+
+    returns: list[TaskReturn] = Field(default_factory=list)
+    catalog: Catalog | None = None
+    secrets: list[str] = Field(default_factory=list)
+    overrides: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("returns", mode="before")
+    @classmethod
+    def _bare_names_are_json(cls, value: Any) -> Any:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(
+                f"returns must be a list such as ['x', pickled('model')], got {value!r}"
+            )
+        normalised = []
+        for item in value:
+            if not isinstance(item, (str, TaskReturn)):
+                raise ValueError(
+                    f"returns item {item!r} is neither a name nor json()/pickled()/metric()"
+                )
+            normalised.append(TaskReturn(name=item) if isinstance(item, str) else item)
+        return normalised
+
+    @field_validator("returns")
+    @classmethod
+    def _unique_returns(cls, value: list[TaskReturn]) -> list[TaskReturn]:
+        names = [r.name for r in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"returns names {repeated} more than once; each name once")
+        return value
+
+
+class PythonTask(BaseTask):
+    """Runs a Python function; its arguments are bound by name from the parameters.
+
+    Example:
+        >>> def add(x: int, y: int = 1):
+        ...     return x + y
+        >>> PythonTask(name="add", function=add, returns=["total"]).name
+        'add'
+    """
+
+    function: Callable[..., Any]
+
+    @field_validator("function", mode="before")
+    @classmethod
+    def _callable(cls, value: Any) -> Any:
+        if not callable(value):
+            raise ValueError(
+                f"function must be callable, got {value!r} ({type(value).__name__}); "
+                "pass the function itself (function=train), not the result of calling it"
+            )
+        return value
+
+
+class ShellTask(BaseTask):
+    """Runs a shell command; parameters arrive as environment variables.
+
+    A returned name is read from the command's variables when it ends, so only
+    ``json`` and ``metric`` returns make sense.
+    """
+
+    command: str
+
+    @field_validator("command")
+    @classmethod
+    def _not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("command is empty; give the shell command to run")
+        return value
+
+    @field_validator("returns")
+    @classmethod
+    def _no_pickled(cls, value: list[TaskReturn]) -> list[TaskReturn]:
+        objects = [r.name for r in value if r.kind == "object"]
+        if objects:
+            raise ValueError(
+                f"returns {objects} are pickled(), but a shell command can only return "
+                "text; use json('name') or metric('name'), or a PythonTask for objects"
+            )
+        return value
+
+
+class NotebookTask(BaseTask):
+    """Runs a Jupyter notebook through papermill.
+
+    Parameters are injected into the cell tagged ``parameters``; returned names are read
+    from the notebook's variables after it runs. ``optional_ploomber_args`` are passed to
+    ``papermill.execute_notebook`` as keyword arguments (e.g. ``{"kernel_name": "python3"}``).
+    """
+
+    notebook: str
+    optional_ploomber_args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("notebook")
+    @classmethod
+    def _ipynb(cls, value: str) -> str:
+        if not value.endswith(".ipynb"):
+            raise ValueError(f"notebook {value!r} is not a .ipynb file; give the notebook's path")
+        return value
+
+
+class Stub(BaseStep):
+    """Does nothing and succeeds; takes any extra keyword so a draft step can be stubbed."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Parallel(BaseStep):
+    """Runs every branch at once; succeeds when all branches succeed.
+
+    Each branch sees the parameters as they were when the step started; on success the
+    values returned inside the branches are merged back in branch order.
+
+    Example:
+        >>> branch = Pipeline(steps=[Stub(name="work")])
+        >>> Parallel(name="fan", branches={"a": branch, "b": branch}).name
+        'fan'
+    """
+
+    branches: dict[str, Any]
+
+    @field_validator("branches")
+    @classmethod
+    def _pipelines(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from runnable_dask.sdk.pipeline import Pipeline
+
+        if not value:
+            raise ValueError(
+                "branches is empty; give at least one branch: branches={'a': Pipeline(...)}"
+            )
+        problems = []
+        for key, branch in value.items():
+            try:
+                check_name(key, "branch name")
+            except ValueError as exc:
+                problems.append(str(exc))
+            if not isinstance(branch, Pipeline):
+                problems.append(
+                    f"branch {key!r} is a {type(branch).__name__}, expected a Pipeline: "
+                    f"wrap its steps, {key!r}: Pipeline(steps=[...])"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+
+class _Terminal(SdkModel):
+    """A step that ends its pipeline; allowed only as the last step."""
+
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        return check_name(value, "step name")
+
+    @property
+    def who(self) -> str:
+        return subject(type(self).__name__, self.name)
+
+
+class Success(_Terminal):
+    """Ends the pipeline (or branch) with SUCCESS."""
+
+    name: str = "success"
+
+
+class Fail(_Terminal):
+    """Ends the pipeline (or branch) with FAIL."""
+
+    name: str = "fail"
+
+
+Step = BaseStep | Success | Fail

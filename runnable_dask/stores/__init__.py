@@ -1,0 +1,1 @@
+"""Where a run's records live: the run log (driver only) and the catalog (tasks)."""

@@ -1,0 +1,121 @@
+"""The run's catalog, ``<location>/<run_id>/``, reached through fsspec.
+
+Tasks copy files between their working folder and the catalog, and store their logs and
+executed notebooks there. Through fsspec the location may be a local folder, a shared
+folder or an object store, so workers on other machines see the same catalog.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import fsspec
+from fsspec.core import url_to_fs
+
+from runnable_dask.exceptions import RunnableDaskError
+
+CatalogRecord = dict[str, Any]
+
+
+class CatalogError(RunnableDaskError):
+    """A catalog pattern matched nothing, or a file could not be moved."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunCatalog:
+    """One run's folder in the catalog."""
+
+    location: str
+    run_id: str
+
+    @property
+    def _fs_root(self) -> tuple[fsspec.AbstractFileSystem, str]:
+        fs, base = url_to_fs(self.location)
+        return fs, f"{base.rstrip('/')}/{self.run_id}"
+
+    def url(self, relative: str = "") -> str:
+        """A path or URL a person can open: the run's folder or a file in it."""
+        tail = f"/{relative}" if relative else ""
+        return f"{self.location.rstrip('/')}/{self.run_id}{tail}"
+
+    def get(self, patterns: list[str]) -> list[CatalogRecord]:
+        """Copy files matching ``patterns`` from the catalog into the working folder."""
+        fs, root = self._fs_root
+        records = []
+        for pattern in patterns:
+            matches = [m for m in fs.glob(f"{root}/{pattern}") if fs.isfile(m)]
+            if not matches:
+                raise CatalogError(
+                    f"catalog get {pattern!r} matched nothing in {self.url()}; an earlier "
+                    "step must put it first (Catalog(put=[...])), or fix the pattern"
+                )
+            for match in matches:
+                relative = match[len(root) + 1 :]
+                folder = os.path.dirname(relative)
+                if folder:
+                    os.makedirs(folder, exist_ok=True)
+                fs.get_file(match, relative)
+                records.append(self._record(relative, "get"))
+        return records
+
+    def put(self, patterns: list[str], store_copy: bool = True) -> list[CatalogRecord]:
+        """Copy files matching ``patterns`` from the working folder into the catalog."""
+        fs, root = self._fs_root
+        records = []
+        for pattern in patterns:
+            for relative in _local_files(pattern):
+                if store_copy:
+                    target = f"{root}/{relative}"
+                    fs.makedirs(os.path.dirname(target), exist_ok=True)
+                    fs.put_file(relative, target)
+                records.append(self._record(relative, "put"))
+        return records
+
+    def write_text(self, relative: str, text: str) -> str:
+        """Store ``text`` (a step's log) at ``relative``; return where it is."""
+        fs, root = self._fs_root
+        target = f"{root}/{relative}"
+        fs.makedirs(os.path.dirname(target), exist_ok=True)
+        with fs.open(target, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return self.url(relative)
+
+    def store_file(self, local_path: str, relative: str) -> str:
+        """Copy one local file (an executed notebook) to ``relative``; return where it is."""
+        fs, root = self._fs_root
+        target = f"{root}/{relative}"
+        fs.makedirs(os.path.dirname(target), exist_ok=True)
+        fs.put_file(local_path, target)
+        return self.url(relative)
+
+    def _record(self, relative: str, stage: str) -> CatalogRecord:
+        return {
+            "name": relative,
+            "data_hash": _sha256(relative),
+            "catalog_relative_path": f"{self.run_id}/{relative}",
+            "catalog_handler_location": self.location,
+            "stage": stage,
+        }
+
+
+def _local_files(pattern: str) -> list[str]:
+    found = []
+    for match in sorted(glob.glob(pattern, recursive=True)):
+        if os.path.isdir(match):
+            for folder, _, files in os.walk(match):
+                found.extend(os.path.join(folder, name) for name in sorted(files))
+        else:
+            found.append(match)
+    return [os.path.normpath(path) for path in found]
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

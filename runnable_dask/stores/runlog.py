@@ -1,0 +1,111 @@
+"""The run log's schema: runnable's layout and field names, as pydantic models.
+
+One JSON document per run: ``{run_id, dag_hash, tag, status, steps, parameters,
+run_config}``. Steps are keyed by internal name; a composite step holds its branches,
+each with its own steps and final parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["CREATED", "PROCESSING", "SUCCESS", "FAIL"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ParameterRecord(_Record):
+    """A parameter's value as recorded; pickled (``object``) values are named, not stored."""
+
+    kind: Literal["json", "object", "metric"]
+    value: Any
+    description: str = ""
+
+
+class DataCatalogRecord(_Record):
+    """A file a step got from or put into the catalog."""
+
+    name: str
+    data_hash: str = ""
+    catalog_relative_path: str = ""
+    catalog_handler_location: str = ""
+    stage: Literal["get", "put"]
+
+
+class Attempt(_Record):
+    """One try at running a step."""
+
+    attempt_number: int = 1
+    start_time: str = ""
+    end_time: str = ""
+    status: Status = "PROCESSING"
+    message: str = ""
+    input_parameters: dict[str, ParameterRecord] = Field(default_factory=dict)
+    output_parameters: dict[str, ParameterRecord] = Field(default_factory=dict)
+    user_defined_metrics: dict[str, Any] = Field(default_factory=dict)
+    retry_indicator: str = ""
+    code_identities: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class BranchLog(_Record):
+    """One branch of a composite step."""
+
+    internal_name: str
+    status: Status = "PROCESSING"
+    steps: dict[str, StepLog] = Field(default_factory=dict)
+    parameters: dict[str, ParameterRecord] = Field(default_factory=dict)
+
+
+class StepLog(_Record):
+    """One step: its attempts (tasks) or its branches (composites)."""
+
+    name: str
+    internal_name: str
+    status: Status = "PROCESSING"
+    step_type: str = "task"
+    message: str = ""
+    mock: bool = False
+    attempts: list[Attempt] = Field(default_factory=list)
+    branches: dict[str, BranchLog] = Field(default_factory=dict)
+    data_catalog: list[DataCatalogRecord] = Field(default_factory=list)
+
+
+class RunLog(_Record):
+    """Everything recorded about one run; returned by ``Pipeline.execute``."""
+
+    run_id: str
+    dag_hash: str = ""
+    tag: str = ""
+    status: Status = "CREATED"
+    steps: dict[str, StepLog] = Field(default_factory=dict)
+    parameters: dict[str, ParameterRecord] = Field(default_factory=dict)
+    run_config: dict[str, Any] = Field(default_factory=dict)
+
+    def walk(self) -> Iterator[StepLog]:
+        """Every step, branches included, depth first in recorded order."""
+        pending = list(self.steps.values())
+        while pending:
+            step = pending.pop(0)
+            yield step
+            children = [s for b in step.branches.values() for s in b.steps.values()]
+            pending[:0] = children
+
+    def step(self, internal_name: str) -> StepLog:
+        """The step with this internal name, at any depth."""
+        for step in self.walk():
+            if step.internal_name == internal_name:
+                return step
+        raise KeyError(f"no step {internal_name!r} in run {self.run_id!r}")
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(internal name, message) of every failed task step, in recorded order."""
+        return [
+            (s.internal_name, s.message)
+            for s in self.walk()
+            if s.status == "FAIL" and s.step_type not in ("fail", "parallel")
+        ]
