@@ -4,6 +4,9 @@
 * A Parallel's branches are independent sub-graphs whose entry steps take the Parallel's
   own inputs; one join task per Parallel merges them (the fan-in).
 * Each pipeline and branch ends in one task that records the terminal reached.
+* The initial parameters are an argument of the first steps, not a task of their own:
+  steps without dependencies are spread over the workers at once, where steps that
+  share one dependency would all be queued on the worker that holds it.
 
 Keys are ``<step_name>-<digits>`` so Dask's ``key_split`` groups the task stream and
 progress bars by step name (``hello_python``), and the digits (a hash of the run id and
@@ -29,8 +32,7 @@ Graph = dict[str, Any]
 def lower(plan: Plan, ctx: RunContext, params: dict[str, Any]) -> tuple[Graph, str]:
     """The run's graph and the key of its last task (the root pipeline's end)."""
     graph: Graph = {}
-    start = _key("parameters", ctx.run_id, "")
-    graph[start] = Token(target=plan.root.entry.internal_name, params=params)
+    start = Token(target=plan.root.entry.internal_name, params=params)
     end = _lower_branch(
         graph,
         plan.root,
@@ -46,7 +48,7 @@ def _lower_branch(
     graph: Graph,
     branch: Branch,
     ctx: RunContext,
-    inputs: list[str],
+    inputs: list[str | Token],
     accept: str,
     opens_branch: bool,
 ) -> str:
@@ -80,7 +82,9 @@ def _lower_branch(
             graph[keys[node.internal_name]] = (run_step, ctx, call, *node_inputs)
 
     terminals = {t: (t, _terminal_kind(branch, t)) for t in branch.terminals}
-    end_inputs = [k for t in branch.terminals for k in routes.get(t, [])]
+    end_inputs: list[str | Token] = list(
+        dict.fromkeys(k for t in branch.terminals for k in routes.get(t, []))
+    )
     if entry in branch.terminals:
         terminals[accept] = terminals[entry]
         end_inputs = list(inputs)
@@ -91,7 +95,7 @@ def _lower_branch(
         is_root=not branch.internal_name,
     )
     end_key = _key(branch.key or "pipeline", ctx.run_id, branch.internal_name + "/end")
-    graph[end_key] = (run_branch_end, ctx, end_call, *dict.fromkeys(end_inputs))
+    graph[end_key] = (run_branch_end, ctx, end_call, *end_inputs)
     return end_key
 
 

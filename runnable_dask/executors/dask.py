@@ -15,6 +15,8 @@ import warnings
 from contextlib import ExitStack
 from typing import Any
 
+import dask
+
 from runnable_dask.config import DaskConfig
 from runnable_dask.exceptions import RunnableDaskError
 from runnable_dask.executors import Finished
@@ -22,6 +24,9 @@ from runnable_dask.runtime.context import Reporter, TopicReporter
 
 DEFAULT_THREADS_PER_WORKER = 4
 DEFAULT_DASHBOARD = "127.0.0.1:8787"
+# Steps that share one input all start on the worker holding it; stealing moves the
+# surplus to idle workers, and the default 1 s interval is long next to typical steps.
+_EMBEDDED_SCHEDULER = {"distributed.scheduler.work-stealing-interval": "100ms"}
 
 
 class ClusterError(RunnableDaskError):
@@ -88,7 +93,7 @@ class DaskExecutor:
         threads = config.threads_per_worker or DEFAULT_THREADS_PER_WORKER
         processes = True if config.processes is None else config.processes
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), dask.config.set(_EMBEDDED_SCHEDULER):
                 warnings.simplefilter("ignore")
                 cluster = LocalCluster(
                     n_workers=n_workers,

@@ -70,6 +70,8 @@ def run_notebook(
             "log_output": False,
             "stdout_file": log,
             "stderr_file": log,
+            # The kernel's own start-up warnings (TCP transport) are noise on every run.
+            "extra_arguments": ["--IPKernelApp.log_level=ERROR"],
             **task.optional_ploomber_args,
         }
         try:
