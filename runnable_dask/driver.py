@@ -60,7 +60,7 @@ def execute(
             run_config=_run_config(config),
         ),
     )
-    catalog = RunCatalog(config.catalog.config.catalog_location, run_log.run_id)
+    catalog = RunCatalog(_absolute(config.catalog.config.catalog_location), run_log.run_id)
     console = RunConsole()
     recorder = RunRecorder(run_log, plan, store, console, _code_identities())
     log_path = str(store.path(run_log.run_id))
@@ -127,6 +127,11 @@ def _claim_run_log(store: RunLogStore, requested: str, template: RunLog) -> RunL
         except RunLogExistsError:
             continue
         return run_log
+
+
+def _absolute(location: str) -> str:
+    """A local catalog folder as an absolute path: workers may run in another folder."""
+    return location if "://" in location else os.path.abspath(location)
 
 
 def _run_config(config: Configuration) -> dict[str, Any]:

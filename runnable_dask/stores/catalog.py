@@ -7,6 +7,7 @@ folder or an object store, so workers on other machines see the same catalog.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import os
@@ -34,7 +35,7 @@ class RunCatalog:
 
     @property
     def _fs_root(self) -> tuple[fsspec.AbstractFileSystem, str]:
-        fs, base = url_to_fs(self.location)
+        fs, base = _filesystem(self.location)
         return fs, f"{base.rstrip('/')}/{self.run_id}"
 
     def url(self, relative: str = "") -> str:
@@ -100,6 +101,12 @@ class RunCatalog:
             "catalog_handler_location": self.location,
             "stage": stage,
         }
+
+
+@functools.lru_cache(maxsize=16)
+def _filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    """Resolving a location costs more than a small write: once per process is enough."""
+    return url_to_fs(location)
 
 
 def _local_files(pattern: str) -> list[str]:
