@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from runnable_dask.exceptions import PipelineDefinitionError
 from runnable_dask.sdk import (
+    BaseTask,
     Fail,
     NotebookTask,
     Parallel,
@@ -175,7 +176,7 @@ def _describe(branch: Branch, node: Node) -> dict[str, Any]:
         detail["command"] = step.command
     elif isinstance(step, NotebookTask):
         detail["notebook"] = step.notebook
-    if hasattr(step, "returns"):
+    if isinstance(step, BaseTask):
         detail["returns"] = [(r.name, r.kind) for r in step.returns]
         detail["catalog"] = step.catalog.model_dump() if step.catalog else None
     return {

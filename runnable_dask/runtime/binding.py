@@ -39,9 +39,12 @@ def bind(function: Callable[..., Any], params: dict[str, Param]) -> dict[str, An
         if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
             continue
         if parameter.name in params:
-            value = _private_copy(params[parameter.name])
-            annotation = hints.get(parameter.name, parameter.annotation)
-            arguments[parameter.name] = _cast(parameter.name, value, annotation)
+            param = params[parameter.name]
+            value = _private_copy(param)
+            if param.kind != "object":  # pickled values arrive as they were returned
+                annotation = hints.get(parameter.name, parameter.annotation)
+                value = _cast(parameter.name, value, annotation)
+            arguments[parameter.name] = value
         elif parameter.default is inspect.Parameter.empty:
             known = ", ".join(sorted(params)) or "none"
             raise BindingError(
@@ -99,11 +102,13 @@ def _private_copy(param: Param) -> Any:
 def _cast(name: str, value: Any, annotation: Any) -> Any:
     if annotation is inspect.Parameter.empty or annotation is Any:
         return value
+    if isinstance(annotation, type) and isinstance(value, annotation):
+        return value
     try:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            return value if isinstance(value, annotation) else annotation.model_validate(value)
+            return annotation.model_validate(value)
         if annotation in _BUILTIN_CASTS:
-            return value if isinstance(value, annotation) else annotation(value)
+            return annotation(value)
         return _validator(annotation).validate_python(value)
     except Exception as exc:
         raise BindingError(
