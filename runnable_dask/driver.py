@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import subprocess
 import time
 from typing import Any
 
 from runnable_dask.config import Configuration, load_configuration
 from runnable_dask.console import RunConsole
-from runnable_dask.exceptions import ExecutionFailedError, RunLogExistsError
+from runnable_dask.exceptions import ConfigurationError, ExecutionFailedError, RunLogExistsError
 from runnable_dask.executors import Finished, open_executor
 from runnable_dask.lower import lower
 from runnable_dask.parameters import load_parameters
@@ -29,6 +30,7 @@ from runnable_dask.stores.runlog import ParameterRecord, RunLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
 RUN_ID_ENV = "RUNNABLE_RUN_ID"
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 STRAGGLER_WAIT = 2.0
 
 
@@ -116,6 +118,11 @@ def _record_until_finished(events: queue.SimpleQueue, recorder: RunRecorder) -> 
 
 def _claim_run_log(store: RunLogStore, requested: str, template: RunLog) -> RunLog:
     """Create the run log under ``requested`` or, if empty, a fresh generated id."""
+    if requested and not _RUN_ID.fullmatch(requested):
+        raise ConfigurationError(
+            f"run id {requested!r} cannot name a file: use letters, digits, '.', '_' and "
+            "'-', starting with a letter or digit (e.g. 'sweep-2026-11-28')"
+        )
     if requested:
         run_log = template.model_copy(update={"run_id": requested})
         store.create(run_log)

@@ -32,13 +32,13 @@ Graph = dict[str, Any]
 def lower(plan: Plan, ctx: RunContext, params: dict[str, Any]) -> tuple[Graph, str]:
     """The run's graph and the key of its last task (the root pipeline's end)."""
     graph: Graph = {}
-    start = Token(target=plan.root.entry.internal_name, params=params)
+    start = Token(target=plan.root.entry, params=params)
     end = _lower_branch(
         graph,
         plan.root,
         ctx,
         inputs=[start],
-        accept=plan.root.entry.internal_name,
+        accept=plan.root.entry,
         opens_branch=False,
     )
     return graph, end
@@ -59,7 +59,7 @@ def _lower_branch(
         for target in dict.fromkeys((node.on_success, node.on_failure)):
             routes[target].append(keys[node.internal_name])
 
-    entry = branch.entry.internal_name
+    entry = branch.entry
     for node in steps:
         is_entry = node.internal_name == entry
         node_inputs = inputs if is_entry else routes[node.internal_name]

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from runnable_dask.exceptions import PipelineDefinitionError
 from runnable_dask.sdk import (
     BaseTask,
     Fail,
@@ -52,16 +51,17 @@ class Node:
 
 @dataclass(frozen=True, slots=True)
 class Branch:
-    """A pipeline or a branch of a composite: its nodes in order, the entry first."""
+    """A pipeline or a branch of a composite: its nodes (terminals last) and its entry.
+
+    ``entry`` is the internal name of the first step, which may be a terminal
+    (``Pipeline(steps=[Fail()])``).
+    """
 
     internal_name: str
     key: str
     nodes: tuple[Node, ...]
+    entry: str
     terminals: frozenset[str] = field(default_factory=frozenset)
-
-    @property
-    def entry(self) -> Node:
-        return self.nodes[0]
 
     def walk(self) -> Iterator[tuple[Branch, Node]]:
         """Every (branch, node) pair below and including this branch, depth first."""
@@ -106,13 +106,6 @@ def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
             if isinstance(step, (Success, Fail)):
                 terminals[own] = "success" if isinstance(step, Success) else "fail"
                 continue
-            if own in terminals:
-                raise PipelineDefinitionError(
-                    [
-                        f"{step.who}: the name {step.name!r} is reserved for the pipeline's "
-                        f"end; rename the step"
-                    ]
-                )
             if index + 1 < len(steps):
                 on_success = prefix + steps[index + 1].name
             else:
@@ -135,7 +128,11 @@ def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
     for name, kind in terminals.items():
         nodes.append(Node(internal_name=name, name=name.rsplit(".", 1)[-1], kind=kind))
     return Branch(
-        internal_name=internal_name, key=key, nodes=tuple(nodes), terminals=frozenset(terminals)
+        internal_name=internal_name,
+        key=key,
+        nodes=tuple(nodes),
+        entry=entry_of[id(pipeline)],
+        terminals=frozenset(terminals),
     )
 
 

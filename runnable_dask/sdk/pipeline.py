@@ -14,6 +14,7 @@ from runnable_dask.sdk.steps import BaseStep, Fail, Success
 if TYPE_CHECKING:
     from runnable_dask.stores.runlog import RunLog
 
+RESERVED_NAMES = ("success", "fail")
 STEP_TYPES = "PythonTask, ShellTask, NotebookTask, Stub, Parallel, Success or Fail"
 
 
@@ -54,6 +55,11 @@ class Pipeline(SdkModel):
         problems = list(_termination_problems(self.steps))
         seen: dict[str, str] = {}
         for step in _steps_sharing_terminals(self):
+            if step.name in RESERVED_NAMES and not isinstance(step, (Success, Fail)):
+                problems.append(
+                    f"{step.who}: the name {step.name!r} is reserved for the pipeline's "
+                    f"end node; rename the step, e.g. {step.name + '_step'!r}"
+                )
             if step.name in seen:
                 problems.append(
                     f"{step.who}: the name {step.name!r} is used twice in one pipeline "

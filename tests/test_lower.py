@@ -1,0 +1,140 @@
+"""The Dask graph: one task per step, readable keys, and user strings never read as keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dask.utils import key_split
+
+from runnable_dask import Parallel, Pipeline, PythonTask, ShellTask, Stub
+from runnable_dask.lower import lower
+from runnable_dask.plan import build_plan
+from runnable_dask.runtime.context import RunContext
+
+
+def graph_for(pipeline: Pipeline, run_id: str = "run-1") -> tuple[dict[str, Any], str]:
+    ctx = RunContext(run_id=run_id, catalog_location=".catalog", report=lambda event: None)
+    return lower(build_plan(pipeline), ctx, {})
+
+
+def step_keys(graph: dict[str, Any]) -> dict[str, str]:
+    """Internal name -> key, for every task that runs a step."""
+    found = {}
+    for key, task in graph.items():
+        call = task[2] if isinstance(task, tuple) and len(task) > 2 else None
+        node = getattr(call, "node", None)
+        if node is not None:
+            found[node.internal_name] = key
+    return found
+
+
+def test_one_task_per_step_and_one_end_per_pipeline(fan_out_fan_in: Pipeline) -> None:
+    graph, end = graph_for(fan_out_fan_in)
+    steps = ["split", "fan", "fan.a.scale", "fan.b.scale", "fan.c.scale", "join"]
+    ends = 1 + 3  # the root pipeline and each branch
+    # The initial parameters travel as an argument of the first step, not as a task.
+    assert len(graph) == len(steps) + ends
+    assert sorted(step_keys(graph)) == sorted(steps)
+    assert end in graph
+    assert key_split(end) == "pipeline"
+
+
+def test_nested_pipeline_counts() -> None:
+    inner = Pipeline(steps=[Stub(name="leaf"), Stub(name="leaf2")])
+    middle = Pipeline(steps=[Parallel(name="inner", branches={"y": inner, "z": inner})])
+    outer = Pipeline(steps=[Stub(name="s"), Parallel(name="outer", branches={"x": middle})])
+    graph, _ = graph_for(outer)
+    # steps: s, outer, outer.x.inner, 2 x (leaf, leaf2); ends: root, x, y, z
+    assert len(graph) == 7 + 4
+    assert "outer.x.inner.z.leaf2" in step_keys(graph)
+
+
+def test_key_split_of_each_step_key_is_the_step_name(fan_out_fan_in: Pipeline) -> None:
+    pipeline = Pipeline(
+        steps=[
+            Stub(name="hello_python"),
+            Stub(name="step 1"),
+            Stub(name="Train2"),
+            fan_out_fan_in.steps[1],
+        ]
+    )
+    graph, _ = graph_for(pipeline)
+    for internal_name, key in step_keys(graph).items():
+        assert key_split(key) == internal_name.rsplit(".", 1)[-1], key
+
+
+def test_keys_differ_between_run_ids(fan_out_fan_in: Pipeline) -> None:
+    first, _ = graph_for(fan_out_fan_in, run_id="run-1")
+    second, _ = graph_for(fan_out_fan_in, run_id="run-2")
+    assert not set(first) & set(second)
+    assert graph_for(fan_out_fan_in, run_id="run-1")[0].keys() == first.keys()
+
+
+def test_steps_with_the_same_name_in_different_branches_get_different_keys(
+    fan_out_fan_in: Pipeline,
+) -> None:
+    keys = step_keys(graph_for(fan_out_fan_in)[0])
+    assert len({keys["fan.a.scale"], keys["fan.b.scale"], keys["fan.c.scale"]}) == 3
+
+
+def test_a_parameter_equal_to_a_key_reaches_the_step_unchanged(
+    run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def echo(target: str, first: Any) -> None:
+        seen["target"], seen["first"] = target, first
+
+    pipeline = Pipeline(
+        steps=[
+            Stub(name="first"),
+            Stub(name="pipeline"),
+            PythonTask(name="parameters", function=echo),
+        ]
+    )
+    graph, end = graph_for(pipeline, run_id="test-run")
+    first_key = step_keys(graph)["first"]
+    # Parameters whose values are the keys of other tasks of this very graph (and a
+    # parameter named like a step): Dask must not replace them with those tasks' results.
+    monkeypatch.setenv("RUNNABLE_PRM_target", first_key)
+    monkeypatch.setenv("RUNNABLE_PRM_first", end)
+    run_log = run(pipeline)
+    assert run_log.status == "SUCCESS"
+    assert seen == {"target": first_key, "first": end}
+
+
+def test_a_step_named_like_a_parameter_value_runs_normally(run: Any, workdir: Path) -> None:
+    def produce() -> str:
+        return "consume"
+
+    def consume(name: str) -> str:
+        return name + "!"
+
+    pipeline = Pipeline(
+        steps=[
+            PythonTask(name="produce", function=produce, returns=["name"]),
+            PythonTask(name="consume", function=consume, returns=["shout"]),
+            ShellTask(name="shout", command='test "$shout" = "consume!"'),
+        ]
+    )
+    run_log = run(pipeline)
+    assert run_log.parameters["shout"].value == "consume!"
+    assert [s.status for s in run_log.steps.values()] == ["SUCCESS"] * 4
+
+
+def test_end_keys_are_named_after_their_branch(fan_out_fan_in: Pipeline) -> None:
+    graph, end = graph_for(fan_out_fan_in)
+    ends = sorted(key_split(k) for k in set(graph) - set(step_keys(graph).values()))
+    assert ends == ["a", "b", "c", "pipeline"]
+    assert key_split(end) == "pipeline"
+
+
+def test_initial_parameters_reach_the_first_step(run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def first(x: int) -> int:
+        return x * 2
+
+    monkeypatch.setenv("RUNNABLE_PRM_x", "21")
+    run_log = run(Pipeline(steps=[PythonTask(name="first", function=first, returns=["y"])]))
+    assert (run_log.parameters["y"].kind, run_log.parameters["y"].value) == ("json", 42)
