@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+from contextlib import ExitStack
 from typing import Any, TextIO
 
 from runnable_dask.runtime.binding import to_param
@@ -55,7 +56,8 @@ def run_notebook(
         )
     injected = {n: p.value for n, p in params.items() if p.kind != "object"}
     names = [r.name for r in task.returns]
-    with tempfile.TemporaryDirectory(prefix="runnable-dask-nb-") as scratch:
+    with ExitStack() as stack:
+        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="runnable-dask-nb-"))
         returns_file = os.path.join(scratch, "returns.pickle")
         source = os.path.join(scratch, os.path.basename(task.notebook))
         executed = os.path.join(scratch, "executed.ipynb")
@@ -65,12 +67,13 @@ def run_notebook(
             cell.metadata["tags"] = [_RETURNS_TAG]
             notebook.cells.append(cell)
         nbformat.write(notebook, source)
+        kernel_output = stack.enter_context(open(os.path.join(scratch, "kernel.log"), "w+"))
         options: dict[str, Any] = {
             "progress_bar": False,
             "log_output": False,
             "stdout_file": log,
             "stderr_file": log,
-            # The kernel's own start-up warnings (TCP transport) are noise on every run.
+            "kernel_manager_class": _ipc_kernel_manager(scratch, kernel_output),
             "extra_arguments": ["--IPKernelApp.log_level=ERROR"],
             **task.optional_ploomber_args,
         }
@@ -81,6 +84,8 @@ def run_notebook(
                 f"cell {exc.exec_count} of {task.notebook} raised {exc.ename}: {exc.evalue}"
             ) from None
         finally:
+            kernel_output.seek(0)
+            log.write(kernel_output.read())
             if os.path.exists(executed):
                 _store_without_returns_cell(executed, catalog, task, internal_name)
         values = _read_returns(returns_file)
@@ -88,6 +93,31 @@ def run_notebook(
     if missing:
         raise NotebookError(f"{task.notebook} never set {missing}; assign them in a cell")
     return {r.name: to_param(r, values[r.name]) for r in task.returns}
+
+
+def _ipc_kernel_manager(folder: str, process_output: TextIO) -> type:
+    """A kernel manager whose sockets are files in ``folder``, not TCP ports.
+
+    Kernels started at the same moment in several processes race for free TCP ports
+    ("ZMQError: Address already in use", jupyter/jupyter_client#154); a private folder
+    per step cannot collide, and the kernel has no unencrypted TCP port to warn about.
+    What the kernel process itself prints (not the cells' output) goes to
+    ``process_output`` instead of the worker's terminal.
+    """
+    from jupyter_client import AsyncKernelManager
+
+    class IpcKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.transport = "ipc"
+            self.ip = os.path.join(folder, "kernel")
+
+        async def start_kernel(self, **kwargs: Any) -> None:
+            kwargs.setdefault("stdout", process_output)
+            kwargs.setdefault("stderr", process_output)
+            await super().start_kernel(**kwargs)
+
+    return IpcKernelManager
 
 
 def _store_without_returns_cell(
