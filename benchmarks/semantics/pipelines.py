@@ -2,7 +2,8 @@
 
 ``SEMANTICS_LIBRARY=runnable python pipelines.py <case> [parameters.yaml]`` builds and
 runs one case with ``runnable`` or ``runnable_dask`` (the default; the only difference is
-the import), inside a top-level function as runnable requires. ``compare.py`` runs every case with both and compares the outcomes.
+the import), inside a top-level function as runnable requires. ``compare.py`` runs
+every case with both and compares the outcomes.
 """
 
 from __future__ import annotations
