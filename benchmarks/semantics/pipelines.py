@@ -71,9 +71,7 @@ def on_failure_succeed():
 
 
 def on_failure_fail():
-    recovery = sd.Pipeline(
-        steps=[sd.Stub(name="report", terminate_with_failure=True)]
-    )
+    recovery = sd.Pipeline(steps=[sd.Stub(name="report", terminate_with_failure=True)])
     return sd.Pipeline(
         steps=[
             sd.PythonTask(name="broken", function=fail, on_failure=recovery),
@@ -105,9 +103,7 @@ def parallel_one_fails():
 
 
 def parameters_file():
-    return sd.Pipeline(
-        steps=[sd.PythonTask(name="scale", function=scale, returns=["scaled"])]
-    )
+    return sd.Pipeline(steps=[sd.PythonTask(name="scale", function=scale, returns=["scaled"])])
 
 
 def terminate_with_failure():

@@ -75,6 +75,8 @@ def run_notebook(
             "stderr_file": log,
             "kernel_manager_class": _ipc_kernel_manager(scratch, kernel_output),
             "extra_arguments": ["--IPKernelApp.log_level=ERROR"],
+            # The outputs are read by then; a graceful shutdown sometimes waits seconds.
+            "shutdown_kernel": "immediate",
             **task.optional_ploomber_args,
         }
         try:
