@@ -66,7 +66,11 @@ def run_attempt(
         finally:
             if task.catalog is not None and task.catalog.put:
                 try:
-                    records.extend(catalog.put(task.catalog.put, task.catalog.store_copy))
+                    records.extend(
+                        catalog.put(
+                            task.catalog.put, task.catalog.store_copy, require_match=not message
+                        )
+                    )
                 except Exception as exc:
                     message = message or f"{type(exc).__name__}: {exc}"
                     log.write(traceback.format_exc())

@@ -63,12 +63,25 @@ class RunCatalog:
                 records.append(self._record(relative, "get"))
         return records
 
-    def put(self, patterns: list[str], store_copy: bool = True) -> list[CatalogRecord]:
-        """Copy files matching ``patterns`` from the working folder into the catalog."""
+    def put(
+        self, patterns: list[str], store_copy: bool = True, require_match: bool = True
+    ) -> list[CatalogRecord]:
+        """Copy files matching ``patterns`` from the working folder into the catalog.
+
+        A pattern that matches nothing is an error when ``require_match`` (the step said
+        it would write the file); after a failed step, what exists is put and the rest
+        is passed over.
+        """
         fs, root = self._fs_root
         records = []
         for pattern in patterns:
-            for relative in _local_files(pattern):
+            files = _local_files(pattern)
+            if not files and require_match:
+                raise CatalogError(
+                    f"catalog put {pattern!r} matched no file in {os.getcwd()}; the step "
+                    "must write it there (relative to the working folder), or fix the pattern"
+                )
+            for relative in files:
                 if store_copy:
                     target = f"{root}/{relative}"
                     fs.makedirs(os.path.dirname(target), exist_ok=True)

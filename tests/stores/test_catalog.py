@@ -71,8 +71,13 @@ def test_get_that_matches_nothing_says_so(catalog: RunCatalog) -> None:
         catalog.get(["model.pkl"])
 
 
-def test_put_that_matches_nothing_records_nothing(catalog: RunCatalog) -> None:
-    assert catalog.put(["nothing*.csv"]) == []
+def test_put_that_matches_nothing_says_so(catalog: RunCatalog) -> None:
+    with pytest.raises(CatalogError, match=r"catalog put 'nothing\*\.csv' matched no file in"):
+        catalog.put(["nothing*.csv"])
+
+
+def test_put_after_a_failure_passes_over_what_is_missing(catalog: RunCatalog) -> None:
+    assert catalog.put(["nothing*.csv"], require_match=False) == []
 
 
 def test_an_fsspec_url_works_as_the_location(workdir: Path) -> None:
@@ -132,6 +137,21 @@ def test_a_failing_task_still_puts_what_it_wrote(run: Callable[..., Any], workdi
     with pytest.raises(ExecutionFailedError, match="RuntimeError: crashed halfway"):
         run(Pipeline(steps=[task]))
     assert (workdir / ".catalog" / "test-run" / "partial.txt").read_text() == "half"
+
+
+def test_a_put_that_matches_nothing_fails_the_step(
+    run: Callable[..., Any], stored_run_log: Callable[..., Any]
+) -> None:
+    def forgets_to_write() -> None:
+        return None
+
+    task = PythonTask(name="train", function=forgets_to_write, catalog=Catalog(put=["model.pkl"]))
+    with pytest.raises(
+        ExecutionFailedError, match=r"train: CatalogError: catalog put 'model\.pkl' matched no"
+    ):
+        run(Pipeline(steps=[task, PythonTask(name="after", function=forgets_to_write)]))
+    assert stored_run_log().steps["train"].status == "FAIL"
+    assert "after" not in stored_run_log().steps
 
 
 def test_a_get_that_matches_nothing_fails_the_step(
