@@ -15,7 +15,12 @@ from typing import Any
 
 from runnable_dask.config import Configuration, load_configuration
 from runnable_dask.console import RunConsole
-from runnable_dask.exceptions import ConfigurationError, ExecutionFailedError, RunLogExistsError
+from runnable_dask.exceptions import (
+    ConfigurationError,
+    ExecutionFailedError,
+    RunLogExistsError,
+    RunnableDaskError,
+)
 from runnable_dask.executors import Finished, open_executor
 from runnable_dask.lower import lower
 from runnable_dask.parameters import load_parameters
@@ -67,6 +72,7 @@ def execute(
     recorder = RunRecorder(run_log, plan, store, console, _code_identities())
     log_path = str(store.path(run_log.run_id))
     dashboard = None
+    broken: Exception | None = None
     try:
         with open_executor(config.pipeline_executor) as executor:
             dashboard = executor.dashboard_link
@@ -80,12 +86,20 @@ def execute(
             graph, end_key = lower(plan, ctx, params)
             executor.submit(graph, end_key, events)
             _record_until_finished(events, recorder)
-    except BaseException as exc:
+    except Exception as exc:  # the cluster or the graph broke, not a step
+        recorder.fail_run(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, RunnableDaskError):
+            raise
+        broken = exc
+    except BaseException as exc:  # an interrupt: record it, then let it stop the program
         recorder.fail_run(f"{type(exc).__name__}: {exc}")
         raise
     finally:
         recorder.close()
         console.run_finished(run_log, time.monotonic() - began, log_path, catalog.url(), dashboard)
+    if broken is not None:
+        failures = run_log.failures() or [("run", f"{type(broken).__name__}: {broken}")]
+        raise ExecutionFailedError(run_log.run_id, failures, log_path) from broken
     if run_log.status != "SUCCESS":
         raise ExecutionFailedError(run_log.run_id, run_log.failures(), log_path)
     return run_log

@@ -13,6 +13,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import dask
 import pytest
 import yaml
 from distributed import Client, LocalCluster
@@ -42,6 +43,10 @@ def nap_and_tell() -> tuple[int, float, float]:
 
 def explode() -> None:
     raise RuntimeError("the worker says no")
+
+
+def kill_own_worker() -> None:
+    os._exit(1)
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +144,36 @@ def test_failure_on_a_worker_is_recorded_with_its_traceback(on_cluster, tmp_path
     assert "after" not in run_log.steps
     log = tmp_path / ".catalog" / "worker-fails" / "logs" / "explode.execution.log"
     assert 'raise RuntimeError("the worker says no")' in log.read_text()
+
+
+def test_a_step_that_kills_its_worker_fails_the_run_with_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as fragile,
+    ):
+        config = tmp_path / "fragile.yaml"
+        address = {"address": fragile.scheduler_address}
+        config.write_text(
+            yaml.safe_dump({"pipeline-executor": {"type": "dask", "config": address}})
+        )
+        pipeline = Pipeline(
+            steps=[Stub(name="before"), PythonTask(name="suicide", function=kill_own_worker)]
+        )
+        with pytest.raises(ExecutionFailedError, match="suicide: KilledWorker"):
+            pipeline.execute(configuration_file=str(config), run_id="killed")
+
+    run_log = RunLogStore(tmp_path / ".run_log_store").read("killed")
+    assert run_log.status == "FAIL"
+    assert run_log.steps["before"].status == "SUCCESS"
+    assert run_log.steps["suicide"].status == "FAIL"
+    assert "KilledWorker" in run_log.steps["suicide"].message
 
 
 USER_MODULE = """
