@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.console import Console
 from rich.markup import escape
 
@@ -55,7 +57,9 @@ class RunConsole:
         run_log_path: str,
         catalog: str,
         dashboard_link: str | None,
+        step_log: Callable[[str], str],
     ) -> None:
+        """The summary; each failed step with its message and where its full log is."""
         colour = "green" if run_log.status == "SUCCESS" else "red"
         self.console.print(
             f"[bold]Run {escape(run_log.run_id)}[/] [bold {colour}]{run_log.status}[/] "
@@ -67,3 +71,4 @@ class RunConsole:
             self.console.print(f"  Dashboard: {dashboard_link}")
         for internal_name, message in run_log.failures():
             self.console.print(f"  [red]failed[/] {escape(internal_name)}: {escape(message)}")
+            self.console.print(f"         log: {escape(step_log(internal_name))}")

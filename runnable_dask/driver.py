@@ -27,6 +27,7 @@ from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import build_plan
 from runnable_dask.recorder import RunRecorder
 from runnable_dask.run_id import generate_run_id
+from runnable_dask.runtime.attempt import log_name
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.tokens import summarise
 from runnable_dask.sdk import Pipeline
@@ -96,7 +97,14 @@ def execute(
         raise
     finally:
         recorder.close()
-        console.run_finished(run_log, time.monotonic() - began, log_path, catalog.url(), dashboard)
+        console.run_finished(
+            run_log,
+            time.monotonic() - began,
+            log_path,
+            catalog.url(),
+            dashboard,
+            step_log=lambda internal_name: catalog.url(log_name(internal_name)),
+        )
     if broken is not None:
         failures = run_log.failures() or [("run", f"{type(broken).__name__}: {broken}")]
         raise ExecutionFailedError(run_log.run_id, failures, log_path) from broken

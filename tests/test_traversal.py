@@ -94,6 +94,27 @@ def test_a_failing_step_fails_the_run(
     assert log.rstrip().endswith("ValueError: the input was bad")
 
 
+def test_the_console_shows_progress_and_a_summary_pointing_at_the_failure(
+    run: Run, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipeline = Pipeline(
+        steps=[Stub(name="before"), PythonTask(name="broken", function=raise_value_error)]
+    )
+    with pytest.raises(ExecutionFailedError):
+        run(pipeline)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Run test-run on local threads (")
+    started = lines.index("  started  before")
+    failed = next(i for i, x in enumerate(lines) if x.startswith("  FAILED   broken ("))
+    ended = next(i for i, x in enumerate(lines) if x.startswith("Run test-run FAIL in "))
+    assert started < failed < ended
+    summary = lines[ended:]
+    assert "  Run log:   .run_log_store/test-run.json" in summary
+    assert "  failed broken: ValueError: the input was bad" in summary
+    log = workdir / ".catalog" / "test-run" / "logs" / "broken.execution.log"
+    assert f"         log: {log}" in summary
+
+
 def test_what_a_python_step_prints_is_its_log(run: Run, step_log: Callable[..., str]) -> None:
     def chatty() -> None:
         print("hello from the step")
