@@ -69,6 +69,8 @@ class RunConsole:
         self.console.print(f"  Catalog:   {escape(catalog)}")
         if dashboard_link:
             self.console.print(f"  Dashboard: {dashboard_link}")
-        for internal_name, message in run_log.failures():
-            self.console.print(f"  [red]failed[/] {escape(internal_name)}: {escape(message)}")
-            self.console.print(f"         log: {escape(step_log(internal_name))}")
+        for step in run_log.failed_steps():
+            name, message = escape(step.internal_name), escape(step.message)
+            self.console.print(f"  [red]failed[/] {name}: {message}")
+            if step.attempts:  # a step stopped mid-run has no log yet
+                self.console.print(f"         log: {escape(step_log(step.internal_name))}")

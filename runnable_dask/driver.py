@@ -88,12 +88,12 @@ def execute(
             executor.submit(graph, end_key, events)
             _record_until_finished(events, recorder)
     except Exception as exc:  # the cluster or the graph broke, not a step
-        recorder.fail_run(f"{type(exc).__name__}: {exc}")
+        recorder.fail_run(_describe(exc))
         if isinstance(exc, RunnableDaskError):
             raise
         broken = exc
     except BaseException as exc:  # an interrupt: record it, then let it stop the program
-        recorder.fail_run(f"{type(exc).__name__}: {exc}")
+        recorder.fail_run(_describe(exc))
         raise
     finally:
         recorder.close()
@@ -106,7 +106,7 @@ def execute(
             step_log=lambda internal_name: catalog.url(log_name(internal_name)),
         )
     if broken is not None:
-        failures = run_log.failures() or [("run", f"{type(broken).__name__}: {broken}")]
+        failures = run_log.failures() or [("run", _describe(broken))]
         raise ExecutionFailedError(run_log.run_id, failures, log_path) from broken
     if run_log.status != "SUCCESS":
         raise ExecutionFailedError(run_log.run_id, run_log.failures(), log_path)
@@ -156,6 +156,11 @@ def _claim_run_log(store: RunLogStore, requested: str, template: RunLog) -> RunL
         except RunLogExistsError:
             continue
         return run_log
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _absolute(location: str) -> str:

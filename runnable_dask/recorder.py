@@ -78,7 +78,7 @@ class RunRecorder:
         for internal_name in self.unfinished:
             step = self._steps(self._branch_of.get(internal_name, ""))[internal_name]
             step.status = "FAIL"
-            step.message = step.message or message
+            step.message = step.message or f"stopped while running: {message}"
         self._dirty = True
 
     def idle(self) -> None:

@@ -166,7 +166,9 @@ def test_a_step_that_kills_its_worker_fails_the_run_with_a_clear_error(tmp_path,
         pipeline = Pipeline(
             steps=[Stub(name="before"), PythonTask(name="suicide", function=kill_own_worker)]
         )
-        with pytest.raises(ExecutionFailedError, match="suicide: KilledWorker"):
+        with pytest.raises(
+            ExecutionFailedError, match="suicide: stopped while running: KilledWorker"
+        ):
             pipeline.execute(configuration_file=str(config), run_id="killed")
 
     run_log = RunLogStore(tmp_path / ".run_log_store").read("killed")

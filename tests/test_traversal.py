@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +28,7 @@ from runnable_dask import (
     pickled,
 )
 from runnable_dask.exceptions import RunLogExistsError
+from runnable_dask.stores.runlog_store import RunLogStore
 
 Run = Callable[..., Any]
 
@@ -412,3 +415,53 @@ def test_a_step_runs_in_the_working_folder_and_sees_the_environment(
     run_log = run(Pipeline(steps=[PythonTask(name="where", function=where, returns=["cwd", "s"])]))
     assert Path(run_log.parameters["cwd"].value).resolve() == workdir.resolve()
     assert run_log.parameters["s"].value == "value"
+
+
+INTERRUPTED_SCRIPT = """
+import time
+from runnable_dask import Pipeline, PythonTask, Stub
+
+def first():
+    return 1
+
+def long_step():
+    time.sleep(60)
+
+if __name__ == "__main__":
+    Pipeline(
+        steps=[
+            PythonTask(name="first", function=first, returns=["count"]),
+            PythonTask(name="long_step", function=long_step),
+            Stub(name="after"),
+        ]
+    ).execute(configuration_file="local.yaml", run_id="interrupted")
+"""
+
+
+def test_an_interrupted_run_keeps_what_it_recorded(local_config: Path, workdir: Path) -> None:
+    (workdir / "interrupted.py").write_text(INTERRUPTED_SCRIPT)
+    log_file = workdir / ".run_log_store" / "interrupted.json"
+    process = subprocess.Popen(
+        [sys.executable, "interrupted.py"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # wait until the long step is recorded as running
+        if log_file.exists() and '"long_step"' in log_file.read_text():
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=30)
+
+    assert process.returncode != 0
+    assert "KeyboardInterrupt" in output
+    run_log = RunLogStore(workdir / ".run_log_store").read("interrupted")
+    assert run_log.status == "FAIL"
+    assert run_log.steps["first"].status == "SUCCESS"
+    assert run_log.steps["first"].attempts[0].output_parameters["count"].value == 1
+    assert run_log.steps["long_step"].status == "FAIL"
+    assert run_log.steps["long_step"].message == "stopped while running: KeyboardInterrupt"
+    assert "after" not in run_log.steps

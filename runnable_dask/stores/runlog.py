@@ -102,10 +102,12 @@ class RunLog(_Record):
                 return step
         raise KeyError(f"no step {internal_name!r} in run {self.run_id!r}")
 
-    def failures(self) -> list[tuple[str, str]]:
-        """(internal name, message) of every failed task step, in recorded order."""
+    def failed_steps(self) -> list[StepLog]:
+        """Every failed task or stub, in recorded order (not the composites above them)."""
         return [
-            (s.internal_name, s.message)
-            for s in self.walk()
-            if s.status == "FAIL" and s.step_type not in ("fail", "parallel")
+            s for s in self.walk() if s.status == "FAIL" and s.step_type not in ("fail", "parallel")
         ]
+
+    def failures(self) -> list[tuple[str, str]]:
+        """(internal name, message) of every failed step, in recorded order."""
+        return [(s.internal_name, s.message) for s in self.failed_steps()]
