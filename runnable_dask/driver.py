@@ -22,7 +22,7 @@ from runnable_dask.exceptions import (
     RunnableDaskError,
 )
 from runnable_dask.executors import Finished, open_executor
-from runnable_dask.lower import lower
+from runnable_dask.lower import lower, step_keys
 from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import build_plan
 from runnable_dask.recorder import RunRecorder
@@ -88,7 +88,8 @@ def execute(
             executor.submit(graph, end_key, events)
             _record_until_finished(events, recorder)
     except Exception as exc:  # the cluster or the graph broke, not a step
-        recorder.fail_run(_describe(exc))
+        culprit = step_keys(plan, run_log.run_id).get(getattr(exc, "task", None))
+        recorder.fail_run(_describe(exc), culprit)
         if isinstance(exc, RunnableDaskError):
             raise
         broken = exc

@@ -44,6 +44,15 @@ def lower(plan: Plan, ctx: RunContext, params: dict[str, Any]) -> tuple[Graph, s
     return graph, end
 
 
+def step_keys(plan: Plan, run_id: str) -> dict[str, str]:
+    """Task key -> internal name of every step, to name the step behind a Dask error."""
+    return {
+        _key(node.name, run_id, node.internal_name): node.internal_name
+        for branch, node in plan.nodes()
+        if node.internal_name not in branch.terminals
+    }
+
+
 def _lower_branch(
     graph: Graph,
     branch: Branch,

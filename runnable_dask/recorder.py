@@ -40,8 +40,10 @@ class RunRecorder:
         self._composite_of: dict[str, str] = {}
         self._branches_of: dict[str, list[str]] = {}
         self._started: dict[str, float] = {}
+        self._type_of: dict[str, str] = {}
         for branch, node in plan.nodes():
             self._branch_of[node.internal_name] = branch.internal_name
+            self._type_of[node.internal_name] = node.step_type
             for sub in node.branches:
                 self._composite_of[sub.internal_name] = node.internal_name
             self._branches_of[node.internal_name] = [b.internal_name for b in node.branches]
@@ -71,10 +73,21 @@ class RunRecorder:
         self._dirty = True
         self._write_if_due()
 
-    def fail_run(self, message: str) -> None:
-        """The run could not finish (a cluster error, an interrupt): record it as FAIL."""
+    def fail_run(self, message: str, culprit: str | None = None) -> None:
+        """The run could not finish (a cluster error, an interrupt): record it as FAIL.
+
+        ``culprit`` is the step Dask blamed (the task that killed its workers); it is
+        recorded even when its worker died before its start could be reported.
+        """
         self.run_log.status = "FAIL"
         self.run_log.run_config["error"] = message
+        if culprit is not None and culprit not in self._started:
+            self._steps(self._branch_of.get(culprit, ""))[culprit] = StepLog(
+                name=culprit.rsplit(".", 1)[-1],
+                internal_name=culprit,
+                step_type=self._type_of[culprit],
+            )
+            self._started[culprit] = time.monotonic()
         for internal_name in self.unfinished:
             step = self._steps(self._branch_of.get(internal_name, ""))[internal_name]
             step.status = "FAIL"
