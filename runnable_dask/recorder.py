@@ -64,10 +64,12 @@ class RunRecorder:
         elif kind == "step":
             self._on_step(event)
         elif kind == "branch":
+            self._on_step(event["terminal"])
             branch = self._branch(event["internal_name"])
             branch.status = event["status"]
             branch.parameters = _parameters(event["parameters"])
         elif kind == "run_end":
+            self._on_step(event["terminal"])
             self.run_log.parameters = _parameters(event["parameters"])
             self.run_log.status = event["status"]
         self._dirty = True

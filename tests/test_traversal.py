@@ -107,10 +107,11 @@ def test_the_console_shows_progress_and_a_summary_pointing_at_the_failure(
         run(pipeline)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("Run test-run on local threads (")
-    started = lines.index("  started  before")
+    stub_done = next(i for i, x in enumerate(lines) if x.startswith("  done     before ("))
+    started = lines.index("  started  broken")
     failed = next(i for i, x in enumerate(lines) if x.startswith("  FAILED   broken ("))
     ended = next(i for i, x in enumerate(lines) if x.startswith("Run test-run FAIL in "))
-    assert started < failed < ended
+    assert stub_done < started < failed < ended
     summary = lines[ended:]
     assert "  Run log:   .run_log_store/test-run.json" in summary
     assert "  failed broken: ValueError: the input was bad" in summary

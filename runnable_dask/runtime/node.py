@@ -52,7 +52,8 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
     node = call.node
     changed = frozenset() if call.opens_branch else token.changed
     started = now()
-    ctx.report(_start_event(node.internal_name, node.name, node.step_type, started))
+    if node.kind != "stub":  # a stub ends as it starts: its one record says both
+        ctx.report(_start_event(node.internal_name, node.name, node.step_type, started))
     if node.kind == "stub":
         ok, attempt, outputs, records = True, _stub_attempt(started, token), {}, []
     else:
@@ -122,14 +123,13 @@ def run_branch_end(ctx: RunContext, call: EndCall, *incoming: Token) -> BranchEn
     internal_name, kind = call.terminals[token.target]
     started = now()
     name = internal_name.rsplit(".", 1)[-1]
-    ctx.report(_start_event(internal_name, name, kind, started))
     status = "SUCCESS" if kind == "success" else "FAIL"
     attempt = _stub_attempt(started, token)
-    ctx.report(_step_event(internal_name, name, kind, "SUCCESS", "", [attempt], []))
     changed = frozenset() if call.opens_branch else token.changed
     ctx.report(
         {
             "event": "run_end" if call.is_root else "branch",
+            "terminal": _step_event(internal_name, name, kind, "SUCCESS", "", [attempt], []),
             "internal_name": call.branch,
             "status": status,
             "parameters": summarise(token.params),
