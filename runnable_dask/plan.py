@@ -92,7 +92,7 @@ def build_plan(pipeline: Pipeline) -> Plan:
 
 def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
     prefix = f"{internal_name}." if internal_name else ""
-    pipelines = _pipelines_sharing_terminals(pipeline)
+    pipelines = pipeline.with_failure_pipelines()
     success = prefix + _terminal_name(pipeline, Success, DEFAULT_SUCCESS)
     fail = prefix + DEFAULT_FAIL
     entry_of = {id(p): prefix + p.steps[0].name for p in pipelines}
@@ -134,19 +134,6 @@ def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
         entry=entry_of[id(pipeline)],
         terminals=frozenset(terminals),
     )
-
-
-def _pipelines_sharing_terminals(pipeline: Pipeline) -> list[Pipeline]:
-    """The pipeline then its on_failure pipelines, breadth first, each once."""
-    ordered: list[Pipeline] = []
-    pending = [pipeline]
-    while pending:
-        current = pending.pop(0)
-        if any(current is known for known in ordered):
-            continue
-        ordered.append(current)
-        pending.extend(s.on_failure for s in current.steps if getattr(s, "on_failure", None))
-    return ordered
 
 
 def _terminal_name(pipeline: Pipeline, kind: type, default: str) -> str:

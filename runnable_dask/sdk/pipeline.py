@@ -54,7 +54,7 @@ class Pipeline(SdkModel):
     def _well_formed(self) -> Pipeline:
         problems = list(_termination_problems(self.steps))
         seen: dict[str, str] = {}
-        for step in _steps_sharing_terminals(self):
+        for step in (s for p in self.with_failure_pipelines() for s in p.steps):
             if step.name in RESERVED_NAMES and not isinstance(step, (Success, Fail)):
                 problems.append(
                     f"{step.who}: the name {step.name!r} is reserved for the pipeline's "
@@ -69,6 +69,22 @@ class Pipeline(SdkModel):
         if problems:
             raise PipelineDefinitionError(problems)
         return self
+
+    def with_failure_pipelines(self) -> list[Pipeline]:
+        """This pipeline, then the on_failure pipelines of its steps (theirs too), each once.
+
+        They share this pipeline's terminal nodes, so their step names must be unique
+        together and their steps live beside this pipeline's in the run log.
+        """
+        ordered: list[Pipeline] = []
+        pending = [self]
+        while pending:
+            current = pending.pop(0)
+            if any(current is known for known in ordered):
+                continue
+            ordered.append(current)
+            pending.extend(s.on_failure for s in current.steps if getattr(s, "on_failure", None))
+        return ordered
 
     def execute(
         self,
@@ -109,18 +125,3 @@ def _termination_problems(steps: list[Any]) -> Iterator[str]:
                 f"{step.who} has terminate_with_{flag}=True but is not the last step; "
                 "only the last step may end the pipeline, so move it or drop the flag"
             )
-
-
-def _steps_sharing_terminals(pipeline: Pipeline) -> Iterator[Any]:
-    """The steps of a pipeline and of its on_failure pipelines, each pipeline once."""
-    seen: set[int] = set()
-    pending = [pipeline]
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        for step in current.steps:
-            yield step
-            if getattr(step, "on_failure", None) is not None:
-                pending.append(step.on_failure)

@@ -132,7 +132,7 @@ def _makedirs_once(fs: fsspec.AbstractFileSystem, folder: str) -> None:
 
 
 def _local_files(pattern: str) -> list[str]:
-    found = []
+    found: list[str] = []
     for match in sorted(glob.glob(pattern, recursive=True)):
         if os.path.isdir(match):
             for folder, _, files in os.walk(match):
