@@ -88,7 +88,7 @@ def execute(
             executor.submit(graph, end_key, events)
             _record_until_finished(events, recorder)
     except Exception as exc:  # the cluster or the graph broke, not a step
-        culprit = step_keys(plan, run_log.run_id).get(getattr(exc, "task", None))
+        culprit = step_keys(plan, run_log.run_id).get(str(getattr(exc, "task", "")))
         recorder.fail_run(_describe(exc), culprit)
         if isinstance(exc, RunnableDaskError):
             raise

@@ -71,7 +71,7 @@ def _lower_branch(
     entry = branch.entry
     for node in steps:
         is_entry = node.internal_name == entry
-        node_inputs = inputs if is_entry else routes[node.internal_name]
+        node_inputs: list[str | Token] = inputs if is_entry else [*routes[node.internal_name]]
         call = StepCall(
             node=replace(node, branches=()),
             accept=accept if is_entry else node.internal_name,

@@ -98,7 +98,7 @@ def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
     entry_of = {id(p): prefix + p.steps[0].name for p in pipelines}
 
     nodes: list[Node] = []
-    terminals = {success: "success", fail: "fail"}
+    terminals: dict[str, NodeKind] = {success: "success", fail: "fail"}
     for current in pipelines:
         steps = current.steps
         for index, step in enumerate(steps):
@@ -137,7 +137,7 @@ def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
 
 
 def _terminal_name(pipeline: Pipeline, kind: type, default: str) -> str:
-    last = pipeline.steps[-1]
+    last: Any = pipeline.steps[-1]
     return last.name if isinstance(last, kind) else default
 
 

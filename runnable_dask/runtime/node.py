@@ -8,7 +8,7 @@ task: Dask starts each when its inputs exist, so nesting never deadlocks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from runnable_dask.plan import Node
 from runnable_dask.runtime.attempt import now, run_attempt
@@ -123,7 +123,7 @@ def run_branch_end(ctx: RunContext, call: EndCall, *incoming: Token) -> BranchEn
     internal_name, kind = call.terminals[token.target]
     started = now()
     name = internal_name.rsplit(".", 1)[-1]
-    status = "SUCCESS" if kind == "success" else "FAIL"
+    status: Literal["SUCCESS", "FAIL"] = "SUCCESS" if kind == "success" else "FAIL"
     attempt = _stub_attempt(started, token)
     changed = frozenset() if call.opens_branch else token.changed
     ctx.report(
