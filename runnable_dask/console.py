@@ -69,8 +69,10 @@ class RunConsole:
         self.console.print(f"  Catalog:   {escape(catalog)}")
         if dashboard_link:
             self.console.print(f"  Dashboard: {dashboard_link}")
+        # In a run that succeeded, a failed step was handled by an on_failure pipeline.
+        label = "[red]failed[/]" if run_log.status == "FAIL" else "[yellow]handled[/]"
         for step in run_log.failed_steps():
             name, message = escape(step.internal_name), escape(step.message)
-            self.console.print(f"  [red]failed[/] {name}: {message}")
+            self.console.print(f"  {label} {name}: {message}")
             if step.attempts:  # a step stopped mid-run has no log yet
                 self.console.print(f"         log: {escape(step_log(step.internal_name))}")

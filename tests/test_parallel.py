@@ -313,3 +313,33 @@ def test_a_parallel_step_followed_by_a_step_in_a_branch(run: Run) -> None:
         "fan.only.second",
         "fan.only.success",
     ]
+
+
+def test_a_failing_parallel_step_takes_its_on_failure_pipeline(
+    run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken() -> None:
+        raise ValueError("branch broke")
+
+    def recover() -> str:
+        return "recovered"
+
+    branches = {
+        "bad": Pipeline(steps=[task("work", broken)]),
+        "good": Pipeline(steps=[Stub(name="work")]),
+    }
+    recovery = Pipeline(steps=[task("recover", recover, ["how"])])
+    run_log = run(
+        Pipeline(
+            steps=[
+                Parallel(name="fan", branches=branches, on_failure=recovery),
+                Stub(name="never"),
+            ]
+        )
+    )
+    assert run_log.status == "SUCCESS"
+    assert list(run_log.steps) == ["fan", "recover", "success"]
+    assert run_log.steps["fan"].status == "FAIL"
+    assert run_log.steps["fan"].branches["fan.good"].status == "SUCCESS"
+    assert run_log.parameters["how"].value == "recovered"
+    assert "  handled fan.bad.work: ValueError: branch broke" in capsys.readouterr().out
