@@ -99,7 +99,7 @@ class RunRecorder:
     def idle(self) -> None:
         """Nothing arrived for a while: write what is pending, so progress is visible."""
         if self._dirty:
-            self._write()
+            self._write_if_due()
 
     def close(self) -> None:
         """Write the final run log."""

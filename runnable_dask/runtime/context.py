@@ -40,3 +40,7 @@ class RunContext:
     run_id: str
     catalog_location: str
     report: Reporter
+
+    def __dask_tokenize__(self) -> tuple[str, ...]:
+        # One per run and the same in every task: no need to hash the reporter each time.
+        return ("RunContext", self.run_id, self.catalog_location)

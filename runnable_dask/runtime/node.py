@@ -33,6 +33,11 @@ class StepCall:
     accept: str
     opens_branch: bool
 
+    def __dask_tokenize__(self) -> tuple[str, ...]:
+        # Dask hashes every argument of a submitted graph; the internal name identifies
+        # the step, where hashing its whole definition cost seconds on wide pipelines.
+        return ("StepCall", self.node.internal_name, self.accept, str(self.opens_branch))
+
 
 @dataclass(frozen=True, slots=True)
 class EndCall:
@@ -42,6 +47,9 @@ class EndCall:
     terminals: dict[str, tuple[str, str]]
     opens_branch: bool
     is_root: bool
+
+    def __dask_tokenize__(self) -> tuple[str, ...]:
+        return ("EndCall", self.branch, str(self.opens_branch), *sorted(self.terminals))
 
 
 def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
