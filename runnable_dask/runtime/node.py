@@ -60,11 +60,10 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
     node = call.node
     changed = frozenset() if call.opens_branch else token.changed
     started = now()
-    if node.kind != "stub":  # a stub ends as it starts: its one record says both
-        ctx.report(_start_event(node.internal_name, node.name, node.step_type, started))
-    if node.kind == "stub":
+    if node.kind == "stub":  # a stub ends as it starts: its one record says both
         ok, attempt, outputs, records = True, _stub_attempt(started, token), {}, []
     else:
+        ctx.report(_start_event(node.internal_name, node.name, node.step_type, started))
         catalog = RunCatalog(ctx.catalog_location, ctx.run_id)
         result = run_attempt(node.step, node.internal_name, token.params, catalog, started)
         ok, attempt = result.ok, result.attempt
