@@ -343,3 +343,60 @@ def test_a_failing_parallel_step_takes_its_on_failure_pipeline(
     assert run_log.steps["fan"].branches["fan.good"].status == "SUCCESS"
     assert run_log.parameters["how"].value == "recovered"
     assert "  handled fan.bad.work: ValueError: branch broke" in capsys.readouterr().out
+
+
+def test_on_failure_pipelines_with_parallels_inside_nested_branches(run: Run) -> None:
+    def broken() -> None:
+        raise ValueError("deep failure")
+
+    def one() -> int:
+        return 1
+
+    def add(v: int) -> int:
+        return v + 1
+
+    recovery = Pipeline(
+        steps=[
+            Parallel(
+                name="rp",
+                branches={
+                    "x": Pipeline(steps=[task("r", one, ["v"])]),
+                    "y": Pipeline(steps=[Stub(name="s")]),
+                },
+            ),
+            task("after_rec", add, ["v"]),
+        ]
+    )
+    failing = Pipeline(
+        steps=[PythonTask(name="b", function=broken, on_failure=recovery), Stub(name="never")]
+    )
+    deep = Pipeline(
+        steps=[
+            Parallel(
+                name="l1",
+                branches={
+                    "a": Pipeline(
+                        steps=[
+                            Parallel(
+                                name="l2",
+                                branches={
+                                    "c": failing,
+                                    "d": Pipeline(steps=[Success(name="ok")]),
+                                },
+                            )
+                        ]
+                    )
+                },
+            )
+        ]
+    )
+    run_log = run(
+        Pipeline(steps=[Parallel(name="top", branches={"m": deep}), task("final", add, ["v"])])
+    )
+
+    assert run_log.status == "SUCCESS"
+    assert run_log.parameters["v"].value == 3  # 1 from r, +1 after_rec, +1 final
+    assert run_log.step("top.m.l1.a.l2.c.b").status == "FAIL"
+    assert "top.m.l1.a.l2.c.never" not in [s.internal_name for s in run_log.walk()]
+    for path in ("top.m.l1.a.l2.c.rp.x.r", "top.m.l1.a.l2.c.after_rec", "top.m.l1.a.l2.d.ok"):
+        assert run_log.step(path).status == "SUCCESS"
