@@ -90,7 +90,7 @@ def _lower_branch(
         else:
             graph[keys[node.internal_name]] = (run_step, ctx, call, *node_inputs)
 
-    terminals = {t: (t, _terminal_kind(branch, t)) for t in branch.terminals}
+    terminals = {name: (name, kind) for name, kind in branch.terminals.items()}
     end_inputs: list[str | Token] = list(
         dict.fromkeys(k for t in branch.terminals for k in routes.get(t, []))
     )
@@ -106,10 +106,6 @@ def _lower_branch(
     end_key = _key(branch.key or "pipeline", ctx.run_id, branch.internal_name + "/end")
     graph[end_key] = (run_branch_end, ctx, end_call, *end_inputs)
     return end_key
-
-
-def _terminal_kind(branch: Branch, internal_name: str) -> str:
-    return next(n.kind for n in branch.nodes if n.internal_name == internal_name)
 
 
 def _key(name: str, run_id: str, internal_name: str) -> str:

@@ -43,25 +43,20 @@ class Node:
     on_failure: str = ""
     branches: tuple[Branch, ...] = ()
 
-    @property
-    def step_type(self) -> str:
-        """The ``step_type`` the run log records (runnable's vocabulary)."""
-        return self.kind
-
 
 @dataclass(frozen=True, slots=True)
 class Branch:
     """A pipeline or a branch of a composite: its nodes (terminals last) and its entry.
 
     ``entry`` is the internal name of the first step, which may be a terminal
-    (``Pipeline(steps=[Fail()])``).
+    (``Pipeline(steps=[Fail()])``); ``terminals`` maps each terminal to its kind.
     """
 
     internal_name: str
     key: str
     nodes: tuple[Node, ...]
     entry: str
-    terminals: frozenset[str] = field(default_factory=frozenset)
+    terminals: dict[str, NodeKind] = field(default_factory=dict)
 
     def walk(self) -> Iterator[tuple[Branch, Node]]:
         """Every (branch, node) pair below and including this branch, depth first."""
@@ -132,7 +127,7 @@ def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
         key=key,
         nodes=tuple(nodes),
         entry=entry_of[id(pipeline)],
-        terminals=frozenset(terminals),
+        terminals=terminals,
     )
 
 

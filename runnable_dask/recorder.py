@@ -43,7 +43,7 @@ class RunRecorder:
         self._type_of: dict[str, str] = {}
         for branch, node in plan.nodes():
             self._branch_of[node.internal_name] = branch.internal_name
-            self._type_of[node.internal_name] = node.step_type
+            self._type_of[node.internal_name] = node.kind
             for sub in node.branches:
                 self._composite_of[sub.internal_name] = node.internal_name
             self._branches_of[node.internal_name] = [b.internal_name for b in node.branches]

@@ -63,7 +63,7 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
     if node.kind == "stub":  # a stub ends as it starts: its one record says both
         ok, attempt, outputs, records = True, _stub_attempt(started, token), {}, []
     else:
-        ctx.report(_start_event(node.internal_name, node.name, node.step_type, started))
+        ctx.report(_start_event(node.internal_name, node.name, node.kind, started))
         catalog = RunCatalog(ctx.catalog_location, ctx.run_id)
         result = run_attempt(node.step, node.internal_name, token.params, catalog, started)
         ok, attempt = result.ok, result.attempt
@@ -72,7 +72,7 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
         _step_event(
             node.internal_name,
             node.name,
-            node.step_type,
+            node.kind,
             attempt["status"],
             attempt["message"],
             [attempt],
@@ -103,7 +103,7 @@ def run_parallel(
         _step_event(
             node.internal_name,
             node.name,
-            node.step_type,
+            node.kind,
             "FAIL" if failed else "SUCCESS",
             message,
             [],
