@@ -37,6 +37,29 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+def attempt_record(
+    start_time: str,
+    params: dict[str, Param],
+    outputs: dict[str, Param] | None = None,
+    message: str = "",
+    attempt_number: int = 1,
+) -> dict[str, Any]:
+    """An attempt as the run log stores it, ending now; a message means it failed."""
+    outputs = outputs or {}
+    return {
+        "attempt_number": attempt_number,
+        "start_time": start_time,
+        "end_time": now(),
+        "status": "FAIL" if message else "SUCCESS",
+        "message": message,
+        "input_parameters": summarise(params),
+        "output_parameters": summarise(outputs),
+        "user_defined_metrics": {n: p.value for n, p in outputs.items() if p.kind == "metric"},
+        "retry_indicator": "",
+        "code_identities": [],
+    }
+
+
 def log_name(internal_name: str) -> str:
     """Where a step's captured output is kept in the run's catalog."""
     return f"logs/{internal_name}.execution.log"
@@ -76,20 +99,7 @@ def run_attempt(
                     log.write(traceback.format_exc())
     ok = not message
     catalog.write_text(log_name(internal_name), log.getvalue())
-    attempt = {
-        "attempt_number": attempt_number,
-        "start_time": start_time,
-        "end_time": now(),
-        "status": "SUCCESS" if ok else "FAIL",
-        "message": message,
-        "input_parameters": summarise(params),
-        "output_parameters": summarise(outputs) if ok else {},
-        "user_defined_metrics": {n: p.value for n, p in outputs.items() if p.kind == "metric"}
-        if ok
-        else {},
-        "retry_indicator": "",
-        "code_identities": [],
-    }
+    attempt = attempt_record(start_time, params, outputs if ok else {}, message, attempt_number)
     return AttemptResult(
         ok=ok, attempt=attempt, outputs=outputs if ok else {}, data_catalog=records
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runnable_dask.plan import Node
-from runnable_dask.runtime.attempt import now, run_attempt
+from runnable_dask.runtime.attempt import attempt_record, now, run_attempt
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.tokens import (
     BRANCH_NOT_REACHED,
@@ -61,7 +61,7 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
     changed = frozenset() if call.opens_branch else token.changed
     started = now()
     if node.kind == "stub":  # a stub ends as it starts: its one record says both
-        ok, attempt, outputs, records = True, _stub_attempt(started, token), {}, []
+        ok, attempt, outputs, records = True, attempt_record(started, token.params), {}, []
     else:
         ctx.report(_start_event(node.internal_name, node.name, node.kind, started))
         catalog = RunCatalog(ctx.catalog_location, ctx.run_id)
@@ -131,7 +131,7 @@ def run_branch_end(ctx: RunContext, call: EndCall, *incoming: Token) -> BranchEn
     started = now()
     name = internal_name.rsplit(".", 1)[-1]
     status: Literal["SUCCESS", "FAIL"] = "SUCCESS" if kind == "success" else "FAIL"
-    attempt = _stub_attempt(started, token)
+    attempt = attempt_record(started, token.params)
     changed = frozenset() if call.opens_branch else token.changed
     ctx.report(
         {
@@ -145,21 +145,6 @@ def run_branch_end(ctx: RunContext, call: EndCall, *incoming: Token) -> BranchEn
     if call.is_root:
         return BranchEnd(status=status)
     return BranchEnd(status=status, params=token.params, changed=changed)
-
-
-def _stub_attempt(started: str, token: Token) -> dict[str, Any]:
-    return {
-        "attempt_number": 1,
-        "start_time": started,
-        "end_time": now(),
-        "status": "SUCCESS",
-        "message": "",
-        "input_parameters": summarise(token.params),
-        "output_parameters": {},
-        "user_defined_metrics": {},
-        "retry_indicator": "",
-        "code_identities": [],
-    }
 
 
 def _start_event(internal_name: str, name: str, step_type: str, started: str) -> dict[str, Any]:
