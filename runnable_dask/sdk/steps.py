@@ -16,18 +16,28 @@ from runnable_dask.sdk.catalog import Catalog
 from runnable_dask.sdk.returns import TaskReturn
 
 
-class BaseStep(SdkModel):
-    """What every step has: a name, how it may end the pipeline, and a failure path."""
+class _Named(SdkModel):
+    """A name that can stand in an internal name, and how messages call its owner."""
 
     name: str
-    terminate_with_success: bool = False
-    terminate_with_failure: bool = False
-    on_failure: Any = None
 
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
         return check_name(value, "step name")
+
+    @property
+    def who(self) -> str:
+        """How messages name this step: ``PythonTask 'train'``."""
+        return subject(type(self).__name__, self.name)
+
+
+class BaseStep(_Named):
+    """What every step has: a name, how it may end the pipeline, and a failure path."""
+
+    terminate_with_success: bool = False
+    terminate_with_failure: bool = False
+    on_failure: Any = None
 
     @field_validator("on_failure")
     @classmethod
@@ -49,11 +59,6 @@ class BaseStep(SdkModel):
                 "a step ends the pipeline one way, so keep only one"
             )
         return self
-
-    @property
-    def who(self) -> str:
-        """How messages name this step."""
-        return subject(type(self).__name__, self.name)
 
 
 class BaseTask(BaseStep):
@@ -205,19 +210,8 @@ class Parallel(BaseStep):
         return value
 
 
-class _Terminal(SdkModel):
+class _Terminal(_Named):
     """A step that ends its pipeline; allowed only as the last step."""
-
-    name: str
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        return check_name(value, "step name")
-
-    @property
-    def who(self) -> str:
-        return subject(type(self).__name__, self.name)
 
 
 class Success(_Terminal):
@@ -230,6 +224,3 @@ class Fail(_Terminal):
     """Ends the pipeline (or branch) with FAIL."""
 
     name: str = "fail"
-
-
-Step = BaseStep | Success | Fail
