@@ -93,8 +93,12 @@ class RunCatalog:
         """Store ``text`` (a step's log) at ``relative``; return where it is."""
         fs, root = self._fs_root
         target = f"{root}/{relative}"
-        _makedirs_once(fs, os.path.dirname(target))
-        fs.pipe_file(target, text.encode("utf-8"))
+        data = text.encode("utf-8")
+        try:
+            fs.pipe_file(target, data)
+        except FileNotFoundError:  # the run's first log: its folder does not exist yet
+            fs.makedirs(os.path.dirname(target), exist_ok=True)
+            fs.pipe_file(target, data)
         return self.url(relative)
 
     def store_file(self, local_path: str, relative: str) -> str:
@@ -119,16 +123,6 @@ class RunCatalog:
 def _filesystem(location: str) -> tuple[fsspec.AbstractFileSystem, str]:
     """Resolving a location costs more than a small write: once per process is enough."""
     return url_to_fs(location)
-
-
-_made_folders: set[tuple[int, str]] = set()
-
-
-def _makedirs_once(fs: fsspec.AbstractFileSystem, folder: str) -> None:
-    """Every step writes its log to the same folder: create it once per process."""
-    if (id(fs), folder) not in _made_folders:
-        fs.makedirs(folder, exist_ok=True)
-        _made_folders.add((id(fs), folder))
 
 
 def _local_files(pattern: str) -> list[str]:
