@@ -13,7 +13,10 @@ from runnable_dask.exceptions import (
 )
 from runnable_dask.sdk import (
     Catalog,
+    Conditional,
     Fail,
+    Loop,
+    Map,
     NotebookTask,
     Parallel,
     Pipeline,
@@ -30,9 +33,12 @@ make_working_folder_importable()
 
 __all__ = [
     "Catalog",
+    "Conditional",
     "ConfigurationError",
     "ExecutionFailedError",
     "Fail",
+    "Loop",
+    "Map",
     "NotebookTask",
     "Parallel",
     "Pipeline",

@@ -1,6 +1,7 @@
 """The SDK users write pipelines with: pydantic models, no Dask and no I/O."""
 
 from runnable_dask.sdk.catalog import Catalog
+from runnable_dask.sdk.composites import Conditional, Loop, Map, Parallel
 from runnable_dask.sdk.pipeline import Pipeline
 from runnable_dask.sdk.returns import TaskReturn, json, metric, pickled
 from runnable_dask.sdk.steps import (
@@ -8,7 +9,6 @@ from runnable_dask.sdk.steps import (
     BaseTask,
     Fail,
     NotebookTask,
-    Parallel,
     PythonTask,
     ShellTask,
     Stub,
@@ -19,7 +19,10 @@ __all__ = [
     "BaseStep",
     "BaseTask",
     "Catalog",
+    "Conditional",
     "Fail",
+    "Loop",
+    "Map",
     "NotebookTask",
     "Parallel",
     "Pipeline",

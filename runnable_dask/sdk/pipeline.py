@@ -15,7 +15,9 @@ if TYPE_CHECKING:
     from runnable_dask.stores.runlog import RunLog
 
 RESERVED_NAMES = ("success", "fail")
-STEP_TYPES = "PythonTask, ShellTask, NotebookTask, Stub, Parallel, Success or Fail"
+STEP_TYPES = (
+    "PythonTask, ShellTask, NotebookTask, Stub, Parallel, Map, Conditional, Loop, Success or Fail"
+)
 
 
 class Pipeline(SdkModel):

@@ -1,4 +1,5 @@
-"""The steps a pipeline is made of: tasks, ``Stub``, ``Parallel`` and the terminals.
+"""The steps a pipeline is made of: tasks, ``Stub`` and the terminals (composites: see
+:mod:`runnable_dask.sdk.composites`).
 
 Each is a frozen pydantic model checked when it is built; none of them knows how it is
 run (that is :mod:`runnable_dask.runtime`).
@@ -62,12 +63,18 @@ class BaseStep(_Named):
 
 
 class BaseTask(BaseStep):
-    """A step that runs user code: returns, catalog, secrets and per-executor overrides."""
+    """A step that runs user code: returns, catalog, secrets and per-executor overrides.
+
+    ``retries`` more attempts follow a failed one, ``retry_delay`` seconds apart; each
+    attempt is recorded with its own number.
+    """
 
     returns: list[TaskReturn] = Field(default_factory=list)
     catalog: Catalog | None = None
     secrets: list[str] = Field(default_factory=list)
     overrides: dict[str, str] = Field(default_factory=dict)
+    retries: int = Field(default=0, ge=0)
+    retry_delay: float = Field(default=0.0, ge=0)
 
     @field_validator("returns", mode="before")
     @classmethod
@@ -169,45 +176,6 @@ class Stub(BaseStep):
     """Does nothing and succeeds; takes any extra keyword so a draft step can be stubbed."""
 
     model_config = ConfigDict(extra="allow")
-
-
-class Parallel(BaseStep):
-    """Runs every branch at once; succeeds when all branches succeed.
-
-    Each branch sees the parameters as they were when the step started; on success the
-    values returned inside the branches are merged back in branch order.
-
-    Example:
-        >>> branch = Pipeline(steps=[Stub(name="work")])
-        >>> Parallel(name="fan", branches={"a": branch, "b": branch}).name
-        'fan'
-    """
-
-    branches: dict[str, Any]
-
-    @field_validator("branches")
-    @classmethod
-    def _pipelines(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from runnable_dask.sdk.pipeline import Pipeline
-
-        if not value:
-            raise ValueError(
-                "branches is empty; give at least one branch: branches={'a': Pipeline(...)}"
-            )
-        problems = []
-        for key, branch in value.items():
-            try:
-                check_name(key, "branch name")
-            except ValueError as exc:
-                problems.append(str(exc))
-            if not isinstance(branch, Pipeline):
-                problems.append(
-                    f"branch {key!r} is a {type(branch).__name__}, expected a Pipeline: "
-                    f"wrap its steps, {key!r}: Pipeline(steps=[...])"
-                )
-        if problems:
-            raise ValueError("; ".join(problems))
-        return value
 
 
 class _Terminal(_Named):
