@@ -28,6 +28,11 @@ class RunConsole:
             self.console.print(f"  Dashboard: [link={dashboard_link}]{dashboard_link}[/link]")
         self.console.print(f"  Run log:   {escape(run_log_path)}")
 
+    def resumed(self, run_id: str) -> None:
+        self.console.print(
+            f"  Resuming {escape(run_id)}: steps that finished before are not run again"
+        )
+
     def step_started(self, internal_name: str, step_type: str) -> None:
         if step_type not in _SILENT_TYPES:
             self._line("cyan", "started ", internal_name)

@@ -1,32 +1,29 @@
 """Drive one run: configuration, plan, run id, executor, graph, events, run log, summary.
 
-This is the only process that writes the run log. It lowers the whole plan to one
-graph, submits it, and records the events tasks report until the graph ends.
+This is the only process that writes the run log. It lowers the plan, submits the graph
+part by part (a map's iterations once its list is known), and records the events tasks
+report until the root's end is known.
 """
 
 from __future__ import annotations
 
 import os
 import queue
-import re
 import subprocess
 import time
 from typing import Any
 
-from runnable_dask.config import Configuration, load_configuration
+from runnable_dask.claim import claim, launch_record
+from runnable_dask.config import CONFIGURATION_ENV, Configuration, load_configuration
 from runnable_dask.console import RunConsole
-from runnable_dask.exceptions import (
-    ConfigurationError,
-    ExecutionFailedError,
-    RunLogExistsError,
-    RunnableDaskError,
-)
-from runnable_dask.executors import Finished, open_executor
-from runnable_dask.lower import lower, step_keys
+from runnable_dask.exceptions import ExecutionFailedError, RunnableDaskError
+from runnable_dask.executors import Resolved, open_executor
+from runnable_dask.feed import GraphFeed
+from runnable_dask.lower import Lowering
+from runnable_dask.mocking import mock_patches
 from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import build_plan
 from runnable_dask.recorder import RunRecorder
-from runnable_dask.run_id import generate_run_id
 from runnable_dask.runtime.attempt import log_name
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.tokens import summarise
@@ -36,7 +33,7 @@ from runnable_dask.stores.runlog import ParameterRecord, RunLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
 RUN_ID_ENV = "RUNNABLE_RUN_ID"
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+PARAMETERS_ENV = "RUNNABLE_PARAMETERS_FILE"
 STRAGGLER_WAIT = 2.0
 
 
@@ -47,13 +44,21 @@ def execute(
     tag: str = "",
     parameters_file: str = "",
 ) -> RunLog:
-    """Run ``pipeline``; return its run log, or raise ``ExecutionFailedError`` on FAIL."""
+    """Run ``pipeline``; return its run log, or raise ``ExecutionFailedError`` on FAIL.
+
+    Given the id of a run that failed, resume it: only what did not finish runs again.
+    """
     began = time.monotonic()
     config = load_configuration(configuration_file)
     plan = build_plan(pipeline)
-    params = load_parameters(parameters_file)
+    parameters_file = parameters_file or os.environ.get(PARAMETERS_ENV, "")
     store = RunLogStore(config.run_log_store.config.log_folder)
-    run_log = _claim_run_log(
+    run_config = _run_config(config)
+    run_config["launch"] = launch_record(
+        os.environ.get(CONFIGURATION_ENV) or configuration_file, parameters_file
+    )
+    params = load_parameters(parameters_file)
+    run_log, params, resumed = claim(
         store,
         run_id or os.environ.get(RUN_ID_ENV, ""),
         RunLog(
@@ -65,8 +70,9 @@ def execute(
                 name: ParameterRecord.model_validate(record)
                 for name, record in summarise(params).items()
             },
-            run_config=_run_config(config),
+            run_config=run_config,
         ),
+        params,
     )
     catalog = RunCatalog(_absolute(config.catalog.config.catalog_location), run_log.run_id)
     console = RunConsole()
@@ -74,22 +80,26 @@ def execute(
     log_path = str(store.path(run_log.run_id))
     dashboard = None
     broken: Exception | None = None
+    events: queue.SimpleQueue = queue.SimpleQueue()
+    lowering: Lowering | None = None
     try:
-        with open_executor(config.pipeline_executor) as executor:
+        with open_executor(config.pipeline_executor, events) as executor:
             dashboard = executor.dashboard_link
             console.run_started(run_log.run_id, executor.description, dashboard, log_path)
-            events: queue.SimpleQueue = queue.SimpleQueue()
+            if resumed:
+                console.resumed(run_log.run_id)
             ctx = RunContext(
                 run_id=run_log.run_id,
                 catalog_location=catalog.location,
                 report=executor.reporter(run_log.run_id, events),
+                patches=mock_patches(config.pipeline_executor, plan),
+                project_dir=os.getcwd(),
             )
-            graph, end_key = lower(plan, ctx, params)
-            executor.submit(graph, end_key, events)
-            _record_until_finished(events, recorder)
+            lowering = Lowering(plan, ctx)
+            _drive(events, GraphFeed(executor), lowering, recorder, params)
     except Exception as exc:  # the cluster or the graph broke, not a step
-        culprit = step_keys(plan, run_log.run_id).get(str(getattr(exc, "task", "")))
-        recorder.fail_run(_describe(exc), culprit)
+        keys = lowering.step_keys() if lowering is not None else {}
+        recorder.fail_run(_describe(exc), keys.get(str(getattr(exc, "task", ""))))
         if isinstance(exc, RunnableDaskError):
             raise
         broken = exc
@@ -114,49 +124,49 @@ def execute(
     return run_log
 
 
-def _record_until_finished(events: queue.SimpleQueue, recorder: RunRecorder) -> None:
-    """Apply events until the graph ends; then wait briefly for any that are still late."""
+def _drive(
+    events: queue.SimpleQueue,
+    feed: GraphFeed,
+    lowering: Lowering,
+    recorder: RunRecorder,
+    params: dict[str, Any],
+) -> None:
+    """Submit the graph part by part and record events until the root's end is known;
+    then wait briefly for events that are still on their way."""
+    part, end_key = lowering.first(params)
+    feed.add(part, watch={end_key})
     while True:
         try:
             item = events.get(timeout=recorder.min_interval)
         except queue.Empty:
             recorder.idle()
             continue
-        if isinstance(item, Finished):
+        if not isinstance(item, Resolved):
+            recorder.apply(item)
+            continue
+        value = item.outcome()  # raises what Dask raised, if the graph itself broke
+        if item.key == end_key:
             break
-        recorder.apply(item)
-    item.outcome()  # raises what Dask raised, if the graph itself broke
+        frontier = feed.frontier(item.key)
+        if frontier.kind == "map" and value:
+            recorder.expand_map(frontier.node.internal_name, frontier.call.items, value)
+        feed.add(lowering.expand(frontier, value))
+        feed.expanded(frontier)
     deadline = time.monotonic() + STRAGGLER_WAIT
     while recorder.unfinished and time.monotonic() < deadline:
         try:
-            recorder.apply(events.get(timeout=0.05))
+            item = events.get(timeout=0.05)
         except queue.Empty:
             continue
+        if not isinstance(item, Resolved):
+            recorder.apply(item)
     while True:
         try:
-            recorder.apply(events.get_nowait())
+            item = events.get_nowait()
         except queue.Empty:
             return
-
-
-def _claim_run_log(store: RunLogStore, requested: str, template: RunLog) -> RunLog:
-    """Create the run log under ``requested`` or, if empty, a fresh generated id."""
-    if requested and not _RUN_ID.fullmatch(requested):
-        raise ConfigurationError(
-            f"run id {requested!r} cannot name a file: use letters, digits, '.', '_' and "
-            "'-', starting with a letter or digit (e.g. 'sweep-2026-11-28')"
-        )
-    if requested:
-        run_log = template.model_copy(update={"run_id": requested})
-        store.create(run_log)
-        return run_log
-    while True:
-        run_log = template.model_copy(update={"run_id": generate_run_id()})
-        try:
-            store.create(run_log)
-        except RunLogExistsError:
-            continue
-        return run_log
+        if not isinstance(item, Resolved):
+            recorder.apply(item)
 
 
 def _describe(exc: BaseException) -> str:

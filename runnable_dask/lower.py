@@ -1,114 +1,252 @@
-"""Lower a plan to one Dask task graph: one task per step, keys named after the steps.
+"""Lower a plan to Dask tasks: one task per step, keys named after the steps.
 
 * A step is a task whose inputs are the tokens of every node that may route to it.
 * A Parallel's branches are independent sub-graphs whose entry steps take the Parallel's
-  own inputs; one join task per Parallel merges them (the fan-in).
-* Each pipeline and branch ends in one task that records the terminal reached.
+  own inputs; one join task per Parallel merges them (the fan-in). A Conditional is the
+  same with a start task that sends control to one branch only.
+* A Map or Loop is a *frontier*: its start task is lowered at once, its iterations only
+  when the driver knows the items (or whether the loop goes on). Until then the tasks
+  after it wait in the driver, never in a worker. :class:`Lowering` produces the first
+  part and then each expansion as a :class:`GraphPart`.
+* Each pipeline and branch instance ends in one task that records the terminal reached.
 * The initial parameters are an argument of the first steps, not a task of their own:
   steps without dependencies are spread over the workers at once, where steps that
   share one dependency would all be queued on the worker that holds it.
 
 Keys are ``<step_name>-<digits>`` so Dask's ``key_split`` groups the task stream and
-progress bars by step name (``hello_python``), and the digits (a hash of the run id and
-the internal name) keep runs apart on a shared cluster. User strings are never graph
-arguments: names travel inside call objects, which Dask does not read as keys.
+progress bars by step name (``hello_python``, every iteration of a map's ``train``
+together), and the digits (a hash of the run id and the instance's internal name) keep
+runs apart on a shared cluster. User strings are never graph arguments: names travel
+inside call objects, which Dask does not read as keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
-from runnable_dask.plan import Branch, Plan
+from runnable_dask.plan import PLACEHOLDER, Branch, Node, Plan, fill
+from runnable_dask.runtime.composites import (
+    loop_goes_on,
+    loop_next,
+    map_items,
+    passthrough,
+    run_conditional,
+    run_conditional_join,
+    run_map_join,
+    run_probe,
+)
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.node import EndCall, StepCall, run_branch_end, run_parallel, run_step
-from runnable_dask.runtime.tokens import Token
+from runnable_dask.runtime.tokens import Bind, Entry, Token
 
-Graph = dict[str, Any]
-
-
-def lower(plan: Plan, ctx: RunContext, params: dict[str, Any]) -> tuple[Graph, str]:
-    """The run's graph and the key of its last task (the root pipeline's end)."""
-    graph: Graph = {}
-    start = Token(target=plan.root.entry, params=params)
-    end = _lower_branch(
-        graph,
-        plan.root,
-        ctx,
-        inputs=[start],
-        accept=plan.root.entry,
-        opens_branch=False,
-    )
-    return graph, end
+Input = str | Token
 
 
-def step_keys(plan: Plan, run_id: str) -> dict[str, str]:
-    """Task key -> internal name of every step, to name the step behind a Dask error."""
-    return {
-        _key(node.name, run_id, node.internal_name): node.internal_name
-        for branch, node in plan.nodes()
-        if node.internal_name not in branch.terminals
-    }
+@dataclass(frozen=True, slots=True)
+class Frontier:
+    """A Map or Loop whose next part is lowered once the value of its ``info`` is known.
+
+    ``token`` is the key whose token enters that part; ``join`` is the key the rest of
+    the graph waits for (the step's own key); ``index`` is a loop's next iteration.
+    """
+
+    kind: Literal["map", "loop"]
+    node: Node
+    call: StepCall
+    token: str
+    join: str
+    index: int = 0
 
 
-def _lower_branch(
-    graph: Graph,
-    branch: Branch,
-    ctx: RunContext,
-    inputs: list[str | Token],
-    accept: str,
-    opens_branch: bool,
-) -> str:
-    steps = [n for n in branch.nodes if n.internal_name not in branch.terminals]
-    keys = {n.internal_name: _key(n.name, ctx.run_id, n.internal_name) for n in steps}
-    routes: dict[str, list[str]] = defaultdict(list)
-    for node in steps:
-        for target in dict.fromkeys((node.on_success, node.on_failure)):
-            routes[target].append(keys[node.internal_name])
+@dataclass
+class GraphPart:
+    """Tasks to add to the run, the keys each reads, and the frontiers they open."""
 
-    entry = branch.entry
-    for node in steps:
-        is_entry = node.internal_name == entry
-        node_inputs: list[str | Token] = inputs if is_entry else [*routes[node.internal_name]]
-        call = StepCall(
-            node=replace(node, branches=()),
-            accept=accept if is_entry else node.internal_name,
-            opens_branch=opens_branch and is_entry,
-        )
-        if node.kind == "parallel":
+    tasks: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    deps: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    frontiers: dict[str, Frontier] = field(default_factory=dict)
+
+    def add(self, key: str, task: tuple[Any, ...], *inputs: Input | list[str]) -> str:
+        keys: list[str] = []
+        for item in inputs:
+            if isinstance(item, list):
+                keys.extend(item)
+            elif isinstance(item, str):
+                keys.append(item)
+        self.tasks[key] = task
+        self.deps[key] = tuple(dict.fromkeys(keys))
+        return key
+
+
+class Lowering:
+    """Lowers one run's plan: the first part, then each frontier's expansion."""
+
+    def __init__(self, plan: Plan, ctx: RunContext) -> None:
+        self.plan = plan
+        self.ctx = ctx
+
+    def first(self, params: dict[str, Any]) -> tuple[GraphPart, str]:
+        """The part of the graph known before anything runs, and the root's end key."""
+        part = GraphPart()
+        root = self.plan.root
+        start = Token(target=root.entry, params=params)
+        end = self._branch(part, root, [start], Entry(root.entry), (), frozenset(), "pipeline")
+        return part, end
+
+    def expand(self, frontier: Frontier, value: Any) -> GraphPart:
+        """The next part of a Map (``value``: the items' text) or Loop (whether it goes on)."""
+        part = GraphPart()
+        node, call = frontier.node, frontier.call
+        ctx, token = self.ctx, frontier.token
+        if frontier.kind == "map":
+            step = node.step
             ends = [
-                _lower_branch(graph, sub, ctx, node_inputs, call.accept, opens_branch=True)
+                self._branch(
+                    part,
+                    node.branches[0],
+                    [token],
+                    Entry(node.internal_name, True, Bind(step.iterate_as, index, step.iterate_on)),
+                    (*call.items, item),
+                    call.hidden | {step.iterate_on},
+                    node.name,
+                    call.indexes,
+                )
+                for index, item in enumerate(value or ())
+            ]
+            part.add(frontier.join, (run_map_join, ctx, call, ends, token), ends, token)
+        elif not value:
+            part.add(frontier.join, (passthrough, token), token)
+        else:
+            index = frontier.index
+            end = self._branch(
+                part,
+                node.branches[0],
+                [token],
+                Entry(node.internal_name, True, Bind(node.step.index_as, index)),
+                (*call.items, str(index)),
+                call.hidden,
+                node.name,
+                (*call.indexes, node.step.index_as),
+            )
+            after = self._key(node.name, f"{call.internal_name}/{index}")
+            part.add(after, (loop_next, ctx, call, index, end, token), end, token)
+            self._frontier(part, replace(frontier, token=after, index=index + 1))
+        return part
+
+    def step_keys(self) -> dict[str, str]:
+        """Task key -> internal name of every step outside maps and loops, to name the step
+        behind a Dask error (iterations are named by the events they report)."""
+        return {
+            self._key(node.name, node.internal_name): node.internal_name
+            for branch, node in self.plan.nodes()
+            if node.internal_name not in branch.terminals and PLACEHOLDER not in node.internal_name
+        }
+
+    def _branch(
+        self,
+        part: GraphPart,
+        branch: Branch,
+        inputs: list[Input],
+        entry: Entry,
+        items: tuple[str, ...],
+        hidden: frozenset[str],
+        end_name: str,
+        indexes: tuple[str, ...] = (),
+    ) -> str:
+        steps = [n for n in branch.nodes if n.internal_name not in branch.terminals]
+        keys = {n.internal_name: self._key(n.name, fill(n.internal_name, items)) for n in steps}
+        routes: dict[str, list[str]] = defaultdict(list)
+        for node in steps:
+            for target in dict.fromkeys((node.on_success, node.on_failure)):
+                routes[target].append(keys[node.internal_name])
+
+        for node in steps:
+            is_entry = node.internal_name == branch.entry
+            call = StepCall(
+                node=_light(node),
+                entry=entry if is_entry else Entry(node.internal_name),
+                items=items,
+                hidden=hidden,
+                indexes=indexes,
+            )
+            node_inputs: list[Input] = inputs if is_entry else [*routes[node.internal_name]]
+            self._node(part, node, call, keys[node.internal_name], node_inputs)
+
+        terminals = {name: (name, kind) for name, kind in branch.terminals.items()}
+        end_inputs: list[Input] = list(
+            dict.fromkeys(k for t in branch.terminals for k in routes.get(t, []))
+        )
+        if branch.entry in branch.terminals:
+            terminals[entry.label] = terminals[branch.entry]
+            end_inputs = list(inputs)
+        end_call = EndCall(
+            branch=branch.internal_name,
+            terminals=terminals,
+            entry=entry if branch.entry in branch.terminals else None,
+            is_root=not branch.internal_name,
+            items=items,
+        )
+        name = branch.key if branch.key and branch.key != PLACEHOLDER else end_name
+        end_key = self._key(name, fill(branch.internal_name, items) + "/end")
+        return part.add(end_key, (run_branch_end, self.ctx, end_call, *end_inputs), *end_inputs)
+
+    def _node(
+        self, part: GraphPart, node: Node, call: StepCall, key: str, inputs: list[Input]
+    ) -> None:
+        ctx = self.ctx
+        if node.kind in ("task", "stub"):
+            part.add(key, (run_step, ctx, call, *inputs), *inputs)
+        elif node.kind == "parallel":
+            opened = replace(call.entry, opens_branch=True)
+            ends = [
+                self._branch(
+                    part, sub, inputs, opened, call.items, call.hidden, sub.key, call.indexes
+                )
                 for sub in node.branches
             ]
-            call = replace(
-                call,
-                node=replace(node, branches=tuple(replace(b, nodes=()) for b in node.branches)),
-            )
-            graph[keys[node.internal_name]] = (run_parallel, ctx, call, ends, list(node_inputs))
-        else:
-            graph[keys[node.internal_name]] = (run_step, ctx, call, *node_inputs)
+            part.add(key, (run_parallel, ctx, call, ends, list(inputs)), ends, *inputs)
+        elif node.kind == "conditional":
+            start = self._key(node.name, f"{call.internal_name}/start")
+            part.add(start, (run_conditional, ctx, call, *inputs), *inputs)
+            ends = [
+                self._branch(
+                    part,
+                    sub,
+                    [start],
+                    Entry(sub.internal_name, True),
+                    call.items,
+                    call.hidden,
+                    sub.key,
+                    call.indexes,
+                )
+                for sub in node.branches
+            ]
+            part.add(key, (run_conditional_join, ctx, call, ends, start), ends, start)
+        else:  # map, loop: only their start now
+            start = self._key(node.name, f"{call.internal_name}/start")
+            part.add(start, (run_probe, ctx, call, *inputs), *inputs)
+            kind: Literal["map", "loop"] = "map" if node.kind == "map" else "loop"
+            self._frontier(part, Frontier(kind=kind, node=node, call=call, token=start, join=key))
 
-    terminals = {name: (name, kind) for name, kind in branch.terminals.items()}
-    end_inputs: list[str | Token] = list(
-        dict.fromkeys(k for t in branch.terminals for k in routes.get(t, []))
-    )
-    if entry in branch.terminals:
-        terminals[accept] = terminals[entry]
-        end_inputs = list(inputs)
-    end_call = EndCall(
-        branch=branch.internal_name,
-        terminals=terminals,
-        opens_branch=opens_branch and entry in branch.terminals,
-        is_root=not branch.internal_name,
-    )
-    end_key = _key(branch.key or "pipeline", ctx.run_id, branch.internal_name + "/end")
-    graph[end_key] = (run_branch_end, ctx, end_call, *end_inputs)
-    return end_key
+    def _frontier(self, part: GraphPart, frontier: Frontier) -> None:
+        call, token = frontier.call, frontier.token
+        read = map_items if frontier.kind == "map" else loop_goes_on
+        suffix = "items" if frontier.kind == "map" else f"{frontier.index}/goes-on"
+        info = self._key(frontier.node.name, f"{call.internal_name}/{suffix}")
+        part.add(info, (read, call, token), token)
+        part.frontiers[info] = frontier
+
+    def _key(self, name: str, internal_name: str) -> str:
+        """``<name>-<digits>``: groups by name in the dashboard, unique per run and node."""
+        digest = hashlib.blake2b(f"{self.ctx.run_id}/{internal_name}".encode(), digest_size=8)
+        return f"{name.replace('-', '_')}-{int.from_bytes(digest.digest(), 'big')}"
 
 
-def _key(name: str, run_id: str, internal_name: str) -> str:
-    """``<name>-<digits>``: groups by name in the dashboard, unique per run and node."""
-    digest = hashlib.blake2b(f"{run_id}/{internal_name}".encode(), digest_size=8).digest()
-    return f"{name.replace('-', '_')}-{int.from_bytes(digest, 'big')}"
+def _light(node: Node) -> Node:
+    """The node as a task carries it: its branches' names, not their whole sub-plans."""
+    if not node.branches:
+        return node
+    return replace(node, branches=tuple(replace(b, nodes=()) for b in node.branches))

@@ -16,7 +16,10 @@ from typing import Any, Literal
 
 from runnable_dask.sdk import (
     BaseTask,
+    Conditional,
     Fail,
+    Loop,
+    Map,
     NotebookTask,
     Parallel,
     Pipeline,
@@ -26,9 +29,27 @@ from runnable_dask.sdk import (
     Success,
 )
 
-NodeKind = Literal["task", "stub", "parallel", "success", "fail"]
+NodeKind = Literal["task", "stub", "parallel", "map", "conditional", "loop", "success", "fail"]
+COMPOSITES = ("parallel", "map", "conditional", "loop")
 DEFAULT_SUCCESS = "success"
 DEFAULT_FAIL = "fail"
+PLACEHOLDER = "%"
+"""Stands in an internal name for a map item or loop index (step names cannot hold it)."""
+
+
+def fill(template: str, items: tuple[str, ...]) -> str:
+    """The internal name of one instance: ``m.%.train`` with ``("0.1",)`` is ``m.0.1.train``.
+
+    Only as many items as the template has placeholders are used, so the items of a
+    step's instance also name its enclosing branches and composites.
+    """
+    if PLACEHOLDER not in template:
+        return template
+    parts = template.split(PLACEHOLDER)
+    out = [parts[0]]
+    for item, part in zip(items, parts[1:], strict=False):
+        out.extend((item, part))
+    return "".join(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +135,7 @@ def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
                     step=step,
                     on_success=on_success,
                     on_failure=on_failure,
-                    branches=tuple(
-                        _plan_branch(sub, f"{own}.{sub_key}", sub_key)
-                        for sub_key, sub in getattr(step, "branches", {}).items()
-                    ),
+                    branches=_sub_branches(step, own),
                 )
             )
     for name, kind in terminals.items():
@@ -131,17 +149,43 @@ def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
     )
 
 
+def _sub_branches(step: Any, own: str) -> tuple[Branch, ...]:
+    """A composite's branches; a Map or Loop has one, a template for every instance."""
+    if isinstance(step, (Map, Loop)):
+        return (_plan_branch(step.branch, f"{own}.{PLACEHOLDER}", PLACEHOLDER),)
+    branches = getattr(step, "branches", {})
+    return tuple(_plan_branch(sub, f"{own}.{key}", key) for key, sub in branches.items())
+
+
 def _terminal_name(pipeline: Pipeline, kind: type, default: str) -> str:
     last: Any = pipeline.steps[-1]
     return last.name if isinstance(last, kind) else default
 
 
 def _kind(step: Any) -> NodeKind:
-    if isinstance(step, Parallel):
-        return "parallel"
+    for composite, kind in _COMPOSITE_KINDS.items():
+        if isinstance(step, composite):
+            return kind
     if isinstance(step, Stub):
         return "stub"
     return "task"
+
+
+_COMPOSITE_KINDS: dict[type, NodeKind] = {
+    Parallel: "parallel",
+    Map: "map",
+    Conditional: "conditional",
+    Loop: "loop",
+}
+_SHAPE_FIELDS = (
+    "iterate_on",
+    "iterate_as",
+    "reducer",
+    "parameter",
+    "max_iterations",
+    "break_on",
+    "index_as",
+)
 
 
 def _describe(branch: Branch, node: Node) -> dict[str, Any]:
@@ -158,6 +202,9 @@ def _describe(branch: Branch, node: Node) -> dict[str, Any]:
     if isinstance(step, BaseTask):
         detail["returns"] = [(r.name, r.kind) for r in step.returns]
         detail["catalog"] = step.catalog.model_dump() if step.catalog else None
+    for name in _SHAPE_FIELDS:
+        if hasattr(step, name):
+            detail[name] = getattr(step, name)
     return {
         "branch": branch.internal_name,
         "node": node.internal_name,

@@ -13,14 +13,21 @@ from datetime import datetime
 from typing import Any
 
 from runnable_dask.console import RunConsole
-from runnable_dask.plan import Plan
+from runnable_dask.plan import PLACEHOLDER, Plan, fill
+from runnable_dask.runtime.attempt import now
 from runnable_dask.runtime.context import Event
-from runnable_dask.stores.runlog import BranchLog, ParameterRecord, RunLog, StepLog
+from runnable_dask.stores.runlog import Attempt, BranchLog, ParameterRecord, RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
 
 class RunRecorder:
-    """Applies events to one run's log, prints progress, and writes the log."""
+    """Applies events to one run's log, prints progress, and writes the log.
+
+    Events name a step by its instance (``sweep.0.1.train``) and by its template in the
+    plan (``sweep.%.train``) with the items that fill it; the template says where in
+    the tree the step belongs, so branches of maps and loops are placed without
+    parsing names that may contain dots.
+    """
 
     def __init__(
         self,
@@ -38,18 +45,30 @@ class RunRecorder:
         self.min_interval = min_interval
         self._branch_of: dict[str, str] = {}
         self._composite_of: dict[str, str] = {}
-        self._branches_of: dict[str, list[str]] = {}
-        self._started: dict[str, float] = {}
+        self._parallel_branches: dict[str, list[str]] = {}
         self._type_of: dict[str, str] = {}
+        self._quiet: set[str] = set()
         for branch, node in plan.nodes():
             self._branch_of[node.internal_name] = branch.internal_name
             self._type_of[node.internal_name] = node.kind
+            if branch.internal_name in self._quiet or (
+                branch.key == PLACEHOLDER
+                and self._type_of[self._composite_of[branch.internal_name]] == "map"
+            ):
+                self._quiet.add(node.internal_name)
             for sub in node.branches:
                 self._composite_of[sub.internal_name] = node.internal_name
-            self._branches_of[node.internal_name] = [b.internal_name for b in node.branches]
+                if node.internal_name in self._quiet:
+                    self._quiet.add(sub.internal_name)
+            if node.kind == "parallel":
+                self._parallel_branches[node.internal_name] = [
+                    b.internal_name for b in node.branches
+                ]
+        self._started: dict[str, tuple[float, str, tuple[str, ...], str]] = {}
         self._last_write = 0.0
         self._write_cost = 0.0
         self._dirty = False
+        self._close_interrupted_steps()
 
     @property
     def unfinished(self) -> list[str]:
@@ -65,7 +84,7 @@ class RunRecorder:
             self._on_step(event)
         elif kind == "branch":
             self._on_step(event["terminal"])
-            branch = self._branch(event["internal_name"])
+            branch = self._branch(event["template"], tuple(event["items"]))
             branch.status = event["status"]
             branch.parameters = _parameters(event["parameters"])
         elif kind == "run_end":
@@ -74,6 +93,17 @@ class RunRecorder:
             self.run_log.status = event["status"]
         self._dirty = True
         self._write_if_due()
+
+    def expand_map(self, template: str, items: tuple[str, ...], values: tuple[str, ...]) -> None:
+        """A map's items are known: list its branches in item order before any reports."""
+        branch_template = f"{template}.{PLACEHOLDER}"
+        step = self._composite(template, items)
+        for value in values:
+            name = fill(branch_template, (*items, value))
+            step.branches.setdefault(name, BranchLog(internal_name=name))
+        if not self._quiet_step(template):
+            self.console.step_started(f"{fill(template, items)} ({len(values)} iterations)", "map")
+        self._dirty = True
 
     def fail_run(self, message: str, culprit: str | None = None) -> None:
         """The run could not finish (a cluster error, an interrupt): record it as FAIL.
@@ -84,14 +114,15 @@ class RunRecorder:
         self.run_log.status = "FAIL"
         self.run_log.run_config["error"] = message
         if culprit is not None and culprit not in self._started:
-            self._steps(self._branch_of.get(culprit, ""))[culprit] = StepLog(
+            branch = self._branch_of.get(culprit, "")
+            self._steps(branch, ())[culprit] = StepLog(
                 name=culprit.rsplit(".", 1)[-1],
                 internal_name=culprit,
                 step_type=self._type_of[culprit],
             )
-            self._started[culprit] = time.monotonic()
-        for internal_name in self.unfinished:
-            step = self._steps(self._branch_of.get(internal_name, ""))[internal_name]
+            self._started[culprit] = (time.monotonic(), branch, (), now())
+        for internal_name, (_, branch, items, _) in self._started.items():
+            step = self._steps(branch, items)[internal_name]
             step.status = "FAIL"
             step.message = step.message or f"stopped while running: {message}"
         self._dirty = True
@@ -107,52 +138,101 @@ class RunRecorder:
             self.run_log.status = "FAIL"
         self._write()
 
+    def _close_interrupted_steps(self) -> None:
+        """A resumed run's log may hold steps its driver never heard end: close them."""
+        for step in self.run_log.walk():
+            if step.status == "PROCESSING":
+                step.status = "FAIL"
+                step.message = step.message or "stopped while running: the run was interrupted"
+                if step.step_type == "task":
+                    step.attempts.append(_lost_attempt(step, "", step.message))
+
     def _on_start(self, event: Event) -> None:
-        name = event["internal_name"]
-        self._started[name] = time.monotonic()
-        steps = self._steps(self._branch_of.get(name, ""))
-        steps[name] = StepLog(
-            name=event["name"],
-            internal_name=name,
-            step_type=event["step_type"],
-            status="PROCESSING",
-        )
-        self.console.step_started(name, event["step_type"])
+        name, template, items = event["internal_name"], event["template"], tuple(event["items"])
+        branch = self._branch_of.get(template, "")
+        steps = self._steps(branch, items)
+        step = steps.get(name)
+        if step is None:
+            steps[name] = StepLog(
+                name=event["name"],
+                internal_name=name,
+                step_type=event["step_type"],
+                status="PROCESSING",
+            )
+        else:
+            if step.status == "PROCESSING" and name in self._started:
+                # The same step started again: Dask re-ran it after losing its worker.
+                step.attempts.append(
+                    _lost_attempt(
+                        step,
+                        self._started[name][3],
+                        "the worker running this attempt was lost; Dask ran the step again",
+                    )
+                )
+            step.status = "PROCESSING"
+        self._started[name] = (time.monotonic(), branch, items, event["start_time"])
+        if not self._quiet_step(template):
+            self.console.step_started(name, event["step_type"])
 
     def _on_step(self, event: Event) -> None:
-        name = event["internal_name"]
-        steps = self._steps(self._branch_of.get(name, ""))
+        name, template, items = event["internal_name"], event["template"], tuple(event["items"])
+        steps = self._steps(self._branch_of.get(template, ""), items)
         record = StepLog.model_validate(event)
+        existing = steps.get(name)
+        began = self._started.pop(name, None)
+        if event.get("reused") and existing is not None and existing.status == "SUCCESS":
+            return  # finished in the run this one resumes: its record stands
         for attempt in record.attempts:
             attempt.code_identities = self.code_identities
-        existing = steps.get(name)
         if existing is not None:
             record.branches = existing.branches
+            if record.step_type == "task" and not event.get("reused"):
+                earlier = existing.attempts
+                for number, attempt in enumerate(record.attempts, start=len(earlier) + 1):
+                    attempt.attempt_number = number
+                record.attempts = earlier + record.attempts
         steps[name] = record
-        began = self._started.pop(name, None)
-        seconds = _duration(record) if began is None else time.monotonic() - began
+        if self._quiet_step(template) and record.status == "SUCCESS":
+            return
+        seconds = _duration(record) if began is None else time.monotonic() - began[0]
         self.console.step_finished(name, record.step_type, record.status, seconds, record.message)
 
-    def _steps(self, branch_name: str) -> dict[str, StepLog]:
-        if not branch_name:
-            return self.run_log.steps
-        return self._branch(branch_name).steps
+    def _quiet_step(self, template: str) -> bool:
+        """Steps inside map iterations print only when they fail: a map may have 10,000."""
+        return template in self._quiet
 
-    def _branch(self, branch_name: str) -> BranchLog:
-        composite = self._composite_of[branch_name]
-        siblings = self._steps(self._branch_of[composite])
-        step = siblings.get(composite)
+    def _steps(self, branch: str, items: tuple[str, ...]) -> dict[str, StepLog]:
+        if not branch:
+            return self.run_log.steps
+        return self._branch(branch, items).steps
+
+    def _branch(self, branch: str, items: tuple[str, ...]) -> BranchLog:
+        step = self._composite(self._composite_of[branch], items)
+        name = fill(branch, items)
+        found = step.branches.get(name)
+        if found is None:
+            found = step.branches[name] = BranchLog(internal_name=name)
+        return found
+
+    def _composite(self, template: str, items: tuple[str, ...]) -> StepLog:
+        """The composite step's record, made when its first branch reports."""
+        siblings = self._steps(self._branch_of[template], items)
+        name = fill(template, items)
+        step = siblings.get(name)
         if step is None:
-            step = StepLog(
-                name=composite.rsplit(".", 1)[-1],
-                internal_name=composite,
-                step_type="parallel",
-                branches={b: BranchLog(internal_name=b) for b in self._branches_of[composite]},
+            step = siblings[name] = StepLog(
+                name=template.rsplit(".", 1)[-1],
+                internal_name=name,
+                step_type=self._type_of[template],
+                branches={
+                    fill(b, items): BranchLog(internal_name=fill(b, items))
+                    for b in self._parallel_branches.get(template, [])
+                },
             )
-            siblings[composite] = step
-            self._started[composite] = time.monotonic()
-            self.console.step_started(composite, "parallel")
-        return step.branches[branch_name]
+            self._started[name] = (time.monotonic(), self._branch_of[template], items, now())
+            if not self._quiet_step(template):
+                self.console.step_started(name, step.step_type)
+        return step
 
     def _write_if_due(self) -> None:
         elapsed = time.monotonic() - self._last_write
@@ -169,6 +249,17 @@ class RunRecorder:
 
 def _parameters(records: dict[str, Any]) -> dict[str, ParameterRecord]:
     return {name: ParameterRecord.model_validate(r) for name, r in records.items()}
+
+
+def _lost_attempt(step: StepLog, started: str, message: str) -> Attempt:
+    """An attempt that ended without reporting: its worker or its driver was lost."""
+    return Attempt(
+        attempt_number=len(step.attempts) + 1,
+        start_time=started,
+        end_time=now(),
+        status="FAIL",
+        message=message,
+    )
 
 
 def _duration(step: StepLog) -> float:

@@ -9,14 +9,15 @@ import pytest
 from dask.utils import key_split
 
 from runnable_dask import Parallel, Pipeline, PythonTask, ShellTask, Stub
-from runnable_dask.lower import lower
+from runnable_dask.lower import Lowering
 from runnable_dask.plan import build_plan
 from runnable_dask.runtime.context import RunContext
 
 
 def graph_for(pipeline: Pipeline, run_id: str = "run-1") -> tuple[dict[str, Any], str]:
     ctx = RunContext(run_id=run_id, catalog_location=".catalog", report=lambda event: None)
-    return lower(build_plan(pipeline), ctx, {})
+    part, end = Lowering(build_plan(pipeline), ctx).first({})
+    return part.tasks, end
 
 
 def step_keys(graph: dict[str, Any]) -> dict[str, str]:

@@ -43,12 +43,12 @@ def test_writes_are_batched_and_the_last_one_holds_every_step(tmp_path: Path) ->
     began = time.monotonic()
     for i in range(STEPS):
         name = f"s{i}"
-        recorder.apply({"event": "start", "internal_name": name, "name": name, "step_type": "task"})
+        where = {"internal_name": name, "template": name, "items": (), "name": name}
+        recorder.apply({"event": "start", **where, "step_type": "task", "start_time": ""})
         recorder.apply(
             {
                 "event": "step",
-                "internal_name": name,
-                "name": name,
+                **where,
                 "step_type": "task",
                 "status": "SUCCESS",
                 "message": "",

@@ -365,7 +365,7 @@ def test_an_existing_run_log_is_never_overwritten(
     run(stubs_only, run_id="taken")
     path = workdir / ".run_log_store" / "taken.json"
     before = path.read_bytes()
-    with pytest.raises(RunLogExistsError, match="'taken' exists already"):
+    with pytest.raises(RunLogExistsError, match="'taken' succeeded already"):
         run(linear, run_id="taken")
     assert path.read_bytes() == before
 

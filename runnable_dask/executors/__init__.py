@@ -1,28 +1,32 @@
-"""Where the graph runs: in-process threads (``local``) or a Dask cluster (``dask``).
+"""Where the graph runs: in-process threads (``local``, ``mocked``) or a Dask cluster.
 
-An executor is a context manager that owns only what it opened. ``submit`` starts the
-graph and guarantees one :class:`Finished` item on the events queue when it ends; the
-driver reads events from that queue until then.
+An executor is a context manager that owns only what it opened. The driver hands it the
+graph in parts (:meth:`Executor.submit`): a part's tasks may read keys of earlier parts
+that the executor was asked to keep. For every key the driver watches, one
+:class:`Resolved` item arrives on the events queue when its task ends.
 """
 
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from runnable_dask.config import DaskExecutorSpec, ExecutorSpec
 from runnable_dask.runtime.context import Reporter
-from runnable_dask.runtime.tokens import BranchEnd
+
+Tasks = dict[str, tuple[Any, ...]]
+Deps = dict[str, tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
-class Finished:
-    """The graph ended: ``outcome()`` returns the root's end or raises what Dask raised."""
+class Resolved:
+    """A watched task ended: ``outcome()`` returns its value or raises what Dask raised."""
 
-    outcome: Callable[[], BranchEnd]
+    key: str
+    outcome: Callable[[], Any]
 
 
 class Executor(Protocol):
@@ -33,15 +37,21 @@ class Executor(Protocol):
 
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter: ...
 
-    def submit(self, graph: dict[str, Any], key: str, events: queue.SimpleQueue) -> None: ...
+    def submit(self, tasks: Tasks, deps: Deps, keep: set[str], watch: set[str]) -> None:
+        """Start ``tasks``; hold the results of ``keep`` for later parts; report ``watch``."""
+
+    def release(self, keys: Iterable[str]) -> None:
+        """Later parts no longer read these kept keys."""
 
 
-def open_executor(spec: ExecutorSpec) -> AbstractContextManager[Executor]:
+def open_executor(
+    spec: ExecutorSpec, events: queue.SimpleQueue
+) -> AbstractContextManager[Executor]:
     """The executor the configuration asks for (not yet entered)."""
     if isinstance(spec, DaskExecutorSpec):
         from runnable_dask.executors.dask import DaskExecutor
 
-        return DaskExecutor(spec.config)
+        return DaskExecutor(spec.config, events)
     from runnable_dask.executors.local import LocalExecutor
 
-    return LocalExecutor(spec.config)
+    return LocalExecutor(spec.config, events)

@@ -1,20 +1,24 @@
-"""The ``local`` executor: the graph on Dask's threaded scheduler, in this process."""
+"""The ``local`` executor: the graph on a pool of threads in this process.
+
+Dask's threaded scheduler runs one whole graph per call; the driver adds parts while
+the run goes on (a map's iterations once its list is known), so this executor keeps the
+dependency counts itself: a task starts when the last of its inputs ends, and a result
+is dropped as soon as nothing still to run reads it.
+"""
 
 from __future__ import annotations
 
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-import dask.threaded
-
-from runnable_dask.config import LocalConfig
-from runnable_dask.executors import Finished
+from runnable_dask.config import LocalConfig, MockedConfig
+from runnable_dask.executors import Deps, Resolved, Tasks
 from runnable_dask.runtime.context import QueueReporter, Reporter
-from runnable_dask.runtime.tokens import BranchEnd
 
 
 class LocalExecutor:
@@ -27,9 +31,19 @@ class LocalExecutor:
 
     dashboard_link: str | None = None
 
-    def __init__(self, config: LocalConfig) -> None:
+    def __init__(self, config: LocalConfig | MockedConfig, events: queue.SimpleQueue) -> None:
         self.threads = config.max_workers or max(8, os.cpu_count() or 1)
-        self.description = f"local threads ({self.threads})"
+        mocked = "mocked, " if isinstance(config, MockedConfig) else ""
+        self.description = f"{mocked}local threads ({self.threads})"
+        self._events = events
+        self._lock = threading.Lock()
+        self._waiting: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
+        self._missing: dict[str, int] = {}
+        self._dependents: defaultdict[str, list[str]] = defaultdict(list)
+        self._readers: defaultdict[str, int] = defaultdict(int)
+        self._results: dict[str, Any] = {}
+        self._keep: set[str] = set()
+        self._watch: set[str] = set()
 
     def __enter__(self) -> LocalExecutor:
         self._pool = DaemonThreadPool(self.threads)
@@ -41,20 +55,81 @@ class LocalExecutor:
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
         return QueueReporter(events)
 
-    def submit(self, graph: dict[str, Any], key: str, events: queue.SimpleQueue) -> None:
-        def run() -> None:
-            try:
-                result: BranchEnd = dask.threaded.get(graph, key, pool=self._pool)
-            except BaseException as exc:  # handed to the driver, which reports it
-                error = exc
-                events.put(Finished(outcome=lambda: _raise(error)))
-            else:
-                events.put(Finished(outcome=lambda: result))
+    def submit(self, tasks: Tasks, deps: Deps, keep: set[str], watch: set[str]) -> None:
+        ready = []
+        with self._lock:
+            self._keep |= keep
+            self._watch |= watch
+            for key, task in tasks.items():
+                inputs = deps[key]
+                self._waiting[key] = (task, inputs)
+                unfinished = [d for d in inputs if d not in self._results]
+                self._missing[key] = len(unfinished)
+                for dep in unfinished:
+                    self._dependents[dep].append(key)
+                for dep in inputs:
+                    self._readers[dep] += 1
+                if not unfinished:
+                    ready.append(key)
+        for key in ready:
+            self._start(key)
 
-        threading.Thread(target=run, name="runnable-dask-local", daemon=True).start()
+    def release(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._keep.discard(key)
+                self._forget_if_unread(key)
+
+    def _start(self, key: str) -> None:
+        with self._lock:
+            task, inputs = self._waiting.pop(key)
+            values = {dep: self._results[dep] for dep in inputs}
+        self._pool.submit(self._run, key, task, inputs, values)
+
+    def _run(
+        self, key: str, task: tuple[Any, ...], inputs: tuple[str, ...], values: dict[str, Any]
+    ) -> None:
+        function, *args = task
+        try:
+            result = function(*(_resolve(arg, values) for arg in args))
+        except BaseException as exc:  # handed to the driver, which reports it
+            error = exc
+            self._events.put(Resolved(key, lambda: _raise(error)))
+            return
+        ready = []
+        with self._lock:
+            self._results[key] = result
+            for dep in inputs:
+                self._readers[dep] -= 1
+                self._forget_if_unread(dep)
+            for dependent in self._dependents.pop(key, []):
+                self._missing[dependent] -= 1
+                if self._missing[dependent] == 0:
+                    ready.append(dependent)
+            if key in self._watch:
+                self._watch.discard(key)
+                self._events.put(Resolved(key, lambda: result))
+            self._forget_if_unread(key)
+        for dependent in ready:
+            self._start(dependent)
+
+    def _forget_if_unread(self, key: str) -> None:
+        if key in self._results and self._readers[key] <= 0 and key not in self._keep:
+            del self._results[key]
+            self._readers.pop(key, None)
+            self._missing.pop(key, None)
 
 
-def _raise(error: BaseException) -> BranchEnd:
+def _resolve(arg: Any, values: dict[str, Any]) -> Any:
+    """A task argument with the keys it names replaced by their results."""
+    if isinstance(arg, str) and arg in values:
+        return values[arg]
+    if isinstance(arg, list):
+        return [values.get(item, item) if isinstance(item, str) else item for item in arg]
+    return arg
+
+
+def _raise(error: BaseException) -> Any:
     raise error
 
 

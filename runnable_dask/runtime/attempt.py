@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -60,6 +62,23 @@ def attempt_record(
     }
 
 
+@contextmanager
+def task_environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables while a task runs, as runnable does (``RUNNABLE_RUN_ID``,
+    a loop's index). The environment is the process's: two tasks that run at once in one
+    worker and set the same name to different values see one of them."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def log_name(internal_name: str) -> str:
     """Where a step's captured output is kept in the run's catalog."""
     return f"logs/{internal_name}.execution.log"
@@ -72,8 +91,13 @@ def run_attempt(
     catalog: RunCatalog,
     start_time: str,
     attempt_number: int = 1,
+    hidden: frozenset[str] = frozenset(),
 ) -> AttemptResult:
-    """Run ``task`` once with ``params`` and describe the attempt."""
+    """Run ``task`` once with ``params`` and describe the attempt.
+
+    ``hidden`` names parameters left out of the attempt's record (a map's list, which
+    is recorded once on the map rather than once per item).
+    """
     outputs: dict[str, Param] = {}
     records: list[dict[str, Any]] = []
     message = ""
@@ -99,7 +123,8 @@ def run_attempt(
                     log.write(traceback.format_exc())
     ok = not message
     catalog.write_text(log_name(internal_name), log.getvalue())
-    attempt = attempt_record(start_time, params, outputs if ok else {}, message, attempt_number)
+    shown = {n: p for n, p in params.items() if n not in hidden} if hidden else params
+    attempt = attempt_record(start_time, shown, outputs if ok else {}, message, attempt_number)
     return AttemptResult(
         ok=ok, attempt=attempt, outputs=outputs if ok else {}, data_catalog=records
     )

@@ -1,178 +1,229 @@
-"""The three functions the task graph calls: run a step, join a parallel, end a branch.
+"""The functions the task graph calls for tasks, stubs, parallel joins and branch ends.
 
 Each takes the tokens of its possible predecessors, finds the one that sends control to
 it, and otherwise passes :data:`NOT_REACHED` on at once. None of them waits for another
-task: Dask starts each when its inputs exist, so nesting never deadlocks.
+task: Dask starts each when its inputs exist, so nesting never deadlocks. The composites
+whose shape depends on values (Map, Conditional, Loop) are in
+:mod:`runnable_dask.runtime.composites`.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runnable_dask.plan import Node
-from runnable_dask.runtime.attempt import attempt_record, now, run_attempt
+from runnable_dask.plan import Node, fill
+from runnable_dask.runtime import checkpoint
+from runnable_dask.runtime.attempt import attempt_record, now, run_attempt, task_environment
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.tokens import (
     BRANCH_NOT_REACHED,
     NOT_REACHED,
     BranchEnd,
+    Entry,
     Token,
     arrived,
     summarise,
 )
 from runnable_dask.stores.catalog import RunCatalog
 
+RUN_ID_ENV = "RUNNABLE_RUN_ID"
+
 
 @dataclass(frozen=True, slots=True)
 class StepCall:
-    """A step node as its task sees it: the label that reaches it, and whether it opens
-    a branch (so the branch's record of changed names starts empty)."""
+    """A node as its task sees it: how control enters, and which instance it is.
+
+    ``items`` fill the node's placeholders (the map items and loop indexes above it);
+    ``hidden`` names the lists of enclosing maps, kept out of per-item records;
+    ``indexes`` names the indexes of enclosing loops, also set as environment variables.
+    """
 
     node: Node
-    accept: str
-    opens_branch: bool
+    entry: Entry
+    items: tuple[str, ...] = ()
+    hidden: frozenset[str] = frozenset()
+    indexes: tuple[str, ...] = ()
+
+    @property
+    def internal_name(self) -> str:
+        return fill(self.node.internal_name, self.items)
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
-        # Dask hashes every argument of a submitted graph; the internal name identifies
+        # Dask hashes every argument of a submitted graph; the instance's name identifies
         # the step, where hashing its whole definition cost seconds on wide pipelines.
-        return ("StepCall", self.node.internal_name, self.accept, str(self.opens_branch))
+        return ("StepCall", self.internal_name, self.entry.label, str(self.entry.opens_branch))
+
+    def event(self, status: str, message: str = "", **fields: Any) -> dict[str, Any]:
+        """A step's record, as the driver receives it."""
+        return {
+            "event": "step",
+            "internal_name": self.internal_name,
+            "template": self.node.internal_name,
+            "items": self.items,
+            "name": self.node.name,
+            "step_type": self.node.kind,
+            "status": status,
+            "message": message,
+            "attempts": [],
+            "data_catalog": [],
+            **fields,
+        }
+
+    def start_event(self, started: str) -> dict[str, Any]:
+        """The step began: shown as running until its record arrives."""
+        return {
+            "event": "start",
+            "internal_name": self.internal_name,
+            "template": self.node.internal_name,
+            "items": self.items,
+            "name": self.node.name,
+            "step_type": self.node.kind,
+            "start_time": started,
+        }
 
 
 @dataclass(frozen=True, slots=True)
 class EndCall:
-    """A branch's end: which labels lead to which terminal node."""
+    """A branch instance's end: which labels lead to which terminal node.
+
+    ``entry`` is set when the branch is only its terminal, so control arrives straight
+    from the branch's start.
+    """
 
     branch: str
     terminals: dict[str, tuple[str, str]]
-    opens_branch: bool
+    entry: Entry | None
     is_root: bool
+    items: tuple[str, ...] = ()
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
-        return ("EndCall", self.branch, str(self.opens_branch), *sorted(self.terminals))
+        return ("EndCall", fill(self.branch, self.items), *sorted(self.terminals))
 
 
 def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
     """Run a task or stub if control reaches it; route to its next node."""
-    token = arrived(incoming, call.accept)
+    token = arrived(incoming, call.entry)
     if token is None:
         return NOT_REACHED
     node = call.node
-    changed = frozenset() if call.opens_branch else token.changed
-    started = now()
-    if node.kind == "stub":  # a stub ends as it starts: its one record says both
-        ok, attempt, outputs, records = True, attempt_record(started, token.params), {}, []
+    if node.kind == "stub" or ctx.skips(node):  # recorded as done, nothing runs
+        attempt = attempt_record(now(), token.params)
+        ctx.report(call.event("SUCCESS", attempts=[attempt], mock=node.kind != "stub"))
+        return Token(target=node.on_success, params=token.params, changed=token.changed)
+    catalog = RunCatalog(ctx.catalog_location, ctx.run_id)
+    name = call.internal_name
+    done = checkpoint.load(catalog, name)
+    if done is None:
+        done = _run_task(ctx, call, token, catalog)
+        if done.target == node.on_failure:
+            return Token(target=done.target, params=token.params, changed=token.changed)
     else:
-        ctx.report(_start_event(node.internal_name, node.name, node.kind, started))
-        catalog = RunCatalog(ctx.catalog_location, ctx.run_id)
-        result = run_attempt(node.step, node.internal_name, token.params, catalog, started)
-        ok, attempt = result.ok, result.attempt
-        outputs, records = result.outputs, result.data_catalog
-    ctx.report(
-        _step_event(
-            node.internal_name,
-            node.name,
-            node.kind,
-            attempt["status"],
-            attempt["message"],
-            [attempt],
-            records,
-        )
-    )
-    if not ok:
-        return Token(target=node.on_failure, params=token.params, changed=changed)
+        ctx.report({**done.event, "reused": True})
     return Token(
-        target=node.on_success,
-        params={**token.params, **outputs},
-        changed=changed | outputs.keys(),
+        target=done.target,
+        params={**token.params, **done.outputs},
+        changed=token.changed | done.outputs.keys(),
     )
+
+
+def _run_task(
+    ctx: RunContext, call: StepCall, token: Token, catalog: RunCatalog
+) -> checkpoint.Checkpoint:
+    """Every attempt the step is allowed; a success is kept before it is reported, so
+    a worker lost in between does not run it again."""
+    node, name = call.node, call.internal_name
+    task = ctx.task_for(node)
+    attempts: list[dict[str, Any]] = []
+    ctx.report(call.start_event(now()))
+    environment = {RUN_ID_ENV: ctx.run_id}
+    environment.update((n, str(token.params[n].value)) for n in call.indexes if n in token.params)
+    with task_environment(environment):
+        for number in range(1, task.retries + 2):
+            if number > 1 and task.retry_delay:
+                time.sleep(task.retry_delay)
+            result = run_attempt(task, name, token.params, catalog, now(), number, call.hidden)
+            attempts.append(result.attempt)
+            if result.ok:
+                break
+    status = "SUCCESS" if result.ok else "FAIL"
+    event = call.event(
+        status,
+        result.attempt["message"],
+        attempts=attempts,
+        data_catalog=result.data_catalog,
+        mock=task is not node.step,
+    )
+    if not result.ok:
+        ctx.report(event)
+        return checkpoint.Checkpoint(target=node.on_failure, outputs={}, event=event)
+    done = checkpoint.Checkpoint(target=node.on_success, outputs=result.outputs, event=event)
+    checkpoint.save(catalog, name, done)
+    ctx.report(event)
+    return done
 
 
 def run_parallel(
     ctx: RunContext, call: StepCall, ends: list[BranchEnd], incoming: list[Token]
 ) -> Token:
     """Join a Parallel's branches: merge their returns in branch order, then route."""
-    token = arrived(tuple(incoming), call.accept)
+    token = arrived(tuple(incoming), call.entry)
     if token is None:
         return NOT_REACHED
     node = call.node
-    changed = frozenset() if call.opens_branch else token.changed
     failed = [b.key for b, end in zip(node.branches, ends, strict=True) if end.status != "SUCCESS"]
+    return join_branches(ctx, call, token, ends, failed)
+
+
+def join_branches(
+    ctx: RunContext, call: StepCall, token: Token, ends: list[BranchEnd], failed: list[str]
+) -> Token:
+    """Record a composite's end and route: on success, the branches' values merge back
+    in order; on failure, control goes to the step's failure path."""
+    node = call.node
     message = f"branches failed: {', '.join(failed)}" if failed else ""
-    ctx.report(
-        _step_event(
-            node.internal_name,
-            node.name,
-            node.kind,
-            "FAIL" if failed else "SUCCESS",
-            message,
-            [],
-            [],
-        )
-    )
+    ctx.report(call.event("FAIL" if failed else "SUCCESS", message))
     if failed:
-        return Token(target=node.on_failure, params=token.params, changed=changed)
+        return Token(target=node.on_failure, params=token.params, changed=token.changed)
     params = dict(token.params)
+    changed = token.changed
     for end in ends:
-        for name in end.changed:
-            params[name] = end.params[name]
+        params.update(end.params)
         changed = changed | end.changed
     return Token(target=node.on_success, params=params, changed=changed)
 
 
 def run_branch_end(ctx: RunContext, call: EndCall, *incoming: Token) -> BranchEnd:
-    """Record the terminal that control reached; give the branch's status and scope."""
+    """Record the terminal that control reached; give the branch's status and values."""
     for token in incoming:
         if token.target in call.terminals:
             break
     else:
         return BRANCH_NOT_REACHED
-    internal_name, kind = call.terminals[token.target]
-    started = now()
-    name = internal_name.rsplit(".", 1)[-1]
+    template, kind = call.terminals[token.target]
+    if call.entry is not None:
+        token = arrived((token,), call.entry) or token
     status: Literal["SUCCESS", "FAIL"] = "SUCCESS" if kind == "success" else "FAIL"
-    attempt = attempt_record(started, token.params)
-    changed = frozenset() if call.opens_branch else token.changed
+    changed = token.changed
+    own = {name: token.params[name] for name in changed}
+    terminal = StepCall(
+        node=Node(internal_name=template, name=template.rsplit(".", 1)[-1], kind=kind),  # type: ignore[arg-type]
+        entry=Entry(template),
+        items=call.items,
+    )
+    attempt = attempt_record(now(), token.params)
     ctx.report(
         {
             "event": "run_end" if call.is_root else "branch",
-            "terminal": _step_event(internal_name, name, kind, "SUCCESS", "", [attempt], []),
-            "internal_name": call.branch,
+            "terminal": terminal.event("SUCCESS", attempts=[attempt]),
+            "internal_name": fill(call.branch, call.items),
+            "template": call.branch,
+            "items": call.items,
             "status": status,
-            "parameters": summarise(token.params),
+            "parameters": summarise(token.params if call.is_root else own),
         }
     )
     if call.is_root:
         return BranchEnd(status=status)
-    return BranchEnd(status=status, params=token.params, changed=changed)
-
-
-def _start_event(internal_name: str, name: str, step_type: str, started: str) -> dict[str, Any]:
-    return {
-        "event": "start",
-        "internal_name": internal_name,
-        "name": name,
-        "step_type": step_type,
-        "start_time": started,
-    }
-
-
-def _step_event(
-    internal_name: str,
-    name: str,
-    step_type: str,
-    status: str,
-    message: str,
-    attempts: list[dict[str, Any]],
-    data_catalog: list[dict[str, Any]],
-) -> dict[str, Any]:
-    return {
-        "event": "step",
-        "internal_name": internal_name,
-        "name": name,
-        "step_type": step_type,
-        "status": status,
-        "message": message,
-        "attempts": attempts,
-        "data_catalog": data_catalog,
-    }
+    return BranchEnd(status=status, params=own, changed=changed)

@@ -43,7 +43,11 @@ class Token:
 
 @dataclass(frozen=True, slots=True)
 class BranchEnd:
-    """How a branch ended: its status and its final scope (``status`` None: not reached)."""
+    """How a branch ended (``status`` None: not reached) and the values it set.
+
+    Only the names set inside the branch travel back (``params`` holds just those), so
+    the join of a map of many items does not receive many copies of the whole scope.
+    """
 
     status: Literal["SUCCESS", "FAIL"] | None
     params: dict[str, Param] = field(default_factory=dict)
@@ -54,12 +58,48 @@ NOT_REACHED = Token(target=None)
 BRANCH_NOT_REACHED = BranchEnd(status=None)
 
 
-def arrived(incoming: tuple[Token, ...], label: str) -> Token | None:
-    """The token among ``incoming`` that sends control to ``label``, if any."""
+@dataclass(frozen=True, slots=True)
+class Bind:
+    """A name a branch instance starts with: a map's item, or a loop's index.
+
+    ``source`` names the list parameter the item is taken from; empty, the index itself
+    is the value.
+    """
+
+    name: str
+    index: int
+    source: str = ""
+
+    def param(self, params: dict[str, Param]) -> Param:
+        if not self.source:
+            return Param(kind="json", value=self.index)
+        listed = params[self.source]
+        kind: ParamKind = "object" if listed.kind == "object" else "json"
+        return Param(kind=kind, value=listed.value[self.index])
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """How a task takes control: the label it answers to and, at a branch's start,
+    whether the branch's record of changed names restarts and which name it binds."""
+
+    label: str
+    opens_branch: bool = False
+    bind: Bind | None = None
+
+
+def arrived(incoming: tuple[Token, ...], entry: Entry) -> Token | None:
+    """The token among ``incoming`` that sends control to ``entry``, as the task sees it."""
     for token in incoming:
-        if token.target == label:
-            return token
-    return None
+        if token.target == entry.label:
+            break
+    else:
+        return None
+    changed = frozenset() if entry.opens_branch else token.changed
+    params = token.params
+    if entry.bind is not None:
+        params = {**params, entry.bind.name: entry.bind.param(params)}
+    return Token(target=token.target, params=params, changed=changed)
 
 
 def summarise(params: dict[str, Param]) -> dict[str, dict[str, Any]]:

@@ -91,15 +91,26 @@ class RunCatalog:
 
     def write_text(self, relative: str, text: str) -> str:
         """Store ``text`` (a step's log) at ``relative``; return where it is."""
+        return self.write_bytes(relative, text.encode("utf-8"))
+
+    def write_bytes(self, relative: str, data: bytes) -> str:
+        """Store ``data`` at ``relative``; return where it is."""
         fs, root = self._fs_root
         target = f"{root}/{relative}"
-        data = text.encode("utf-8")
         try:
             fs.pipe_file(target, data)
         except FileNotFoundError:  # the run's first log: its folder does not exist yet
             fs.makedirs(os.path.dirname(target), exist_ok=True)
             fs.pipe_file(target, data)
         return self.url(relative)
+
+    def read_bytes(self, relative: str) -> bytes | None:
+        """The content stored at ``relative``, or None if there is none."""
+        fs, root = self._fs_root
+        try:
+            return fs.cat_file(f"{root}/{relative}")
+        except FileNotFoundError:
+            return None
 
     def store_file(self, local_path: str, relative: str) -> str:
         """Copy one local file (an executed notebook) to ``relative``; return where it is."""

@@ -1,0 +1,112 @@
+"""Which run log a run writes: a new one under a fresh or given id, or the one of the
+failed run it resumes.
+
+Resuming is asking for the id of a run that did not succeed: its run log is reopened,
+its initial parameters are used again, and only what did not finish runs (tasks that
+finished find their checkpoints). A run whose pipeline changed since, that succeeded,
+or whose driver is still alive is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import sys
+from typing import Any
+
+from runnable_dask.exceptions import ConfigurationError, RunLogExistsError
+from runnable_dask.run_id import generate_run_id
+from runnable_dask.runtime.tokens import Param
+from runnable_dask.stores.runlog import RunLog
+from runnable_dask.stores.runlog_store import RunLogStore
+
+ENTRY_ENV = "RUNNABLE_DASK_ENTRY"
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def claim(
+    store: RunLogStore, requested: str, template: RunLog, params: dict[str, Param]
+) -> tuple[RunLog, dict[str, Param], bool]:
+    """The run log to write, the initial parameters, and whether this run resumes one."""
+    if requested and not _RUN_ID.fullmatch(requested):
+        raise ConfigurationError(
+            f"run id {requested!r} cannot name a file: use letters, digits, '.', '_' and "
+            "'-', starting with a letter or digit (e.g. 'sweep-2026-11-28')"
+        )
+    template.run_config["initial_parameters"] = {n: p.value for n, p in params.items()}
+    template.run_config["driver"] = {"host": socket.gethostname(), "pid": os.getpid()}
+    if requested and store.path(requested).exists():
+        return _resume(store.read(requested), template), _initial(store.read(requested)), True
+    if requested:
+        run_log = template.model_copy(update={"run_id": requested})
+        store.create(run_log)
+        return run_log, params, False
+    while True:
+        run_log = template.model_copy(update={"run_id": generate_run_id()})
+        try:
+            store.create(run_log)
+        except RunLogExistsError:
+            continue
+        return run_log, params, False
+
+
+def launch_record(configuration_file: str, parameters_file: str) -> dict[str, str]:
+    """How the run was started, so ``runnable-dask retry`` can start it again."""
+    main = sys.modules.get("__main__")
+    script = getattr(main, "__file__", "") or ""
+    return {
+        "entry": os.environ.get(ENTRY_ENV) or (os.path.abspath(script) if script else ""),
+        "cwd": os.getcwd(),
+        "configuration_file": configuration_file,
+        "parameters_file": parameters_file,
+    }
+
+
+def _resume(previous: RunLog, template: RunLog) -> RunLog:
+    run_id = previous.run_id
+    if previous.status == "SUCCESS":
+        raise RunLogExistsError(
+            f"run {run_id!r} succeeded already; runs never overwrite one: choose another "
+            "run_id or leave it empty"
+        )
+    if previous.dag_hash != template.dag_hash:
+        raise ConfigurationError(
+            f"run {run_id!r} cannot resume: the pipeline's definition changed since it ran "
+            f"(dag hash {previous.dag_hash[:12]} then, {template.dag_hash[:12]} now); "
+            "restore the definition to resume it, or start a new run"
+        )
+    driver = previous.run_config.get("driver", {})
+    if previous.status == "PROCESSING" and _alive(driver):
+        raise ConfigurationError(
+            f"run {run_id!r} is still running (process {driver.get('pid')} on "
+            f"{driver.get('host')}); wait for it to end, then resume it"
+        )
+    resumes = int(previous.run_config.get("resumed", 0)) + 1
+    config = {
+        **template.run_config,
+        "initial_parameters": previous.run_config.get("initial_parameters", {}),
+        "resumed": resumes,
+    }
+    config.pop("error", None)
+    return previous.model_copy(update={"status": "PROCESSING", "run_config": config})
+
+
+def _initial(previous: RunLog) -> dict[str, Param]:
+    stored = previous.run_config.get("initial_parameters", {})
+    return {name: Param(kind="json", value=value) for name, value in stored.items()}
+
+
+def _alive(driver: dict[str, Any]) -> bool:
+    pid = driver.get("pid")
+    if driver.get("host") != socket.gethostname() or not isinstance(pid, int):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

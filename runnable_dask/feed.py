@@ -1,0 +1,104 @@
+"""Feed the executor the graph part by part: each task as soon as its inputs are defined.
+
+Lowering gives the first part of the run and then, as maps and loops resolve, their
+expansions. A task after a frontier reads a key that does not exist yet (the map's own
+key, defined by its expansion); it waits here, in the driver, until that key is lowered.
+Everything a waiting task or an open frontier will read is kept by the executor, and
+released as soon as nothing still to be submitted reads it, so the driver holds no
+per-item state for a map once its iterations are submitted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from runnable_dask.executors import Executor
+from runnable_dask.lower import Frontier, GraphPart
+
+
+class GraphFeed:
+    """Which tasks wait for which keys, and which results later parts still read."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self._waiting: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
+        self._missing: dict[str, int] = {}
+        self._waiters: defaultdict[str, list[str]] = defaultdict(list)
+        self._readers: defaultdict[str, int] = defaultdict(int)
+        self._kept: set[str] = set()
+        self._frontiers: dict[str, Frontier] = {}
+        self._watch: set[str] = set()
+
+    def add(self, part: GraphPart, watch: set[str] | None = None) -> None:
+        """Submit what of ``part`` can run now; keep the rest until its inputs exist."""
+        self._watch |= part.frontiers.keys() | (watch or set())
+        self._frontiers.update(part.frontiers)
+        for frontier in part.frontiers.values():
+            self._readers[frontier.token] += 1
+        batch, batch_deps = self._ready_tasks(self._register(part))
+        read_earlier = set()
+        for deps in batch_deps.values():
+            for dep in deps:
+                self._readers[dep] -= 1
+                if dep not in batch:
+                    read_earlier.add(dep)
+        keep = {key for key in batch if self._readers.get(key, 0) > 0}
+        self._kept |= keep
+        for key in batch.keys() - keep:
+            self._readers.pop(key, None)
+        if batch:
+            watched = self._watch & batch.keys()
+            self._watch -= watched
+            self.executor.submit(batch, batch_deps, keep, watched)
+        self._release_unread(read_earlier)
+
+    def _register(self, part: GraphPart) -> list[str]:
+        """Note what each new task reads; return those whose inputs all exist."""
+        ready = []
+        for key, task in part.tasks.items():
+            deps = part.deps[key]
+            self._waiting[key] = (task, deps)
+            unsubmitted = [d for d in deps if d not in self._kept]
+            self._missing[key] = len(unsubmitted)
+            for dep in unsubmitted:
+                self._waiters[dep].append(key)
+            for dep in deps:
+                self._readers[dep] += 1
+            if not unsubmitted:
+                ready.append(key)
+        return ready
+
+    def _ready_tasks(
+        self, ready: list[str]
+    ) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[str, ...]]]:
+        """``ready`` and every waiting task they complete the inputs of, transitively."""
+        batch: dict[str, tuple[Any, ...]] = {}
+        batch_deps: dict[str, tuple[str, ...]] = {}
+        while ready:
+            key = ready.pop()
+            task, deps = self._waiting.pop(key)
+            del self._missing[key]
+            batch[key], batch_deps[key] = task, deps
+            for waiter in self._waiters.pop(key, []):
+                self._missing[waiter] -= 1
+                if self._missing[waiter] == 0:
+                    ready.append(waiter)
+        return batch, batch_deps
+
+    def frontier(self, key: str) -> Frontier:
+        """The frontier whose value ``key`` carries; it is expanded once."""
+        return self._frontiers.pop(key)
+
+    def expanded(self, frontier: Frontier) -> None:
+        """The frontier's expansion was added: it no longer needs its token kept."""
+        self._readers[frontier.token] -= 1
+        self._release_unread({frontier.token})
+
+    def _release_unread(self, keys: set[str]) -> None:
+        unread = [key for key in keys if self._readers.get(key, 0) <= 0 and key in self._kept]
+        for key in unread:
+            self._kept.discard(key)
+            self._readers.pop(key, None)
+        if unread:
+            self.executor.release(unread)
