@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import typing
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -40,31 +41,137 @@ class LocalConfig(_Strict):
     max_workers: int | None = Field(default=None, gt=0)
 
 
+_ADDRESS_SCHEMES = ("tcp", "tls", "ws", "wss")
+_EMBEDDED_ONLY = ("threads_per_worker", "processes", "dashboard_address")
+
+
+class AdaptConfig(_Strict):
+    """Bounds for ``cluster.adapt()``: the cluster manager adds and removes workers."""
+
+    minimum: int = Field(default=0, ge=0)
+    maximum: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptConfig:
+        if self.minimum > self.maximum:
+            raise ValueError(
+                f"adapt.minimum ({self.minimum}) is larger than adapt.maximum "
+                f"({self.maximum}); lower minimum or raise maximum"
+            )
+        return self
+
+
+class SecurityConfig(_Strict):
+    """TLS certificates, as paths readable by the driving process.
+
+    The client uses ``tls_client_cert``/``tls_client_key``. A cluster started for the run
+    also needs certificates for its scheduler and workers: the ``tls_scheduler_*`` and
+    ``tls_worker_*`` ones when given, else the client's pair.
+    """
+
+    tls_ca_file: str
+    tls_client_cert: str
+    tls_client_key: str | None = None
+    tls_scheduler_cert: str | None = None
+    tls_scheduler_key: str | None = None
+    tls_worker_cert: str | None = None
+    tls_worker_key: str | None = None
+    require_encryption: bool = True
+
+
 class DaskConfig(_Strict):
-    """An existing scheduler (``address``) or a ``LocalCluster`` started for the run."""
+    """Where the graph runs: one of three ways of getting a Dask cluster.
+
+    - ``address``: a running scheduler (``tcp://`` or ``tls://``), left running after;
+    - ``cluster_class``: a cluster manager by dotted path (``dask_jobqueue.SLURMCluster``)
+      built with ``cluster_kwargs``, sized by ``n_workers`` (``scale``) or ``adapt``;
+    - neither: a ``LocalCluster`` started for the run, on 127.0.0.1.
+
+    ``security`` (TLS) applies to all three; ``timeout`` bounds starting or reaching it.
+    """
 
     address: str | None = None
+    cluster_class: str | None = None
+    cluster_kwargs: dict[str, Any] = Field(default_factory=dict)
+    adapt: AdaptConfig | None = None
     n_workers: int | None = Field(default=None, gt=0)
     threads_per_worker: int | None = Field(default=None, gt=0)
     processes: bool | None = None
     dashboard_address: str | None = None
     timeout: float = Field(default=30.0, gt=0)
+    security: SecurityConfig | None = None
 
     @model_validator(mode="after")
-    def _address_or_cluster(self) -> DaskConfig:
-        if self.address:
-            local_only = [
-                name
-                for name in ("n_workers", "threads_per_worker", "processes", "dashboard_address")
-                if getattr(self, name) is not None
-            ]
-            if local_only:
+    def _one_way_to_a_cluster(self) -> DaskConfig:
+        if self.address is not None:
+            self._check_address(self.address)
+        if self.cluster_class is not None:
+            _check_dotted_path(self.cluster_class)
+        if self.address and self.cluster_class:
+            raise ValueError(
+                "address (a running scheduler) and cluster_class (a cluster created for the "
+                "run) cannot go together; keep one of them"
+            )
+        manager_only = [
+            name
+            for name, value in (("cluster_kwargs", self.cluster_kwargs), ("adapt", self.adapt))
+            if value
+        ]
+        if manager_only and not self.cluster_class:
+            raise ValueError(
+                f"{', '.join(manager_only)} configure a cluster manager, so they need "
+                "cluster_class (e.g. cluster_class: dask_jobqueue.SLURMCluster)"
+            )
+        if self.address or self.cluster_class:
+            embedded = [name for name in _EMBEDDED_ONLY if getattr(self, name) is not None]
+            if self.address and self.n_workers is not None:
+                embedded.insert(0, "n_workers")
+            if embedded and self.address:
                 raise ValueError(
-                    f"address connects to a running scheduler, so {', '.join(local_only)} "
+                    f"address connects to a running scheduler, so {', '.join(embedded)} "
                     "(options of a LocalCluster started for the run) cannot apply; remove "
                     "them, or remove address"
                 )
+            if embedded:
+                raise ValueError(
+                    f"cluster_class creates the cluster, so {', '.join(embedded)} (options "
+                    "of a LocalCluster started for the run) cannot apply; put them in "
+                    "cluster_kwargs instead"
+                )
+        if self.cluster_class and self.adapt and self.n_workers is not None:
+            raise ValueError(
+                "n_workers (a fixed scale) and adapt (a scale that follows the load) cannot "
+                "go together; keep one of them"
+            )
         return self
+
+    def _check_address(self, address: str) -> None:
+        scheme = address.split("://", 1)[0] if "://" in address else "tcp"
+        if scheme not in _ADDRESS_SCHEMES or not address.rstrip("/").split("://")[-1]:
+            raise ValueError(
+                f"address {address!r} is not a scheduler address; write "
+                "tcp://HOST:PORT or tls://HOST:PORT (e.g. tcp://127.0.0.1:8786)"
+            )
+        if scheme in ("tls", "wss") and self.security is None:
+            raise ValueError(
+                f"address {address!r} uses TLS, which needs certificates: add a security "
+                "section (tls_ca_file, tls_client_cert, tls_client_key)"
+            )
+        if scheme in ("tcp", "ws") and self.security is not None:
+            host = address.rsplit("://", maxsplit=1)[-1]
+            raise ValueError(
+                f"security is set but address {address!r} is not encrypted; write "
+                f"tls://{host} (the scheduler must listen on TLS)"
+            )
+
+
+def _check_dotted_path(path: str) -> None:
+    module, _, name = path.rpartition(".")
+    if not module or not name.isidentifier():
+        raise ValueError(
+            f"cluster_class {path!r} is not a dotted path to a class; write "
+            "module.Class (e.g. dask_jobqueue.SLURMCluster or distributed.LocalCluster)"
+        )
 
 
 class LocalExecutorSpec(_Strict):
@@ -77,7 +184,30 @@ class DaskExecutorSpec(_Strict):
     config: DaskConfig = Field(default_factory=DaskConfig)
 
 
-ExecutorSpec = Annotated[DaskExecutorSpec | LocalExecutorSpec, Field(discriminator="type")]
+class Patch(_Strict):
+    """What a mocked run runs instead of a step: a function's dotted path (for a
+    PythonTask), a shell command (ShellTask) or a notebook path (NotebookTask); and,
+    optionally, the names it returns instead of the step's own ``returns``."""
+
+    command: str
+    returns: list[str | dict[str, str]] | None = None
+
+
+class MockedConfig(_Strict):
+    """Walk the whole pipeline without running it: only the patched steps run."""
+
+    patches: dict[str, Patch] = Field(default_factory=dict)
+    max_workers: int | None = Field(default=None, gt=0)
+
+
+class MockedExecutorSpec(_Strict):
+    type: Literal["mocked"]
+    config: MockedConfig = Field(default_factory=MockedConfig)
+
+
+ExecutorSpec = Annotated[
+    DaskExecutorSpec | LocalExecutorSpec | MockedExecutorSpec, Field(discriminator="type")
+]
 
 
 class RunLogStoreConfig(_Strict):
@@ -114,6 +244,13 @@ class Configuration(_Strict):
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
 
 
+_EXECUTOR_TYPES: dict[str, type[BaseModel]] = {
+    "dask": DaskExecutorSpec,
+    "local": LocalExecutorSpec,
+    "mocked": MockedExecutorSpec,
+}
+
+
 def load_configuration(configuration_file: str = "") -> Configuration:
     """Read the configuration: the environment's file, else the argument, else defaults."""
     path = os.environ.get(CONFIGURATION_ENV) or configuration_file
@@ -144,14 +281,17 @@ def parse_configuration(data: Any, source: str = "the configuration") -> Configu
 
 def _explain(error: Any) -> str:
     location = [str(part) for part in error["loc"]]
-    where = ".".join(part for part in location if part not in ("dask", "local")) or "(top)"
+    where = ".".join(part for part in location if part not in _EXECUTOR_TYPES) or "(top)"
     if error["type"] == "extra_forbidden":
         valid = _valid_keys(location[:-1])
         close = difflib.get_close_matches(location[-1], valid, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"{where}: unknown key{hint}; valid keys here: {', '.join(valid)}"
     if error["type"] == "union_tag_invalid":
-        return f"{where}: type {error['input'].get('type')!r} is unknown; valid types: dask, local"
+        return (
+            f"{where}: type {error['input'].get('type')!r} is unknown; "
+            "valid types: dask, local, mocked"
+        )
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{where}: {message} (got {error.get('input')!r})"
 
@@ -159,11 +299,12 @@ def _explain(error: Any) -> str:
 def _valid_keys(location: list[str]) -> list[str]:
     model: type[BaseModel] = Configuration
     for part in location:
-        if part in ("dask", "local"):
-            model = DaskExecutorSpec if part == "dask" else LocalExecutorSpec
+        if part in _EXECUTOR_TYPES:
+            model = _EXECUTOR_TYPES[part]
             continue
         field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
         annotation = getattr(field, "annotation", None)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
+        for candidate in typing.get_args(annotation) or (annotation,):  # `Model | None` too
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                model = candidate
     return sorted(f.alias or name for name, f in model.model_fields.items())

@@ -77,8 +77,9 @@ def test_dask_executor_with_an_address() -> None:
         ),
         pytest.param(
             {"pipeline-executor": {"type": "dask", "config": {"n_worker": 2}}},
-            r"unknown key \(did you mean 'n_workers'\?\); valid keys here: address, "
-            r"dashboard_address, n_workers, processes, threads_per_worker, timeout",
+            r"unknown key \(did you mean 'n_workers'\?\); valid keys here: adapt, address, "
+            r"cluster_class, cluster_kwargs, dashboard_address, n_workers, processes, "
+            r"security, threads_per_worker, timeout",
             id="unknown dask option lists the valid ones",
         ),
         pytest.param(
@@ -106,6 +107,41 @@ def test_dask_executor_with_an_address() -> None:
             },
             r"address connects to a running scheduler, so n_workers .*cannot apply",
             id="address and n_workers",
+        ),
+        pytest.param(
+            {"pipeline-executor": {"type": "dask", "config": {"address": "tls://h:8786"}}},
+            r"address 'tls://h:8786' uses TLS, which needs certificates: add a security",
+            id="tls address without security",
+        ),
+        pytest.param(
+            {"pipeline-executor": {"type": "dask", "config": {"cluster_kwargs": {"cores": 4}}}},
+            r"cluster_kwargs configure a cluster manager, so they need cluster_class",
+            id="cluster_kwargs without cluster_class",
+        ),
+        pytest.param(
+            {"pipeline-executor": {"type": "dask", "config": {"cluster_class": "SLURMCluster"}}},
+            r"cluster_class 'SLURMCluster' is not a dotted path to a class",
+            id="cluster_class not dotted",
+        ),
+        pytest.param(
+            {
+                "pipeline-executor": {
+                    "type": "dask",
+                    "config": {"cluster_class": "a.B", "adapt": {"minimum": 3, "maximum": 1}},
+                }
+            },
+            r"adapt.minimum \(3\) is larger than adapt.maximum \(1\)",
+            id="adapt bounds reversed",
+        ),
+        pytest.param(
+            {
+                "pipeline-executor": {
+                    "type": "dask",
+                    "config": {"address": "tls://h:1", "security": {"tls_ca_fil": "x"}},
+                }
+            },
+            r"security.tls_ca_fil: unknown key \(did you mean 'tls_ca_file'\?\)",
+            id="security typo",
         ),
         pytest.param(
             {"pipeline-executor": {"type": "dask", "config": {"n_workers": 0}}},

@@ -35,3 +35,21 @@ def test_getting_started_runs_the_sweep_and_reads_the_run_log(tmp_path, monkeypa
         assert f"sweep.alpha_{alpha}.train" in text
     assert "best score 1.0 from score_3" in text
     assert len(list((tmp_path / ".run_log_store").glob("*.json"))) == 1
+
+
+@pytest.mark.cluster
+def test_cluster_notebook_runs_a_pipeline_on_its_own_cluster(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    executed = tmp_path / "cluster.ipynb"
+
+    papermill.execute_notebook(
+        str(NOTEBOOKS / "cluster.ipynb"), str(executed), progress_bar=False, cwd=tmp_path
+    )
+
+    notebook = nbformat.read(executed, as_version=4)
+    text = _text_outputs(notebook)
+    assert "Dashboard: http://127.0.0.1:" in text
+    assert "'SUCCESS'" in text
+    assert "['done', 'greetings', 'report', 'say']" in text
+    widget = notebook.cells[1]["outputs"][0]["data"]
+    assert "text/html" in widget and "Dashboard" in widget["text/html"]

@@ -8,49 +8,42 @@ scheduler's event log, to which this process subscribes.
 
 from __future__ import annotations
 
-import logging
-import os
 import queue
-import warnings
+from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import Any
 
-import dask
-
 from runnable_dask.config import DaskConfig
-from runnable_dask.exceptions import RunnableDaskError
-from runnable_dask.executors import Finished
+from runnable_dask.executors import Deps, Resolved, Tasks
+from runnable_dask.executors.cluster import ClusterError, connect, ship_graph, ship_user_modules
 from runnable_dask.runtime.context import Reporter, TopicReporter
-
-DEFAULT_THREADS_PER_WORKER = 4
-DEFAULT_DASHBOARD = "127.0.0.1:8787"
-# Steps that share one input all start on the worker holding it; stealing moves the
-# surplus to idle workers, and the default 1 s interval is long next to typical steps.
-_EMBEDDED_SCHEDULER = {"distributed.scheduler.work-stealing-interval": "100ms"}
-
-
-class ClusterError(RunnableDaskError):
-    """The cluster could not be started or reached."""
 
 
 class DaskExecutor:
     """Runs the graph through a ``distributed.Client``."""
 
-    def __init__(self, config: DaskConfig) -> None:
+    def __init__(self, config: DaskConfig, events: queue.SimpleQueue) -> None:
         self.config = config
+        self._events = events
+        self._held: dict[str, Any] = {}
+        self._watched: dict[str, Any] = {}
         self.dashboard_link: str | None = None
         self.description = ""
         self._stack = ExitStack()
         self._client: Any = None
         self._topics: list[str] = []
+        self._remote = False
 
     def __enter__(self) -> DaskExecutor:
         try:
-            self._client = self._connect() if self.config.address else self._start_cluster()
+            self._client, self.description, self.dashboard_link = connect(self.config, self._stack)
         except BaseException:
             self._stack.close()
             raise
-        self.dashboard_link = self._client.dashboard_link
+        # Workers the run did not start may not have the user's project: send its code.
+        self._remote = bool(self.config.address or self.config.cluster_class)
+        if self._remote:
+            ship_user_modules([])
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -64,56 +57,43 @@ class DaskExecutor:
         self._topics.append(topic)
         return TopicReporter(topic)
 
-    def submit(self, graph: dict[str, Any], key: str, events: queue.SimpleQueue) -> None:
-        future = self._client.get(graph, key, sync=False)
-        future.add_done_callback(lambda done: events.put(Finished(outcome=done.result)))
+    def submit(self, tasks: Tasks, deps: Deps, keep: set[str], watch: set[str]) -> None:
+        held = self._held
+        graph = {
+            key: _with_futures(task, held) if any(d in held for d in deps[key]) else task
+            for key, task in tasks.items()
+        }
+        if self._remote:
+            graph = ship_graph(graph)
+        wanted = [key for key in graph if key in keep or key in watch]
+        for key, future in zip(wanted, self._client.get(graph, wanted, sync=False), strict=True):
+            if key in keep:
+                held[key] = future
+            if key in watch:
+                self._watched[key] = future
+                future.add_done_callback(self._resolved)
 
-    def _connect(self) -> Any:
-        from distributed import Client
+    def release(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._held.pop(key, None)
 
-        address = self.config.address
-        try:
-            client = Client(address, timeout=self.config.timeout, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise ClusterError(
-                f"cannot reach the Dask scheduler at {address} within "
-                f"{self.config.timeout:g} s ({exc}); start it (dask scheduler) or fix "
-                "pipeline-executor.config.address"
-            ) from exc
-        self._stack.callback(client.close)
-        workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
-        self.description = f"Dask scheduler {address} ({workers} workers)"
-        return client
+    def _resolved(self, future: Any) -> None:
+        self._watched.pop(future.key, None)
+        self._events.put(Resolved(future.key, future.result))
 
-    def _start_cluster(self) -> Any:
-        from distributed import Client, LocalCluster
 
-        config = self.config
-        n_workers = config.n_workers or min(os.cpu_count() or 1, 4)
-        threads = config.threads_per_worker or DEFAULT_THREADS_PER_WORKER
-        processes = True if config.processes is None else config.processes
-        try:
-            with warnings.catch_warnings(), dask.config.set(_EMBEDDED_SCHEDULER):
-                warnings.simplefilter("ignore")
-                cluster = LocalCluster(
-                    n_workers=n_workers,
-                    threads_per_worker=threads,
-                    processes=processes,
-                    host="127.0.0.1",
-                    scheduler_port=0,
-                    dashboard_address=config.dashboard_address or DEFAULT_DASHBOARD,
-                    silence_logs=logging.ERROR,
-                    timeout=config.timeout,
-                )
-        except Exception as exc:
-            raise ClusterError(
-                f"could not start a LocalCluster ({exc}). A script that starts one must run "
-                'its pipeline under `if __name__ == "__main__":`, since worker processes '
-                "re-import it"
-            ) from exc
-        self._stack.callback(cluster.close)
-        client = Client(cluster, set_as_default=False)
-        self._stack.callback(client.close)
-        kind = "processes" if processes else "threads"
-        self.description = f"LocalCluster ({n_workers} worker {kind} x {threads} threads)"
-        return client
+def _with_futures(task: tuple[Any, ...], held: dict[str, Any]) -> tuple[Any, ...]:
+    """The task with the keys of earlier parts it reads replaced by their held futures."""
+    function, *args = task
+    return (function, *(_swap(arg, held) for arg in args))
+
+
+def _swap(arg: Any, held: dict[str, Any]) -> Any:
+    if isinstance(arg, str) and arg in held:
+        return held[arg]
+    if isinstance(arg, list):
+        return [held.get(item, item) if isinstance(item, str) else item for item in arg]
+    return arg
+
+
+__all__ = ["ClusterError", "DaskExecutor"]

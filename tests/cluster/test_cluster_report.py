@@ -1,0 +1,46 @@
+"""The Dask performance report of a run: stored in its catalog, naming the steps."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from runnable_dask.executors.report import REPORT_NAME, performance_report
+from runnable_dask.stores.catalog import RunCatalog
+
+from .conftest import DaskProcesses
+
+pytestmark = pytest.mark.cluster
+
+
+def test_report_lands_in_the_catalog_and_names_the_steps(
+    tcp_cluster: DaskProcesses, tmp_path: Path
+) -> None:
+    catalog = RunCatalog(str(tmp_path / "catalog"), "reported-run")
+    graph = {
+        "train_model-1234": (time.sleep, 0.2),
+        "hello_shell-5678": (time.sleep, 0.2),
+    }
+    with tcp_cluster.client() as client:
+        began = time.monotonic()
+        with performance_report(client, catalog) as report:
+            client.get(graph, list(graph))
+        rendered = time.monotonic() - began
+
+    assert report.error is None
+    assert report.url == catalog.url(REPORT_NAME)
+    html = (tmp_path / "catalog" / "reported-run" / REPORT_NAME).read_text(encoding="utf-8")
+    assert "<html" in html.lower()
+    for step in ("train_model", "hello_shell"):
+        assert step in html
+    assert rendered < 15, f"the report took {rendered:.1f} s"
+
+
+def test_no_client_no_report(tmp_path: Path) -> None:
+    catalog = RunCatalog(str(tmp_path / "catalog"), "local-run")
+    with performance_report(None, catalog) as report:
+        pass
+    assert report.url is None
+    assert not (tmp_path / "catalog").exists()
