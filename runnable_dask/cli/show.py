@@ -1,0 +1,142 @@
+"""``runnable-dask show RUN_ID``: one run's step tree, with what failed and where its log is."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Iterable
+
+import click
+from rich.console import Console
+from rich.text import Text
+from rich.tree import Tree
+
+from runnable_dask.cli.options import store_options
+from runnable_dask.cli.runlogs import Span, read_run_log, resolve_log_folder
+from runnable_dask.runtime.attempt import log_name
+from runnable_dask.stores.catalog import RunCatalog
+from runnable_dask.stores.runlog import RunLog, StepLog
+
+BRANCHES_SHOWN = 20
+TERMINAL_TYPES = ("success", "fail")
+STATUS_STYLE = {"SUCCESS": "green", "FAIL": "red", "PROCESSING": "yellow", "CREATED": "dim"}
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--all", "show_all", is_flag=True, help="List every branch of large composites.")
+@store_options
+def show(
+    run_id: str, show_all: bool, configuration_file: str | None, log_folder: str | None
+) -> None:
+    """Show a run's steps as a tree: status, duration, attempts, failures and their logs.
+
+    Branches are nested under their composite step. Of a composite with more than 20
+    branches, the first 20 and every failed one are listed; --all lists them all.
+    """
+    folder = resolve_log_folder(configuration_file, log_folder)
+    run_log = read_run_log(folder, run_id)
+    catalog = _catalog(run_log)
+    span = Span.of(_times(run_log.steps.values()))
+    tree = Tree(
+        Text.assemble(
+            ("Run ", "bold"),
+            (run_log.run_id, "bold"),
+            " ",
+            _status(run_log.status),
+            f"  started {span.started()}",
+            f", took {span.duration()}" if run_log.status != "PROCESSING" else "",
+            f"  tag: {run_log.tag}" if run_log.tag else "",
+        )
+    )
+    _add_steps(tree, run_log.steps.values(), show_all)
+    console = Console(highlight=False, soft_wrap=True)  # paths stay whole, to copy
+    console.print(tree)
+    console.print(Text(f"  Run log:   {folder / (run_log.run_id + '.json')}"))
+    console.print(Text(f"  Step logs: {catalog.url('logs')}/"))
+    for step in run_log.walk():  # after the tree, whole, so the paths can be copied
+        if step.status == "FAIL" and step.step_type == "task" and step.attempts:
+            log = catalog.url(log_name(step.internal_name))
+            console.print(
+                Text.assemble("  ", ("log of failed", "red"), f" {step.internal_name}: {log}")
+            )
+    error = run_log.run_config.get("error")  # the run itself broke, not a step
+    if error:
+        console.print(Text.assemble("  ", ("Run error:", "red"), f" {error}"))
+    report = run_log.run_config.get("performance_report")
+    if report:
+        console.print(Text(f"  Performance report: {report}"))
+
+
+def _catalog(run_log: RunLog) -> RunCatalog:
+    """The run's catalog folder, relative paths taken from where the run was launched."""
+    config = run_log.run_config.get("catalog", {}).get("config", {})
+    location = str(config.get("catalog_location", ".catalog"))
+    if "://" not in location:
+        launched_in = run_log.run_config.get("launch", {}).get("cwd", "")
+        location = os.path.abspath(os.path.join(launched_in or os.getcwd(), location))
+    return RunCatalog(location, run_log.run_id)
+
+
+def _add_steps(parent: Tree, steps: Iterable[StepLog], show_all: bool) -> None:
+    for step in steps:
+        if step.step_type in TERMINAL_TYPES:
+            continue
+        node = parent.add(_step_label(step))
+        if step.status == "FAIL" and step.message:
+            node.add(Text(step.message, style="red"))
+        _add_branches(node, step, show_all)
+
+
+def _add_branches(node: Tree, step: StepLog, show_all: bool) -> None:
+    """The first BRANCHES_SHOWN branches and every failed one, unless ``show_all``."""
+    branches = list(step.branches.values())
+    shown = [
+        branch
+        for index, branch in enumerate(branches)
+        if show_all or index < BRANCHES_SHOWN or branch.status == "FAIL"
+    ]
+    for branch in shown:
+        key = branch.internal_name.removeprefix(f"{step.internal_name}.")
+        child = node.add(
+            Text.assemble(
+                (key, "bold"),
+                "  ",
+                _status(branch.status),
+                f"  {Span.of(_times(branch.steps.values())).duration()}",
+            )
+        )
+        _add_steps(child, branch.steps.values(), show_all)
+    hidden = len(branches) - len(shown)
+    if hidden:
+        node.add(Text(f"... and {hidden} more (none failed); --all lists them", style="dim"))
+
+
+def _step_label(step: StepLog) -> Text:
+    label = Text.assemble(
+        (step.name, "bold"),
+        "  ",
+        _status(step.status),
+        f"  {Span.of(_times([step])).duration()}",
+    )
+    if len(step.attempts) > 1:
+        label.append(f"  {len(step.attempts)} attempts", style="yellow")
+    if step.branches:
+        counts = Counter(branch.status for branch in step.branches.values())
+        failed = f", {counts['FAIL']} failed" if counts["FAIL"] else ""
+        count = len(step.branches)
+        label.append(f"  {count} branch{'es' if count > 1 else ''}{failed}", style="dim")
+    return label
+
+
+def _status(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def _times(steps: Iterable[StepLog]) -> Iterable[tuple[str, str]]:
+    """(start, end) of every attempt at or below ``steps``."""
+    pending = list(steps)
+    while pending:
+        step = pending.pop()
+        yield from ((a.start_time, a.end_time) for a in step.attempts)
+        pending.extend(s for b in step.branches.values() for s in b.steps.values())

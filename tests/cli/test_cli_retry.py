@@ -1,0 +1,105 @@
+"""``runnable-dask retry``: refusals, and launching a failed run again as it was launched.
+
+A full retry needs the driver to record ``run_config["launch"]`` and to resume a failed
+run given its id; until it does, the end-to-end tests are expected to fail.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+
+from runnable_dask.stores.runlog import RunLog
+from runnable_dask.stores.runlog_store import RunLogStore
+
+Invoke = Callable[..., Result]
+
+
+def test_retry_refuses_an_unknown_run(
+    invoke: Invoke, workdir: Path, write_run_log: Callable[..., RunLog]
+) -> None:
+    write_run_log("known", {}, status="FAIL")
+    result = invoke("retry", "unknown")
+    assert result.exit_code == 2
+    assert "no run 'unknown' in .run_log_store; recent runs: known" in result.stderr
+
+
+def test_retry_refuses_a_run_that_succeeded(
+    invoke: Invoke, workdir: Path, write_run_log: Callable[..., RunLog]
+) -> None:
+    write_run_log("done", {}, status="SUCCESS", run_config={"launch": {"entry": "x.py"}})
+    result = invoke("retry", "done")
+    assert result.exit_code == 2
+    assert "run 'done' succeeded already" in result.stderr
+
+
+def test_retry_refuses_a_run_without_a_launch_record(
+    invoke: Invoke, workdir: Path, write_run_log: Callable[..., RunLog]
+) -> None:
+    write_run_log("notebook-run", {}, status="FAIL")
+    result = invoke("retry", "notebook-run")
+    assert result.exit_code == 2
+    assert "run 'notebook-run' has no launch record" in result.stderr
+
+
+def test_retry_launches_the_recorded_entry_in_its_folder_under_the_same_id(
+    invoke: Invoke,
+    flow: Path,
+    local_config: Path,
+    workdir: Path,
+    write_run_log: Callable[..., RunLog],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the CLI does itself: where it goes, what it calls, with which settings."""
+    launch = {
+        "entry": f"{flow}:spy",
+        "cwd": str(workdir),
+        "configuration_file": str(local_config),
+        "parameters_file": "",
+    }
+    write_run_log("earlier", {}, status="FAIL", run_config={"launch": launch})
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = invoke("retry", "earlier", "--log-folder", str(workdir / ".run_log_store"))
+    assert f"Retrying run earlier ({flow}:spy) in {workdir}" in result.stdout
+    seen = json.loads((workdir / "seen.json").read_text(encoding="utf-8"))
+    assert seen["cwd"] == str(workdir)
+    assert seen["RUNNABLE_RUN_ID"] == "earlier"
+    assert seen["RUNNABLE_CONFIGURATION_FILE"] == str(local_config)
+    assert seen["RUNNABLE_DASK_ENTRY"] == f"{flow}:spy"
+
+
+@pytest.mark.parametrize("target", ["flow.py:retryable", "flow.py"])
+def test_a_failed_run_succeeds_when_retried_after_the_fix(
+    invoke: Invoke, flow: Path, local_config: Path, workdir: Path, store: RunLogStore, target: str
+) -> None:
+    if target == "flow.py":  # main() runs the retryable pipeline
+        flow.write_text(
+            flow.read_text(encoding="utf-8") + "\n\ndef main():\n    retryable().execute()\n"
+        )
+    first = invoke("execute", target, "-c", "local.yaml", "--run-id", "again")
+    assert first.exit_code == 1
+    assert store.read("again").run_config["launch"]["entry"] == str(flow) + target[7:]
+    (workdir / "fixed").touch()
+    result = invoke("retry", "again", "-c", "local.yaml")
+    assert result.exit_code == 0, result.output
+    run_log = store.read("again")
+    assert run_log.status == "SUCCESS"
+    assert run_log.step("flaky").status == "SUCCESS"
+
+
+def test_retrying_a_run_that_fails_again_exits_1(
+    invoke: Invoke, flow: Path, local_config: Path, store: RunLogStore
+) -> None:
+    assert (
+        invoke("execute", "flow.py:retryable", "-c", "local.yaml", "--run-id", "r").exit_code == 1
+    )
+    result = invoke("retry", "r", "-c", "local.yaml")
+    assert result.exit_code == 1
+    assert "RuntimeError: not fixed yet" in result.stdout
+    assert store.read("r").status == "FAIL"
