@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -470,3 +471,283 @@ def test_nesting(run_example: Runner) -> None:
     assert {step["status"] for step in everything.values()} == {"SUCCESS"}
     notebooks = sorted(p.name for p in run.catalog.glob("*_out.ipynb"))
     assert len(notebooks) == 4, notebooks
+
+
+# Dynamic pipelines (issue 3): Conditional, Map, mocking, retries, Loop ---------------
+
+ON_THE_CLUSTER = pytest.param(DASK, marks=pytest.mark.cluster, id="cluster")
+
+
+def parameters(run_log: dict[str, Any]) -> dict[str, Any]:
+    """The run's final parameters, name -> value."""
+    return {name: record["value"] for name, record in run_log["parameters"].items()}
+
+
+def attempts(step: dict[str, Any]) -> list[tuple[int, str]]:
+    """(attempt number, status) of every attempt of a step, in order."""
+    return [(a["attempt_number"], a["status"]) for a in step["attempts"]]
+
+
+def check_branch(
+    step: dict[str, Any], branch: str, steps: list[str], status: str = "SUCCESS"
+) -> dict[str, Any]:
+    """One branch of a composite step: its status and its steps (all SUCCESS if it did)."""
+    record = step["branches"][branch]
+    assert record["status"] == status, (branch, record)
+    if status == "SUCCESS":
+        expected = dict.fromkeys([f"{branch}.{name}" for name in steps], "SUCCESS")
+        assert statuses(record["steps"]) == expected
+    return record
+
+
+@pytest.mark.parametrize(
+    ("rows", "route", "method", "step"),
+    [
+        (None, "small", "in-memory", "fit in memory"),
+        ("5000", "large", "mini-batch", "fit in batches"),
+    ],
+    ids=["small", "large"],
+)
+def test_conditional(
+    run_example: Runner, rows: str | None, route: str, method: str, step: str
+) -> None:
+    env = {"RUNNABLE_PRM_rows": rows} if rows else {}
+    run = run_example("examples/02-sequential/conditional.py", env=env)
+    run_log = run.succeeded()
+    steps = run_log["steps"]
+    assert statuses(steps) == dict.fromkeys(
+        ["choose route", "train", "report", "success"], "SUCCESS"
+    )
+    train = steps["train"]
+    assert train["step_type"] == "conditional"
+    assert list(train["branches"]) == [f"train.{route}"]  # the other branch never ran
+    check_branch(train, f"train.{route}", [step, "success"])
+    assert parameters(run_log)["route"] == route
+    assert parameters(run_log)["method"] == method
+    assert f"route={route} method={method}" in step_log(run, "report")
+
+
+def test_conditional_without_a_matching_branch(run_example: Runner) -> None:
+    run = run_example("examples/02-sequential/conditional.py", env={"RUNNABLE_PRM_rows": "0"})
+    run_log = run.failed()
+    steps = run_log["steps"]
+    assert steps["choose route"]["status"] == "SUCCESS"
+    assert steps["train"]["status"] == "FAIL"
+    assert "report" not in steps
+    message = steps["train"]["message"]
+    assert "empty" in message and "small" in message and "large" in message, message
+
+
+def test_map_over_parameters_file(run_example: Runner) -> None:
+    run = run_example("examples/07-map/map_parameters.py")
+    run_log = run.succeeded()
+    steps = run_log["steps"]
+    assert statuses(steps) == {"sweep": "SUCCESS", "pick best": "SUCCESS", "success": "SUCCESS"}
+    sweep = steps["sweep"]
+    assert sweep["step_type"] == "map"
+    assert sorted(sweep["branches"]) == ["sweep.1", "sweep.2", "sweep.3"]
+    for item, mae in [(1, 2.0), (2, 1.8), (3, 2.267)]:
+        branch = check_branch(sweep, f"sweep.{item}", ["evaluate", "success"])
+        evaluate = branch["steps"][f"sweep.{item}.evaluate"]["attempts"][0]
+        assert evaluate["input_parameters"]["window"]["value"] == item
+        assert evaluate["user_defined_metrics"] == {"mae": mae}
+        assert f"window={item} mae={mae}" in step_log(run, f"sweep.{item}.evaluate")
+    assert parameters(run_log) == {"windows": [1, 2, 3], "mae": [2.0, 1.8, 2.267], "best_window": 2}
+
+
+@pytest.mark.parametrize("config", [LOCAL, ON_THE_CLUSTER])
+def test_map_over_returned_list(run_example: Runner, config: str) -> None:
+    run = run_example("examples/07-map/map_returned_list.py", config=config)
+    run_log = run.succeeded()
+    steps = run_log["steps"]
+    expected = ["list models", "train", "choose", "success"]
+    assert statuses(steps) == dict.fromkeys(expected, "SUCCESS")
+    train = steps["train"]
+    assert train["step_type"] == "map"
+    assert sorted(train["branches"]) == ["train.last", "train.mean", "train.median"]
+    for model, forecast in [("mean", 5.0), ("median", 4.5), ("last", 7.0)]:
+        branch = check_branch(train, f"train.{model}", ["fit", "score", "success"])
+        score = branch["steps"][f"train.{model}.score"]["attempts"][0]
+        assert score["input_parameters"]["forecast"]["value"] == forecast  # from fit
+    final = parameters(run_log)
+    assert final["models"] == ["mean", "median", "last"]
+    assert final["forecast"] == [5.0, 4.5, 7.0]
+    assert final["error"] == [4.333, 4.833, 2.333]
+    assert final["chosen"] == "last"
+
+
+def test_map_reducer_lambda(run_example: Runner) -> None:
+    run = run_example("examples/07-map/reducer_lambda.py")
+    run_log = run.succeeded()
+    steps = run_log["steps"]
+    assert statuses(steps) == {"worst case": "SUCCESS", "report": "SUCCESS", "success": "SUCCESS"}
+    assert sorted(steps["worst case"]["branches"]) == [
+        "worst case.1",
+        "worst case.2",
+        "worst case.3",
+    ]
+    assert parameters(run_log) == {"windows": [1, 2, 3], "worst_mae": 2.267}
+
+
+def test_map_reducer_dotted_path(run_example: Runner) -> None:
+    run = run_example("examples/07-map/reducer_dotted.py")
+    run_log = run.succeeded()
+    steps = run_log["steps"]
+    expected = ["average", "worst case", "report", "success"]
+    assert statuses(steps) == dict.fromkeys(expected, "SUCCESS")
+    assert parameters(run_log) == {"windows": [1, 2, 3], "mean_mae": 2.022, "worst_mae": 2.267}
+    assert "worst_mae=2.267 mean_mae=2.022" in step_log(run, "report")
+
+
+def test_map_failing_iteration(run_example: Runner) -> None:
+    run = run_example("examples/07-map/failing_iteration.py")
+    run_log = run.failed()
+    steps = run_log["steps"]
+    assert statuses(steps) == {"sweep": "FAIL", "fail": "SUCCESS"}  # pick best never ran
+    sweep = steps["sweep"]
+    assert statuses(sweep["branches"]) == {
+        "sweep.1": "SUCCESS",
+        "sweep.20": "FAIL",
+        "sweep.3": "SUCCESS",  # runs although sweep.20 failed
+    }
+    failed = sweep["branches"]["sweep.20"]["steps"]
+    assert statuses(failed) == {"sweep.20.evaluate": "FAIL", "sweep.20.fail": "SUCCESS"}
+    assert "ValueError" in failed["sweep.20.evaluate"]["attempts"][0]["message"]
+    check_branch(sweep, "sweep.3", ["evaluate", "success"])
+    assert parameters(run_log) == {"windows": [1, 20, 3]}  # nothing reduced
+
+
+MOCKING_STEPS = ["download data", "train", "evaluate", "publish", "success"]
+
+
+def file_state(path: Path) -> int | None:
+    """A file's modification time, or None when it does not exist."""
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+def test_mocking_real_run(run_example: Runner) -> None:
+    run = run_example("examples/08-mocking/train_and_publish.py")
+    run_log = run.succeeded()
+    assert list(run_log["steps"]) == MOCKING_STEPS
+    assert statuses(run_log["steps"]) == dict.fromkeys(MOCKING_STEPS, "SUCCESS")
+    assert parameters(run_log) == {"forecast": 7.0, "mae": 2.333}
+    assert run_log["parameters"]["mae"]["kind"] == "metric"
+    assert (ROOT / "data" / "published.txt").read_text(encoding="utf-8").strip() == "7.0"
+    assert "publishing forecast=7.0 mae=2.333" in step_log(run, "publish")
+
+
+@pytest.mark.parametrize("patched", [False, True], ids=["mocked", "patched"])
+def test_mocking(run_example: Runner, patched: bool) -> None:
+    config = "examples/configs/mocked-patched.yaml" if patched else "examples/configs/mocked.yaml"
+    written = [ROOT / "data" / "series.csv", ROOT / "data" / "published.txt"]
+    before = [file_state(path) for path in written]
+    run = run_example("examples/08-mocking/train_and_publish.py", config=config)
+    run_log = run.succeeded()
+    assert list(run_log["steps"]) == MOCKING_STEPS
+    assert statuses(run_log["steps"]) == dict.fromkeys(MOCKING_STEPS, "SUCCESS")
+    assert [file_state(path) for path in written] == before  # no real step wrote anything
+    if patched:
+        assert parameters(run_log) == {"forecast": 7.0, "mae": 2.333}
+        assert "fake forecaster" in step_log(run, "train")
+        assert "would publish forecast=7.0 mae=2.333" in step_log(run, "publish")
+    else:
+        assert parameters(run_log) == {}
+
+
+def test_mocking_unit_tests() -> None:
+    """examples/08-mocking/test_shape.py passes when run as its docstring says."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
+    process = subprocess.run(
+        [sys.executable, "-m", "pytest", "examples/08-mocking/test_shape.py", "-q"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=EXAMPLE_TIMEOUT,
+        check=False,
+    )
+    assert process.returncode == 0, process.stdout + process.stderr
+    assert "2 passed" in process.stdout
+
+
+def test_retry_flaky_step(run_example: Runner) -> None:
+    run = run_example("examples/09-retry/flaky.py")
+    run_log = run.succeeded()
+    steps = run_log["steps"]
+    assert statuses(steps) == dict.fromkeys(["download data", "count rows", "success"], "SUCCESS")
+    download = steps["download data"]
+    assert attempts(download) == [(1, "FAIL"), (2, "FAIL"), (3, "SUCCESS")]
+    assert "ConnectionError" in download["attempts"][0]["message"]
+    assert attempts(steps["count rows"]) == [(1, "SUCCESS")]
+    assert parameters(run_log) == {"download_attempts": 3, "rows": 9}
+    counter = Path(tempfile.gettempdir()) / f"runnable-dask-flaky-{run.run_id}.count"
+    assert not counter.exists()
+
+
+def test_resume_failed_run(run_example: Runner) -> None:
+    run = run_example("examples/09-retry/resume.py")
+    first = run.failed()
+    assert statuses(first["steps"]) == {"prepare": "SUCCESS", "train": "FAIL", "fail": "SUCCESS"}
+    assert "RuntimeError" in first["steps"]["train"]["attempts"][0]["message"]
+    assert parameters(first) == {"rows": 9}
+
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
+    environ.update({"RUNNABLE_CONFIGURATION_FILE": LOCAL, "TRAINING_FIXED": "1"})
+    retry = subprocess.run(
+        [str(Path(sys.executable).with_name("runnable-dask")), "retry", run.run_id],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=EXAMPLE_TIMEOUT,
+        check=False,
+    )
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    resumed = run.run_log
+    assert resumed["status"] == "SUCCESS"
+    steps = resumed["steps"]
+    assert steps["prepare"]["attempts"] == first["steps"]["prepare"]["attempts"]  # not re-run
+    assert attempts(steps["train"]) == [(1, "FAIL"), (2, "SUCCESS")]
+    assert attempts(steps["report"]) == [(1, "SUCCESS")]
+    assert steps["success"]["status"] == "SUCCESS"
+    assert parameters(resumed) == {"rows": 9, "accuracy": 0.9}
+    assert "rows=9 accuracy=0.9" in step_log(run, "report")
+
+
+def check_training_loop(run: ExampleRun, epochs: int) -> dict[str, Any]:
+    """The loop ran ``epochs`` iterations, each halving the loss; return the run log."""
+    run_log = run.succeeded()
+    steps = run_log["steps"]
+    assert statuses(steps) == dict.fromkeys(["training", "report", "success"], "SUCCESS")
+    training = steps["training"]
+    assert training["step_type"] == "loop"
+    assert sorted(training["branches"]) == [f"training.{i}" for i in range(epochs)]
+    for i in range(epochs):
+        branch = check_branch(training, f"training.{i}", ["train epoch", "success"])
+        attempt = branch["steps"][f"training.{i}.train epoch"]["attempts"][0]
+        assert attempt["output_parameters"]["epochs_run"]["value"] == i + 1  # index i
+        assert attempt["output_parameters"]["loss"]["value"] == 0.5 ** (i + 1)
+        assert f"epoch {i}: loss={0.5 ** (i + 1)}" in step_log(run, f"training.{i}.train epoch")
+    return run_log
+
+
+@pytest.mark.parametrize("config", [LOCAL, ON_THE_CLUSTER])
+def test_loop_until_converged(run_example: Runner, config: str) -> None:
+    run = run_example("examples/10-loop/until_converged.py", config=config)
+    run_log = check_training_loop(run, epochs=4)
+    final = parameters(run_log)
+    assert (final["loss"], final["target"], final["converged"], final["epochs_run"]) == (
+        0.0625,
+        0.1,
+        True,
+        4,
+    )
+    assert "after 4 epochs: loss=0.0625 converged=True" in step_log(run, "report")
+
+
+def test_loop_max_iterations(run_example: Runner) -> None:
+    run = run_example("examples/10-loop/max_iterations.py")
+    run_log = check_training_loop(run, epochs=3)
+    final = parameters(run_log)
+    assert (final["loss"], final["converged"], final["epochs_run"]) == (0.125, False, 3)
+    assert "after 3 epochs: loss=0.125 converged=False" in step_log(run, "report")

@@ -8,6 +8,8 @@ for later steps (as named by the task's ``returns``).
 from __future__ import annotations
 
 import os
+import statistics
+import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -131,3 +133,200 @@ def read_files() -> None:
     notebook_text = (DATA_FOLDER / "notebook.txt").read_text(encoding="utf-8")
     assert notebook_text.strip() == "Hello from notebook", notebook_text
     print("read", sorted(os.listdir(DATA_FOLDER)))
+
+
+# Dynamic pipelines: Map, Conditional, Loop, retries, mocking ---------------------------
+#
+# A tiny forecasting problem, in plain Python: SERIES is a time series; the first
+# HISTORY values are only history, the last ones are the targets a model forecasts.
+
+SERIES = [2.0, 4.0, 3.0, 5.0, 9.0, 7.0, 8.0, 9.0, 11.0]
+HISTORY = 4
+
+
+def evaluate_window(window: int) -> float:
+    """Score a moving-average forecaster: its mean absolute error over the targets.
+
+    Each target is forecast as the mean of the ``window`` values just before it. A window
+    longer than the history (more than 4) cannot forecast the first target: ValueError.
+    Windows 1, 2 and 3 score 2.0, 1.8 and 2.267.
+    """
+    if not 1 <= window <= HISTORY:
+        raise ValueError(f"window {window} does not fit: use 1 to {HISTORY} past values")
+    errors = [
+        abs(SERIES[i] - sum(SERIES[i - window : i]) / window) for i in range(HISTORY, len(SERIES))
+    ]
+    mae = round(sum(errors) / len(errors), 3)
+    print(f"window={window} mae={mae}")
+    return mae
+
+
+def pick_best_window(windows: list[int], mae: list[float]) -> int:
+    """The window with the lowest error; ``mae`` is the Map's list, in ``windows`` order."""
+    print(f"windows={windows} mae={mae}")
+    assert len(windows) == len(mae), (windows, mae)
+    best = windows[mae.index(min(mae))]
+    print(f"best window: {best}")
+    return best
+
+
+def average(*values: float) -> float:
+    """A Map reducer: the mean of what the iterations returned, to 3 decimals."""
+    return round(sum(values) / len(values), 3)
+
+
+def report_errors(worst_mae: float, mean_mae: float) -> None:
+    """Print the reduced errors of a sweep."""
+    print(f"worst_mae={worst_mae} mean_mae={mean_mae}")
+
+
+def list_models() -> list[str]:
+    """The candidate models, decided at run time: the list a later Map iterates on."""
+    return ["mean", "median", "last"]
+
+
+def fit_model(model: str) -> float:
+    """'Train' a constant forecaster on the first 6 values; return its forecast.
+
+    mean -> 5.0, median -> 4.5, last -> 7.0.
+    """
+    train = SERIES[:6]
+    fitted = {"mean": statistics.fmean, "median": statistics.median, "last": lambda v: v[-1]}
+    forecast = float(fitted[model](train))
+    print(f"model={model} forecast={forecast}")
+    return forecast
+
+
+def score_model(model: str, forecast: float) -> float:
+    """Mean absolute error of ``forecast`` on the last 3 values (mean 4.333, median 4.833,
+    last 2.333)."""
+    test = SERIES[6:]
+    error = round(sum(abs(value - forecast) for value in test) / len(test), 3)
+    print(f"model={model} error={error}")
+    return error
+
+
+def choose_model(models: list[str], error: list[float]) -> str:
+    """The model with the lowest error; ``error`` is the Map's list, in ``models`` order."""
+    chosen = models[error.index(min(error))]
+    print(f"models={models} error={error} chosen={chosen}")
+    return chosen
+
+
+def choose_route(rows: int = 9) -> str:
+    """Pick how to train from the size of the data: "small" (up to 1000 rows) or "large".
+
+    ``rows`` defaults to 9 (the tiny series); no rows at all gives "empty", which no
+    branch of examples/02-sequential/conditional.py handles.
+    """
+    route = "empty" if rows <= 0 else "small" if rows <= 1000 else "large"
+    print(f"rows={rows} route={route}")
+    return route
+
+
+def fit_in_memory() -> str:
+    """Train on all the rows at once (small data)."""
+    print("fitting on all rows in memory")
+    return "in-memory"
+
+
+def fit_in_batches() -> str:
+    """Train on mini-batches (large data)."""
+    print("fitting on mini-batches")
+    return "mini-batch"
+
+
+def report_method(route: str, method: str) -> None:
+    """Print which branch trained the model."""
+    print(f"route={route} method={method}")
+    assert (route, method) in {("small", "in-memory"), ("large", "mini-batch")}
+
+
+def train_epoch(loss: float, target: float) -> tuple[float, bool, int]:
+    """One epoch of a pretend training run: the loss halves.
+
+    The loop index (0, 1, ...) comes from the environment variable ``epoch``, set by the
+    Loop's ``index_as="epoch"``. Returns the new loss, whether it is below ``target``, and
+    how many epochs have run.
+    """
+    epoch = int(os.environ["epoch"])  # noqa: SIM112 (the name Loop.index_as gives)
+    loss = loss / 2
+    converged = loss < target
+    print(f"epoch {epoch}: loss={loss} converged={converged}")
+    return loss, converged, epoch + 1
+
+
+def report_training(loss: float, converged: bool, epochs_run: int) -> None:
+    """Print how the training loop ended."""
+    print(f"after {epochs_run} epochs: loss={loss} converged={converged}")
+
+
+def flaky_download(failures: int = 2) -> int:
+    """Fail the first ``failures`` attempts of this run, then succeed; return the attempt.
+
+    It stands in for a call to a server that is briefly unavailable. Attempts are counted
+    in a file in the temporary folder, named after the run (``RUNNABLE_RUN_ID``), so every
+    run starts again from attempt 1; the file is removed when the attempt succeeds.
+    """
+    run_id = os.environ.get("RUNNABLE_RUN_ID", "unknown-run")
+    counter = Path(tempfile.gettempdir()) / f"runnable-dask-flaky-{run_id}.count"
+    attempt = int(counter.read_text(encoding="utf-8")) + 1 if counter.exists() else 1
+    if attempt <= failures:
+        counter.write_text(str(attempt), encoding="utf-8")
+        raise ConnectionError(f"attempt {attempt}: the data server did not answer (simulated)")
+    counter.unlink(missing_ok=True)
+    print(f"attempt {attempt}: downloaded {len(SERIES)} values")
+    return attempt
+
+
+def count_rows() -> int:
+    """Prepare the data: how many values the series has (9)."""
+    print(f"{len(SERIES)} rows")
+    return len(SERIES)
+
+
+def train_until_fixed(rows: int) -> float:
+    """Train, but only once the 'bug' is fixed: the environment has TRAINING_FIXED=1.
+
+    Without it the step fails, as a real bug would; with it, the step returns an
+    accuracy of 0.9.
+    """
+    if os.environ.get("TRAINING_FIXED") != "1":
+        raise RuntimeError(
+            f"training on {rows} rows diverged (simulated bug); "
+            "set TRAINING_FIXED=1 and retry the run"
+        )
+    print(f"trained on {rows} rows")
+    return 0.9
+
+
+def report_accuracy(rows: int, accuracy: float) -> None:
+    """Print the result of the resumed run."""
+    print(f"rows={rows} accuracy={accuracy}")
+
+
+def write_series() -> None:
+    """Write the series to data/series.csv, as a download would."""
+    DATA_FOLDER.mkdir(exist_ok=True)
+    lines = ["t,value", *(f"{t},{value}" for t, value in enumerate(SERIES))]
+    (DATA_FOLDER / "series.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def train_forecaster() -> float:
+    """Fit the 'last value' forecaster on data/series.csv (written by the download step)."""
+    rows = (DATA_FOLDER / "series.csv").read_text(encoding="utf-8").split()[1:]
+    values = [float(row.split(",")[1]) for row in rows]
+    forecast = values[5]  # the last of the first 6 values, as fit_model("last")
+    print(f"read {len(values)} values; forecast={forecast}")
+    return forecast
+
+
+def fake_forecaster() -> float:
+    """A stand-in for ``train_forecaster`` in mocked runs: no data needed, forecast 7.0."""
+    print("fake forecaster: forecast=7.0")
+    return 7.0
+
+
+def evaluate_forecast(forecast: float) -> float:
+    """Mean absolute error of ``forecast`` on the last 3 values of the series."""
+    return score_model("forecast", forecast)
