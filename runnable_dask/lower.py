@@ -188,6 +188,7 @@ class Lowering:
             entry=entry if branch.entry in branch.terminals else None,
             is_root=not branch.internal_name,
             items=items,
+            hidden=hidden,
         )
         name = branch.key if branch.key and branch.key != PLACEHOLDER else end_name
         end_key = self._key(name, fill(branch.internal_name, items) + "/end")

@@ -122,8 +122,10 @@ def run_attempt(
                     message = message or f"{type(exc).__name__}: {exc}"
                     log.write(traceback.format_exc())
     ok = not message
-    catalog.write_text(log_name(internal_name), log.getvalue())
-    shown = {n: p for n, p in params.items() if n not in hidden} if hidden else params
+    output = log.getvalue()
+    if output:  # most steps of a wide map print nothing: an empty file per step is waste
+        catalog.write_text(log_name(internal_name), output)
+    shown = {n: p for n, p in params.items() if n not in hidden}
     attempt = attempt_record(start_time, shown, outputs if ok else {}, message, attempt_number)
     return AttemptResult(
         ok=ok, attempt=attempt, outputs=outputs if ok else {}, data_catalog=records

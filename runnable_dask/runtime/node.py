@@ -22,6 +22,7 @@ from runnable_dask.runtime.tokens import (
     NOT_REACHED,
     BranchEnd,
     Entry,
+    Param,
     Token,
     arrived,
     summarise,
@@ -97,6 +98,7 @@ class EndCall:
     entry: Entry | None
     is_root: bool
     items: tuple[str, ...] = ()
+    hidden: frozenset[str] = frozenset()
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
         return ("EndCall", fill(self.branch, self.items), *sorted(self.terminals))
@@ -109,7 +111,7 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
         return NOT_REACHED
     node = call.node
     if node.kind == "stub" or ctx.skips(node):  # recorded as done, nothing runs
-        attempt = attempt_record(now(), token.params)
+        attempt = attempt_record(now(), _shown(token.params, call.hidden))
         ctx.report(call.event("SUCCESS", attempts=[attempt], mock=node.kind != "stub"))
         return Token(target=node.on_success, params=token.params, changed=token.changed)
     catalog = RunCatalog(ctx.catalog_location, ctx.run_id)
@@ -212,7 +214,7 @@ def run_branch_end(ctx: RunContext, call: EndCall, *incoming: Token) -> BranchEn
         entry=Entry(template),
         items=call.items,
     )
-    attempt = attempt_record(now(), token.params)
+    attempt = attempt_record(now(), _shown(token.params, call.hidden))
     ctx.report(
         {
             "event": "run_end" if call.is_root else "branch",
@@ -227,3 +229,8 @@ def run_branch_end(ctx: RunContext, call: EndCall, *incoming: Token) -> BranchEn
     if call.is_root:
         return BranchEnd(status=status)
     return BranchEnd(status=status, params=own, changed=changed)
+
+
+def _shown(params: dict[str, Param], hidden: frozenset[str]) -> dict[str, Param]:
+    """The parameters an attempt records: a map's list is recorded once, on the map."""
+    return {n: p for n, p in params.items() if n not in hidden} if hidden else params
