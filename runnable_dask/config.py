@@ -88,6 +88,8 @@ class DaskConfig(_Strict):
     - neither: a ``LocalCluster`` started for the run, on 127.0.0.1.
 
     ``security`` (TLS) applies to all three; ``timeout`` bounds starting or reaching it.
+    ``performance_report`` keeps Dask's report of the run in its catalog (rendering it
+    takes about half a second at the end of the run).
     """
 
     address: str | None = None
@@ -100,6 +102,7 @@ class DaskConfig(_Strict):
     dashboard_address: str | None = None
     timeout: float = Field(default=30.0, gt=0)
     security: SecurityConfig | None = None
+    performance_report: bool = True
 
     @model_validator(mode="after")
     def _one_way_to_a_cluster(self) -> DaskConfig:

@@ -74,6 +74,9 @@ class RunConsole:
         self.console.print(f"  Catalog:   {escape(catalog)}")
         if dashboard_link:
             self.console.print(f"  Dashboard: {dashboard_link}")
+        report = run_log.run_config.get("performance_report")
+        if report:
+            self.console.print(f"  Report:    {escape(report)}")
         # In a run that succeeded, a failed step was handled by an on_failure pipeline.
         label = "[red]failed[/]" if run_log.status == "FAIL" else "[yellow]handled[/]"
         for step in run_log.failed_steps():

@@ -17,16 +17,17 @@ from runnable_dask.claim import claim, launch_record
 from runnable_dask.config import CONFIGURATION_ENV, Configuration, load_configuration
 from runnable_dask.console import RunConsole
 from runnable_dask.exceptions import ExecutionFailedError, RunnableDaskError
-from runnable_dask.executors import Resolved, open_executor
+from runnable_dask.executors import Executor, Resolved, open_executor
+from runnable_dask.executors.report import PerformanceReport, performance_report
 from runnable_dask.feed import GraphFeed
 from runnable_dask.lower import Lowering
 from runnable_dask.mocking import mock_patches
 from runnable_dask.parameters import load_parameters
-from runnable_dask.plan import build_plan
+from runnable_dask.plan import Plan, build_plan
 from runnable_dask.recorder import RunRecorder
 from runnable_dask.runtime.attempt import log_name
 from runnable_dask.runtime.context import RunContext
-from runnable_dask.runtime.tokens import summarise
+from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import Pipeline
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import ParameterRecord, RunLog
@@ -53,26 +54,8 @@ def execute(
     plan = build_plan(pipeline)
     parameters_file = parameters_file or os.environ.get(PARAMETERS_ENV, "")
     store = RunLogStore(config.run_log_store.config.log_folder)
-    run_config = _run_config(config)
-    run_config["launch"] = launch_record(
-        os.environ.get(CONFIGURATION_ENV) or configuration_file, parameters_file
-    )
-    params = load_parameters(parameters_file)
-    run_log, params, resumed = claim(
-        store,
-        run_id or os.environ.get(RUN_ID_ENV, ""),
-        RunLog(
-            run_id="",
-            dag_hash=plan.dag_hash,
-            tag=tag,
-            status="PROCESSING",
-            parameters={
-                name: ParameterRecord.model_validate(record)
-                for name, record in summarise(params).items()
-            },
-            run_config=run_config,
-        ),
-        params,
+    run_log, params, resumed = _open_run_log(
+        store, plan, config, run_id, tag, configuration_file, parameters_file
     )
     catalog = RunCatalog(_absolute(config.catalog.config.catalog_location), run_log.run_id)
     console = RunConsole()
@@ -94,9 +77,10 @@ def execute(
                 report=executor.reporter(run_log.run_id, events),
                 patches=mock_patches(config.pipeline_executor, plan),
                 project_dir=os.getcwd(),
+                secrets=_secrets(plan),
             )
             lowering = Lowering(plan, ctx)
-            _drive(events, GraphFeed(executor), lowering, recorder, params)
+            _run_graph(executor, events, lowering, recorder, params, catalog)
     except Exception as exc:  # the cluster or the graph broke, not a step
         keys = lowering.step_keys() if lowering is not None else {}
         recorder.fail_run(_describe(exc), keys.get(str(getattr(exc, "task", ""))))
@@ -122,6 +106,54 @@ def execute(
     if run_log.status != "SUCCESS":
         raise ExecutionFailedError(run_log.run_id, run_log.failures(), log_path)
     return run_log
+
+
+def _open_run_log(
+    store: RunLogStore,
+    plan: Plan,
+    config: Configuration,
+    run_id: str,
+    tag: str,
+    configuration_file: str,
+    parameters_file: str,
+) -> tuple[RunLog, dict[str, Param], bool]:
+    """A new run log, or the failed run's to resume; the initial parameters; which."""
+    run_config = _run_config(config)
+    run_config["launch"] = launch_record(
+        os.environ.get(CONFIGURATION_ENV) or configuration_file, parameters_file
+    )
+    params = load_parameters(parameters_file)
+    template = RunLog(
+        run_id="",
+        dag_hash=plan.dag_hash,
+        tag=tag,
+        status="PROCESSING",
+        parameters={
+            name: ParameterRecord.model_validate(record)
+            for name, record in summarise(params).items()
+        },
+        run_config=run_config,
+    )
+    return claim(store, run_id or os.environ.get(RUN_ID_ENV, ""), template, params)
+
+
+def _run_graph(
+    executor: Executor,
+    events: queue.SimpleQueue,
+    lowering: Lowering,
+    recorder: RunRecorder,
+    params: dict[str, Param],
+    catalog: RunCatalog,
+) -> None:
+    """Drive the run, with Dask's performance report kept in the catalog if asked for."""
+    client = executor.client if executor.report_performance else None
+    report = PerformanceReport()
+    try:
+        with performance_report(client, catalog) as report:
+            _drive(events, GraphFeed(executor), lowering, recorder, params)
+    finally:
+        if report.url:
+            recorder.run_log.run_config["performance_report"] = report.url
 
 
 def _drive(
@@ -167,6 +199,13 @@ def _drive(
             return
         if not isinstance(item, Resolved):
             recorder.apply(item)
+
+
+def _secrets(plan: Plan) -> dict[str, str]:
+    """The values of the secrets tasks name, from this process's environment (a secret
+    set only on the workers is found there when the task runs)."""
+    names = {name for _, node in plan.nodes() for name in getattr(node.step, "secrets", [])}
+    return {name: os.environ[name] for name in names if name in os.environ}
 
 
 def _describe(exc: BaseException) -> str:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from runnable_dask.executors import Executor
-from runnable_dask.lower import Frontier, GraphPart
+from runnable_dask.executors import Deps, Executor, Tasks
+from runnable_dask.lower import Frontier, GraphPart, Span
 
 
 class GraphFeed:
@@ -22,7 +22,7 @@ class GraphFeed:
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
-        self._waiting: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
+        self._waiting: dict[str, tuple[tuple[Any, ...], tuple[str, ...], Span]] = {}
         self._missing: dict[str, int] = {}
         self._waiters: defaultdict[str, list[str]] = defaultdict(list)
         self._readers: defaultdict[str, int] = defaultdict(int)
@@ -36,7 +36,7 @@ class GraphFeed:
         self._frontiers.update(part.frontiers)
         for frontier in part.frontiers.values():
             self._readers[frontier.token] += 1
-        batch, batch_deps = self._ready_tasks(self._register(part))
+        batch, batch_deps, spans = self._ready_tasks(self._register(part))
         read_earlier = set()
         for deps in batch_deps.values():
             for dep in deps:
@@ -50,7 +50,7 @@ class GraphFeed:
         if batch:
             watched = self._watch & batch.keys()
             self._watch -= watched
-            self.executor.submit(batch, batch_deps, keep, watched)
+            self.executor.submit(batch, batch_deps, keep, watched, spans)
         self._release_unread(read_earlier)
 
     def _register(self, part: GraphPart) -> list[str]:
@@ -58,7 +58,7 @@ class GraphFeed:
         ready = []
         for key, task in part.tasks.items():
             deps = part.deps[key]
-            self._waiting[key] = (task, deps)
+            self._waiting[key] = (task, deps, part.spans[key])
             unsubmitted = [d for d in deps if d not in self._kept]
             self._missing[key] = len(unsubmitted)
             for dep in unsubmitted:
@@ -69,22 +69,21 @@ class GraphFeed:
                 ready.append(key)
         return ready
 
-    def _ready_tasks(
-        self, ready: list[str]
-    ) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[str, ...]]]:
+    def _ready_tasks(self, ready: list[str]) -> tuple[Tasks, Deps, dict[str, Span]]:
         """``ready`` and every waiting task they complete the inputs of, transitively."""
-        batch: dict[str, tuple[Any, ...]] = {}
-        batch_deps: dict[str, tuple[str, ...]] = {}
+        batch: Tasks = {}
+        batch_deps: Deps = {}
+        spans: dict[str, Span] = {}
         while ready:
             key = ready.pop()
-            task, deps = self._waiting.pop(key)
+            task, deps, span = self._waiting.pop(key)
             del self._missing[key]
-            batch[key], batch_deps[key] = task, deps
+            batch[key], batch_deps[key], spans[key] = task, deps, span
             for waiter in self._waiters.pop(key, []):
                 self._missing[waiter] -= 1
                 if self._missing[waiter] == 0:
                     ready.append(waiter)
-        return batch, batch_deps
+        return batch, batch_deps, spans
 
     def frontier(self, key: str) -> Frontier:
         """The frontier whose value ``key`` carries; it is expanded once."""

@@ -43,6 +43,28 @@ from runnable_dask.runtime.node import EndCall, StepCall, run_branch_end, run_pa
 from runnable_dask.runtime.tokens import Bind, Entry, Token
 
 Input = str | Token
+Span = tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Where a branch instance sits: the items that fill its placeholders, the lists of
+    enclosing maps (kept out of per-item records), the indexes of enclosing loops (set
+    as environment variables), and the span that groups its tasks in the dashboard."""
+
+    items: tuple[str, ...] = ()
+    hidden: frozenset[str] = frozenset()
+    indexes: tuple[str, ...] = ()
+    span: Span = ()
+
+    def call(self, node: Node, entry: Entry) -> StepCall:
+        return StepCall(
+            node=_light(node),
+            entry=entry,
+            items=self.items,
+            hidden=self.hidden,
+            indexes=self.indexes,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +78,7 @@ class Frontier:
     kind: Literal["map", "loop"]
     node: Node
     call: StepCall
+    scope: Scope
     token: str
     join: str
     index: int = 0
@@ -63,13 +86,15 @@ class Frontier:
 
 @dataclass
 class GraphPart:
-    """Tasks to add to the run, the keys each reads, and the frontiers they open."""
+    """Tasks to add to the run, the keys each reads, their spans, and the frontiers
+    they open."""
 
     tasks: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     deps: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    spans: dict[str, Span] = field(default_factory=dict)
     frontiers: dict[str, Frontier] = field(default_factory=dict)
 
-    def add(self, key: str, task: tuple[Any, ...], *inputs: Input | list[str]) -> str:
+    def add(self, key: str, task: tuple[Any, ...], span: Span, *inputs: Input | list[str]) -> str:
         keys: list[str] = []
         for item in inputs:
             if isinstance(item, list):
@@ -78,6 +103,7 @@ class GraphPart:
                 keys.append(item)
         self.tasks[key] = task
         self.deps[key] = tuple(dict.fromkeys(keys))
+        self.spans[key] = span
         return key
 
 
@@ -93,46 +119,58 @@ class Lowering:
         part = GraphPart()
         root = self.plan.root
         start = Token(target=root.entry, params=params)
-        end = self._branch(part, root, [start], Entry(root.entry), (), frozenset(), "pipeline")
+        end = self._branch(part, root, [start], Entry(root.entry), Scope(), "pipeline")
         return part, end
 
     def expand(self, frontier: Frontier, value: Any) -> GraphPart:
-        """The next part of a Map (``value``: the items' text) or Loop (whether it goes on)."""
+        """The next part of a Map (``value``: the items' text) or Loop (whether it goes on).
+
+        All iterations of a map share one span, named after the map; each loop
+        iteration is a span of its own.
+        """
         part = GraphPart()
-        node, call = frontier.node, frontier.call
+        node, call, scope = frontier.node, frontier.call, frontier.scope
         ctx, token = self.ctx, frontier.token
         if frontier.kind == "map":
             step = node.step
+            inner = replace(
+                scope,
+                hidden=scope.hidden | {step.iterate_on},
+                span=(*scope.span, call.internal_name),
+            )
             ends = [
                 self._branch(
                     part,
                     node.branches[0],
                     [token],
                     Entry(node.internal_name, True, Bind(step.iterate_as, index, step.iterate_on)),
-                    (*call.items, item),
-                    call.hidden | {step.iterate_on},
+                    replace(inner, items=(*scope.items, item)),
                     node.name,
-                    call.indexes,
                 )
                 for index, item in enumerate(value or ())
             ]
-            part.add(frontier.join, (run_map_join, ctx, call, ends, token), ends, token)
+            task = (run_map_join, ctx, call, ends, token)
+            part.add(frontier.join, task, scope.span, ends, token)
         elif not value:
-            part.add(frontier.join, (passthrough, token), token)
+            part.add(frontier.join, (passthrough, token), scope.span, token)
         else:
             index = frontier.index
+            items = (*scope.items, str(index))
             end = self._branch(
                 part,
                 node.branches[0],
                 [token],
                 Entry(node.internal_name, True, Bind(node.step.index_as, index)),
-                (*call.items, str(index)),
-                call.hidden,
+                replace(
+                    scope,
+                    items=items,
+                    indexes=(*scope.indexes, node.step.index_as),
+                    span=(*scope.span, fill(node.branches[0].internal_name, items)),
+                ),
                 node.name,
-                (*call.indexes, node.step.index_as),
             )
             after = self._key(node.name, f"{call.internal_name}/{index}")
-            part.add(after, (loop_next, ctx, call, index, end, token), end, token)
+            part.add(after, (loop_next, ctx, call, index, end, token), scope.span, end, token)
             self._frontier(part, replace(frontier, token=after, index=index + 1))
         return part
 
@@ -151,11 +189,10 @@ class Lowering:
         branch: Branch,
         inputs: list[Input],
         entry: Entry,
-        items: tuple[str, ...],
-        hidden: frozenset[str],
+        scope: Scope,
         end_name: str,
-        indexes: tuple[str, ...] = (),
     ) -> str:
+        items = scope.items
         steps = [n for n in branch.nodes if n.internal_name not in branch.terminals]
         keys = {n.internal_name: self._key(n.name, fill(n.internal_name, items)) for n in steps}
         routes: dict[str, list[str]] = defaultdict(list)
@@ -165,15 +202,9 @@ class Lowering:
 
         for node in steps:
             is_entry = node.internal_name == branch.entry
-            call = StepCall(
-                node=_light(node),
-                entry=entry if is_entry else Entry(node.internal_name),
-                items=items,
-                hidden=hidden,
-                indexes=indexes,
-            )
+            call = scope.call(node, entry if is_entry else Entry(node.internal_name))
             node_inputs: list[Input] = inputs if is_entry else [*routes[node.internal_name]]
-            self._node(part, node, call, keys[node.internal_name], node_inputs)
+            self._node(part, node, call, scope, keys[node.internal_name], node_inputs)
 
         terminals = {name: (name, kind) for name, kind in branch.terminals.items()}
         end_inputs: list[Input] = list(
@@ -188,57 +219,68 @@ class Lowering:
             entry=entry if branch.entry in branch.terminals else None,
             is_root=not branch.internal_name,
             items=items,
-            hidden=hidden,
+            hidden=scope.hidden,
         )
         name = branch.key if branch.key and branch.key != PLACEHOLDER else end_name
         end_key = self._key(name, fill(branch.internal_name, items) + "/end")
-        return part.add(end_key, (run_branch_end, self.ctx, end_call, *end_inputs), *end_inputs)
+        task = (run_branch_end, self.ctx, end_call, *end_inputs)
+        return part.add(end_key, task, scope.span, *end_inputs)
 
     def _node(
-        self, part: GraphPart, node: Node, call: StepCall, key: str, inputs: list[Input]
+        self,
+        part: GraphPart,
+        node: Node,
+        call: StepCall,
+        scope: Scope,
+        key: str,
+        inputs: list[Input],
     ) -> None:
-        ctx = self.ctx
+        ctx, span = self.ctx, scope.span
         if node.kind in ("task", "stub"):
-            part.add(key, (run_step, ctx, call, *inputs), *inputs)
+            part.add(key, (run_step, ctx, call, *inputs), span, *inputs)
         elif node.kind == "parallel":
             opened = replace(call.entry, opens_branch=True)
             ends = [
-                self._branch(
-                    part, sub, inputs, opened, call.items, call.hidden, sub.key, call.indexes
-                )
+                self._branch(part, sub, inputs, opened, self._within(scope, sub), sub.key)
                 for sub in node.branches
             ]
-            part.add(key, (run_parallel, ctx, call, ends, list(inputs)), ends, *inputs)
+            part.add(key, (run_parallel, ctx, call, ends, list(inputs)), span, ends, *inputs)
         elif node.kind == "conditional":
             start = self._key(node.name, f"{call.internal_name}/start")
-            part.add(start, (run_conditional, ctx, call, *inputs), *inputs)
+            part.add(start, (run_conditional, ctx, call, *inputs), span, *inputs)
             ends = [
                 self._branch(
                     part,
                     sub,
                     [start],
                     Entry(sub.internal_name, True),
-                    call.items,
-                    call.hidden,
+                    self._within(scope, sub),
                     sub.key,
-                    call.indexes,
                 )
                 for sub in node.branches
             ]
-            part.add(key, (run_conditional_join, ctx, call, ends, start), ends, start)
+            part.add(key, (run_conditional_join, ctx, call, ends, start), span, ends, start)
         else:  # map, loop: only their start now
             start = self._key(node.name, f"{call.internal_name}/start")
-            part.add(start, (run_probe, ctx, call, *inputs), *inputs)
+            part.add(start, (run_probe, ctx, call, *inputs), span, *inputs)
             kind: Literal["map", "loop"] = "map" if node.kind == "map" else "loop"
-            self._frontier(part, Frontier(kind=kind, node=node, call=call, token=start, join=key))
+            self._frontier(
+                part,
+                Frontier(kind=kind, node=node, call=call, scope=scope, token=start, join=key),
+            )
 
     def _frontier(self, part: GraphPart, frontier: Frontier) -> None:
         call, token = frontier.call, frontier.token
         read = map_items if frontier.kind == "map" else loop_goes_on
         suffix = "items" if frontier.kind == "map" else f"{frontier.index}/goes-on"
         info = self._key(frontier.node.name, f"{call.internal_name}/{suffix}")
-        part.add(info, (read, call, token), token)
+        part.add(info, (read, call, token), frontier.scope.span, token)
         part.frontiers[info] = frontier
+
+    @staticmethod
+    def _within(scope: Scope, branch: Branch) -> Scope:
+        """A Parallel's or Conditional's branch: a span of its own inside the step's."""
+        return replace(scope, span=(*scope.span, fill(branch.internal_name, scope.items)))
 
     def _key(self, name: str, internal_name: str) -> str:
         """``<name>-<digits>``: groups by name in the dashboard, unique per run and node."""

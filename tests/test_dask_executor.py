@@ -20,6 +20,7 @@ from distributed import Client, LocalCluster
 
 from runnable_dask import (
     ExecutionFailedError,
+    Map,
     Parallel,
     Pipeline,
     PythonTask,
@@ -239,3 +240,83 @@ def test_user_script_on_the_embedded_cluster(tmp_path):
     assert run_log.parameters["final"].value == "HELLO!"
     assert run_log.step("words.b.exclaim").status == "SUCCESS"
     assert "Traceback" not in done.stderr
+
+
+def read_secret() -> str:
+    value = os.environ["RD_TEST_TOKEN"]
+    print("using the token")
+    return str(len(value))
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def test_the_run_and_its_branches_are_dask_spans(cluster, on_cluster):
+    """Fine Performance Metrics group a run's tasks by branch; a map's items share one."""
+    fan = Parallel(
+        name="fan",
+        branches={
+            "a": Pipeline(steps=[PythonTask(name="pid_a", function=worker_pid, returns=["a"])]),
+            "b": Pipeline(
+                steps=[
+                    Map(
+                        name="sweep",
+                        branch=Pipeline(
+                            steps=[PythonTask(name="square", function=square, returns=["sq"])]
+                        ),
+                        iterate_on="xs",
+                        iterate_as="x",
+                    )
+                ]
+            ),
+        },
+    )
+    os.environ["RUNNABLE_PRM_xs"] = "[1, 2, 3]"
+    try:
+        run_log = Pipeline(steps=[fan]).execute(configuration_file=on_cluster, run_id="spans")
+    finally:
+        del os.environ["RUNNABLE_PRM_xs"]
+    assert run_log.status == "SUCCESS"
+    assert run_log.parameters["sq"].value == [1, 4, 9]
+    with Client(cluster.scheduler_address, set_as_default=False) as client:
+        spans = client.run_on_scheduler(
+            lambda dask_scheduler: {
+                tuple(s.name): sorted({g.name.rsplit("-", 1)[0] for g in s.groups})
+                for s in dask_scheduler.extensions["spans"].spans.values()
+            }
+        )
+    run = "runnable-dask spans"
+    assert "pid_a" in spans[(run, "fan.a")]
+    assert "square" in spans[(run, "fan.b", "fan.b.sweep")]
+    assert "fan" in spans[(run,)]
+
+
+def test_secrets_reach_the_task_and_nothing_it_did_not_print(cluster, on_cluster, capsys):
+    os.environ["RD_TEST_TOKEN"] = "s3cr3t-value"
+    try:
+        task = PythonTask(
+            name="use_token", function=read_secret, returns=["length"], secrets=["RD_TEST_TOKEN"]
+        )
+        run_log = Pipeline(steps=[task]).execute(configuration_file=on_cluster, run_id="secret")
+    finally:
+        del os.environ["RD_TEST_TOKEN"]
+    assert run_log.status == "SUCCESS"
+    assert run_log.parameters["length"].value == str(len("s3cr3t-value"))
+    written = [
+        p.read_bytes()
+        for folder in (Path(".run_log_store"), Path(".catalog"))
+        for p in folder.rglob("*")
+        if p.is_file()
+    ]
+    assert written, "the run wrote its log and catalog"
+    assert not any(b"s3cr3t-value" in content for content in written)
+    assert "s3cr3t-value" not in capsys.readouterr().out
+
+
+def test_each_run_keeps_a_performance_report_naming_its_steps(on_cluster):
+    task = PythonTask(name="report_me", function=worker_pid, returns=["pid"])
+    run_log = Pipeline(steps=[task]).execute(configuration_file=on_cluster, run_id="report")
+    report = Path(run_log.run_config["performance_report"])
+    assert report == Path.cwd() / ".catalog" / "report" / "dask-performance-report.html"
+    assert "report_me" in report.read_text()

@@ -34,11 +34,27 @@ class Executor(Protocol):
 
     dashboard_link: str | None
     description: str
+    report_performance: bool
+    """Whether the run's Dask performance report is kept (the ``dask`` executor's option)."""
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` the graph runs through, or None (in-process)."""
 
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter: ...
 
-    def submit(self, tasks: Tasks, deps: Deps, keep: set[str], watch: set[str]) -> None:
-        """Start ``tasks``; hold the results of ``keep`` for later parts; report ``watch``."""
+    def submit(
+        self,
+        tasks: Tasks,
+        deps: Deps,
+        keep: set[str],
+        watch: set[str],
+        spans: dict[str, tuple[str, ...]],
+    ) -> None:
+        """Start ``tasks``; hold the results of ``keep`` for later parts; report ``watch``.
+
+        ``spans`` names, for each task, the branches it runs in (for the dashboard).
+        """
 
     def release(self, keys: Iterable[str]) -> None:
         """Later parts no longer read these kept keys."""

@@ -9,9 +9,13 @@ scheduler's event log, to which this process subscribes.
 from __future__ import annotations
 
 import queue
+import uuid
+from collections import defaultdict
 from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import Any
+
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from runnable_dask.config import DaskConfig
 from runnable_dask.executors import Deps, Resolved, Tasks
@@ -33,6 +37,8 @@ class DaskExecutor:
         self._client: Any = None
         self._topics: list[str] = []
         self._remote = False
+        self._run = "runnable-dask"
+        self._span_ids: dict[tuple[str, ...], str] = {}
 
     def __enter__(self) -> DaskExecutor:
         try:
@@ -46,18 +52,34 @@ class DaskExecutor:
             ship_user_modules([])
         return self
 
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    @property
+    def report_performance(self) -> bool:
+        return self.config.performance_report
+
     def __exit__(self, *exc_info: object) -> None:
         for topic in self._topics:
             self._client.unsubscribe_topic(topic)
         self._stack.close()
 
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
+        self._run = f"runnable-dask {run_id}"
         topic = f"runnable-dask/{run_id}"
-        self._client.subscribe_topic(topic, lambda event: events.put(event[1]))
+        self._client.subscribe_topic(topic, lambda event: events.put(_lists(event[1])))
         self._topics.append(topic)
         return TopicReporter(topic)
 
-    def submit(self, tasks: Tasks, deps: Deps, keep: set[str], watch: set[str]) -> None:
+    def submit(
+        self,
+        tasks: Tasks,
+        deps: Deps,
+        keep: set[str],
+        watch: set[str],
+        spans: dict[str, tuple[str, ...]],
+    ) -> None:
         held = self._held
         graph = {
             key: _with_futures(task, held) if any(d in held for d in deps[key]) else task
@@ -66,12 +88,46 @@ class DaskExecutor:
         if self._remote:
             graph = ship_graph(graph)
         wanted = [key for key in graph if key in keep or key in watch]
-        for key, future in zip(wanted, self._client.get(graph, wanted, sync=False), strict=True):
+        futures = self._client.get(self._with_spans(graph, deps, spans), wanted, sync=False)
+        for key, future in zip(wanted, futures, strict=True):
             if key in keep:
                 held[key] = future
             if key in watch:
                 self._watched[key] = future
                 future.add_done_callback(self._resolved)
+
+    def _with_spans(
+        self, graph: dict[str, Any], deps: Deps, spans: dict[str, tuple[str, ...]]
+    ) -> HighLevelGraph:
+        """The graph as one layer per span, each annotated with it: the run is a Dask span
+        and each branch a span inside it (Fine Performance Metrics in the dashboard)."""
+        layers: dict[tuple[str, ...], dict[str, Any]] = defaultdict(dict)
+        for key, task in graph.items():
+            layers[spans.get(key, ())][key] = task
+        layer_of = {key: path for path, keys in layers.items() for key in keys}
+        names = {path: "/".join((self._run, *path)) for path in layers}
+        depends: dict[str, set[str]] = {name: set() for name in names.values()}
+        for key, path in layer_of.items():
+            for dep in deps[key]:
+                if dep in layer_of and layer_of[dep] != path:
+                    depends[names[path]].add(names[layer_of[dep]])
+        return HighLevelGraph(
+            {
+                names[path]: MaterializedLayer(keys, annotations={"span": self._span(path)})
+                for path, keys in layers.items()
+            },
+            depends,
+        )
+
+    def _span(self, path: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+        """The span annotation of a branch: the same ids each time it is submitted."""
+        full = (self._run, *path)
+        for depth in range(1, len(full) + 1):
+            self._span_ids.setdefault(full[:depth], str(uuid.uuid4()))
+        return {
+            "name": full,
+            "ids": tuple(self._span_ids[full[:d]] for d in range(1, len(full) + 1)),
+        }
 
     def release(self, keys: Iterable[str]) -> None:
         for key in keys:
@@ -80,6 +136,16 @@ class DaskExecutor:
     def _resolved(self, future: Any) -> None:
         self._watched.pop(future.key, None)
         self._events.put(Resolved(future.key, future.result))
+
+
+def _lists(value: Any) -> Any:
+    """An event as the task sent it: Dask's transport turns lists into tuples, and a
+    parameter the user returned as a list must read back as one."""
+    if isinstance(value, dict):
+        return {key: _lists(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_lists(item) for item in value]
+    return value
 
 
 def _with_futures(task: tuple[Any, ...], held: dict[str, Any]) -> tuple[Any, ...]:

@@ -30,6 +30,8 @@ class LocalExecutor:
     """
 
     dashboard_link: str | None = None
+    client = None
+    report_performance = False
 
     def __init__(self, config: LocalConfig | MockedConfig, events: queue.SimpleQueue) -> None:
         self.threads = config.max_workers or max(8, os.cpu_count() or 1)
@@ -55,7 +57,14 @@ class LocalExecutor:
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
         return QueueReporter(events)
 
-    def submit(self, tasks: Tasks, deps: Deps, keep: set[str], watch: set[str]) -> None:
+    def submit(
+        self,
+        tasks: Tasks,
+        deps: Deps,
+        keep: set[str],
+        watch: set[str],
+        spans: dict[str, tuple[str, ...]],
+    ) -> None:
         ready = []
         with self._lock:
             self._keep |= keep

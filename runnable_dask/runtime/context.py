@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import queue
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -43,7 +43,9 @@ class RunContext:
     """Passed to every task: which run, where its catalog is, how to report.
 
     ``patches`` is set for a mocked run: a task named there runs its replacement, any
-    other task is recorded as succeeded without running. ``project_dir`` is the driver's
+    other task is recorded as succeeded without running. ``secrets`` are the values, in
+    the driver's environment, of the secrets tasks name: each task gets its own as
+    environment variables while it runs, on whatever worker. ``project_dir`` is the driver's
     working folder, where relative notebook paths are found when a worker runs in
     another folder of a shared file system.
     """
@@ -53,6 +55,7 @@ class RunContext:
     report: Reporter
     patches: dict[str, BaseTask] | None = None
     project_dir: str = ""
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     def skips(self, node: Node) -> bool:
         """Whether a mocked run records this task without running anything."""

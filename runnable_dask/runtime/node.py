@@ -140,6 +140,7 @@ def _run_task(
     attempts: list[dict[str, Any]] = []
     ctx.report(call.start_event(now()))
     environment = {RUN_ID_ENV: ctx.run_id}
+    environment.update((n, ctx.secrets[n]) for n in task.secrets if n in ctx.secrets)
     environment.update((n, str(token.params[n].value)) for n in call.indexes if n in token.params)
     with task_environment(environment):
         for number in range(1, task.retries + 2):
