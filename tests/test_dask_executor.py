@@ -272,11 +272,10 @@ def test_the_run_and_its_branches_are_dask_spans(cluster, on_cluster):
             ),
         },
     )
-    os.environ["RUNNABLE_PRM_xs"] = "[1, 2, 3]"
-    try:
-        run_log = Pipeline(steps=[fan]).execute(configuration_file=on_cluster, run_id="spans")
-    finally:
-        del os.environ["RUNNABLE_PRM_xs"]
+    Path("parameters.yaml").write_text("xs: [1, 2, 3]\n")
+    run_log = Pipeline(steps=[fan]).execute(
+        configuration_file=on_cluster, run_id="spans", parameters_file="parameters.yaml"
+    )
     assert run_log.status == "SUCCESS"
     assert run_log.parameters["sq"].value == [1, 4, 9]
     with Client(cluster.scheduler_address, set_as_default=False) as client:
