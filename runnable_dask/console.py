@@ -63,8 +63,10 @@ class RunConsole:
         catalog: str,
         dashboard_link: str | None,
         step_log: Callable[[str], str],
+        log_tail: Callable[[str], list[str]] = lambda internal_name: [],
     ) -> None:
-        """The summary; each failed step with its message and where its full log is."""
+        """The summary; each failed step with its message, where its full log is, and the
+        log's last lines (a step on a remote worker printed them there)."""
         colour = "green" if run_log.status == "SUCCESS" else "red"
         self.console.print(
             f"[bold]Run {escape(run_log.run_id)}[/] [bold {colour}]{run_log.status}[/] "
@@ -84,3 +86,5 @@ class RunConsole:
             self.console.print(f"  {label} {name}: {message}")
             if step.attempts:  # a step stopped mid-run has no log yet
                 self.console.print(f"         log: {escape(step_log(step.internal_name))}")
+                for line in log_tail(step.internal_name):
+                    self.console.print(f"         | {escape(line)}")

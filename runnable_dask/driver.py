@@ -99,6 +99,7 @@ def execute(
             catalog.url(),
             dashboard,
             step_log=lambda internal_name: catalog.url(log_name(internal_name)),
+            log_tail=lambda internal_name: _log_tail(catalog, internal_name),
         )
     if broken is not None:
         failures = run_log.failures() or [("run", _describe(broken))]
@@ -199,6 +200,12 @@ def _drive(
             return
         if not isinstance(item, Resolved):
             recorder.apply(item)
+
+
+def _log_tail(catalog: RunCatalog, internal_name: str, lines: int = 8) -> list[str]:
+    """The last lines a failed step printed, read back from the catalog."""
+    data = catalog.read_bytes(log_name(internal_name)) or b""
+    return data.decode("utf-8", "replace").rstrip("\n").splitlines()[-lines:]
 
 
 def _secrets(plan: Plan) -> dict[str, str]:

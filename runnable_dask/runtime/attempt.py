@@ -109,7 +109,7 @@ def run_attempt(
             outputs = _dispatch(task, params, log, catalog, internal_name)
         except (Exception, SystemExit) as exc:  # every failure is recorded, none escapes
             message = f"{type(exc).__name__}: {exc}"
-            log.write(traceback.format_exc())
+            log.write(_user_traceback(exc))
         finally:
             if task.catalog is not None and task.catalog.put:
                 try:
@@ -130,6 +130,17 @@ def run_attempt(
     return AttemptResult(
         ok=ok, attempt=attempt, outputs=outputs if ok else {}, data_catalog=records
     )
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback from the user's code down: our own frames above it say nothing."""
+    trace = exc.__traceback__
+    while trace is not None and trace.tb_frame.f_code.co_filename.startswith(_PACKAGE + os.sep):
+        trace = trace.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, trace or exc.__traceback__))
 
 
 def _check_secrets(task: BaseTask) -> None:

@@ -103,10 +103,17 @@ class RunLog(_Record):
         raise KeyError(f"no step {internal_name!r} in run {self.run_id!r}")
 
     def failed_steps(self) -> list[StepLog]:
-        """Every failed task or stub, in recorded order (not the composites above them)."""
-        return [
-            s for s in self.walk() if s.status == "FAIL" and s.step_type not in ("fail", "parallel")
-        ]
+        """Every failed step with no failed step inside it, in recorded order: the tasks
+        that failed, and composites that failed by themselves (a map whose list was
+        missing), not the composites above failed tasks nor the fail terminals."""
+        found = []
+        for step in self.walk():
+            if step.status != "FAIL" or step.step_type == "fail":
+                continue
+            inside = (s for b in step.branches.values() for s in b.steps.values())
+            if not any(s.status == "FAIL" for s in inside):
+                found.append(step)
+        return found
 
     def failures(self) -> list[tuple[str, str]]:
         """(internal name, message) of every failed step, in recorded order."""
