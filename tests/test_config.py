@@ -78,8 +78,8 @@ def test_dask_executor_with_an_address() -> None:
         pytest.param(
             {"pipeline-executor": {"type": "dask", "config": {"n_worker": 2}}},
             r"unknown key \(did you mean 'n_workers'\?\); valid keys here: adapt, address, "
-            r"cluster_class, cluster_kwargs, dashboard_address, n_workers, performance_report, processes, "
-            r"security, threads_per_worker, timeout",
+            r"cluster_class, cluster_kwargs, dashboard_address, n_workers, "
+            r"performance_report, processes, security, threads_per_worker, timeout",
             id="unknown dask option lists the valid ones",
         ),
         pytest.param(
