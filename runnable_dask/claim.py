@@ -37,7 +37,8 @@ def claim(
     template.run_config["initial_parameters"] = {n: p.value for n, p in params.items()}
     template.run_config["driver"] = {"host": socket.gethostname(), "pid": os.getpid()}
     if requested and store.path(requested).exists():
-        return _resume(store.read(requested), template), _initial(store.read(requested)), True
+        previous = store.read(requested)
+        return _resume(previous, template), _initial(previous), True
     if requested:
         run_log = template.model_copy(update={"run_id": requested})
         store.create(run_log)
