@@ -1,0 +1,269 @@
+"""The ``dask`` executor on one real multi-process ``LocalCluster`` (2 worker processes on
+127.0.0.1, no dashboard): a map of 1,000 items, maps nested in parallels and parallels in
+maps, and a worker process killed by its pid while it runs a step.
+
+The cluster is started once for this module; every test connects to it by ``address``.
+The worker-killing test is last: the nanny restarts the killed worker afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from distributed import LocalCluster
+
+from runnable_dask import Map, Parallel, Pipeline, PythonTask, Stub
+from runnable_dask.stores.runlog_store import RunLogStore
+
+pytestmark = pytest.mark.cluster
+
+N_ITEMS = 1000
+LOST_MESSAGE = "the worker running this attempt was lost; Dask ran the step again"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=2,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as local_cluster:
+        yield local_cluster
+
+
+@pytest.fixture
+def on_cluster(cluster: LocalCluster, workdir: Path) -> str:
+    """A configuration file in the test's working folder pointing at the shared cluster."""
+    path = workdir / "dask.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "pipeline-executor": {
+                    "type": "dask",
+                    "config": {"address": cluster.scheduler_address},
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
+    return str(path)
+
+
+def write_params(workdir: Path, values: dict[str, object]) -> str:
+    path = workdir / "params.yaml"
+    path.write_text(yaml.safe_dump(values), encoding="utf-8")
+    return str(path)
+
+
+# --- step functions (top level: worker processes import them by reference) ------------
+
+
+def double(item: int) -> int:
+    return 2 * item
+
+
+def make_numbers() -> list[int]:
+    return [10, 20]
+
+
+def add_one(n: int) -> int:
+    return n + 1
+
+
+def times_2(item: int) -> int:
+    return item * 2
+
+
+def times_3(item: int) -> int:
+    return item * 3
+
+
+def count_and_pass(count_file: str) -> None:
+    with open(count_file, "a", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\n")
+
+
+def write_pid_then_sleep(pid_file: str) -> int:
+    """First attempt: tell the test which process runs it, then sleep until killed.
+    A later attempt (the file exists) returns at once."""
+    path = Path(pid_file)
+    if path.exists():
+        return int(path.read_text(encoding="utf-8"))
+    path.write_text(str(os.getpid()), encoding="utf-8")
+    time.sleep(60)
+    return -1
+
+
+# --- maps on the cluster ---------------------------------------------------------------
+
+
+def test_a_map_of_a_thousand_items(on_cluster: str, workdir: Path) -> None:
+    pipeline = Pipeline(
+        steps=[
+            Map(
+                name="m",
+                branch=Pipeline(steps=[PythonTask(name="double", function=double, returns=["d"])]),
+                iterate_on="items",
+                iterate_as="item",
+                reducer="lambda *x: sum(x)",
+            ),
+            Stub(name="after"),
+        ]
+    )
+    params = write_params(workdir, {"items": list(range(N_ITEMS))})
+    run_log = pipeline.execute(configuration_file=on_cluster, run_id="wide", parameters_file=params)
+
+    assert run_log.status == "SUCCESS"
+    m = run_log.steps["m"]
+    assert m.status == "SUCCESS"
+    assert list(m.branches) == [f"m.{i}" for i in range(N_ITEMS)]
+    assert all(b.status == "SUCCESS" for b in m.branches.values())
+    assert all(
+        b.steps[f"m.{i}.double"].status == "SUCCESS" for i, b in enumerate(m.branches.values())
+    )
+    assert m.branches["m.999"].parameters["d"].value == 1998
+    assert run_log.parameters["d"].value == 2 * sum(range(N_ITEMS))
+    assert RunLogStore(workdir / ".run_log_store").read("wide") == run_log
+
+
+def test_maps_nested_in_a_parallel(on_cluster: str, workdir: Path) -> None:
+    from_params = Map(
+        name="m",
+        branch=Pipeline(steps=[PythonTask(name="double", function=double, returns=["doubled"])]),
+        iterate_on="items",
+        iterate_as="item",
+    )
+    from_branch = Map(
+        name="m",
+        branch=Pipeline(steps=[PythonTask(name="add", function=add_one, returns=["added"])]),
+        iterate_on="numbers",
+        iterate_as="n",
+    )
+    pipeline = Pipeline(
+        steps=[
+            Parallel(
+                name="par",
+                branches={
+                    "a": Pipeline(steps=[from_params]),
+                    "b": Pipeline(
+                        steps=[
+                            PythonTask(name="make", function=make_numbers, returns=["numbers"]),
+                            from_branch,
+                        ]
+                    ),
+                },
+            )
+        ]
+    )
+    params = write_params(workdir, {"items": [1, 2, 3]})
+    run_log = pipeline.execute(
+        configuration_file=on_cluster, run_id="map-in-par", parameters_file=params
+    )
+    assert run_log.status == "SUCCESS"
+    assert list(run_log.step("par.a.m").branches) == ["par.a.m.1", "par.a.m.2", "par.a.m.3"]
+    assert list(run_log.step("par.b.m").branches) == ["par.b.m.10", "par.b.m.20"]
+    assert run_log.step("par.a.m.3.double").status == "SUCCESS"
+    assert run_log.step("par.b.m.20.add").status == "SUCCESS"
+    assert run_log.parameters["doubled"].value == [2, 4, 6]
+    assert run_log.parameters["added"].value == [11, 21]
+
+
+def test_parallels_nested_in_a_map(on_cluster: str, workdir: Path) -> None:
+    branch = Pipeline(
+        steps=[
+            Parallel(
+                name="par",
+                branches={
+                    "x": Pipeline(
+                        steps=[PythonTask(name="two", function=times_2, returns=["by_two"])]
+                    ),
+                    "y": Pipeline(
+                        steps=[PythonTask(name="three", function=times_3, returns=["by_three"])]
+                    ),
+                },
+            )
+        ]
+    )
+    pipeline = Pipeline(steps=[Map(name="m", branch=branch, iterate_on="items", iterate_as="item")])
+    params = write_params(workdir, {"items": [1, 2, 3]})
+    run_log = pipeline.execute(
+        configuration_file=on_cluster, run_id="par-in-map", parameters_file=params
+    )
+    assert run_log.status == "SUCCESS"
+    assert list(run_log.steps["m"].branches) == ["m.1", "m.2", "m.3"]
+    for item in (1, 2, 3):
+        par = run_log.step(f"m.{item}.par")
+        assert par.status == "SUCCESS"
+        assert sorted(par.branches) == [f"m.{item}.par.x", f"m.{item}.par.y"]
+        assert run_log.step(f"m.{item}.par.y.three").status == "SUCCESS"
+    assert run_log.parameters["by_two"].value == [2, 4, 6]
+    assert run_log.parameters["by_three"].value == [3, 6, 9]
+
+
+# --- a worker lost while it runs a step ------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_killed_while_running_a_step_does_not_fail_the_run(
+    on_cluster: str, workdir: Path
+) -> None:
+    pid_file = workdir / "pid.txt"
+    count_file = workdir / "before.txt"
+    killed: list[int] = []
+    errors: list[BaseException] = []
+
+    def kill_when_running() -> None:
+        try:
+            deadline = time.monotonic() + 60
+            while not pid_file.exists() or not pid_file.read_text(encoding="utf-8"):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the step never wrote its pid")
+                time.sleep(0.05)
+            time.sleep(0.5)  # the step is asleep now; its start has reached the driver
+            pid = int(pid_file.read_text(encoding="utf-8"))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except BaseException as exc:
+            errors.append(exc)
+
+    pipeline = Pipeline(
+        steps=[
+            PythonTask(name="before", function=count_and_pass),
+            PythonTask(name="sleeper", function=write_pid_then_sleep, returns=["first_pid"]),
+            Stub(name="after"),
+        ]
+    )
+    params = write_params(workdir, {"pid_file": str(pid_file), "count_file": str(count_file)})
+    killer = threading.Thread(target=kill_when_running, daemon=True)
+    killer.start()
+    run_log = pipeline.execute(
+        configuration_file=on_cluster, run_id="lost-worker", parameters_file=params
+    )
+    killer.join(timeout=10)
+
+    assert errors == []
+    assert killed and killed[0] != os.getpid()
+    assert run_log.status == "SUCCESS"
+    sleeper = run_log.steps["sleeper"]
+    assert sleeper.status == "SUCCESS"
+    assert [(a.attempt_number, a.status) for a in sleeper.attempts] == [(1, "FAIL"), (2, "SUCCESS")]
+    assert "worker" in sleeper.attempts[0].message and "lost" in sleeper.attempts[0].message
+    assert sleeper.attempts[0].message == LOST_MESSAGE
+    assert sleeper.attempts[1].output_parameters["first_pid"].value == killed[0]
+    assert run_log.parameters["first_pid"].value == killed[0]
+    # The step before ran once, even if its result lived on the lost worker.
+    assert len(count_file.read_text(encoding="utf-8").splitlines()) == 1
+    assert [(a.attempt_number, a.status) for a in run_log.steps["before"].attempts] == [
+        (1, "SUCCESS")
+    ]
+    assert run_log.steps["after"].status == "SUCCESS"
+    assert RunLogStore(workdir / ".run_log_store").read("lost-worker") == run_log
