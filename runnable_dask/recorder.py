@@ -125,6 +125,7 @@ class RunRecorder:
             step = self._steps(branch, items)[internal_name]
             step.status = "FAIL"
             step.message = step.message or f"stopped while running: {message}"
+            _end_running_attempt(step, now(), step.message)
         self._dirty = True
 
     def idle(self) -> None:
@@ -144,33 +145,30 @@ class RunRecorder:
             if step.status == "PROCESSING":
                 step.status = "FAIL"
                 step.message = step.message or "stopped while running: the run was interrupted"
-                if step.step_type == "task":
-                    step.attempts.append(_lost_attempt(step, "", step.message))
+                _end_running_attempt(step, now(), step.message)
 
     def _on_start(self, event: Event) -> None:
+        """A step began: it shows as PROCESSING, a task with a running attempt."""
         name, template, items = event["internal_name"], event["template"], tuple(event["items"])
         branch = self._branch_of.get(template, "")
         steps = self._steps(branch, items)
         step = steps.get(name)
+        started = event["start_time"]
         if step is None:
-            steps[name] = StepLog(
+            step = steps[name] = StepLog(
                 name=event["name"],
                 internal_name=name,
                 step_type=event["step_type"],
                 status="PROCESSING",
             )
-        else:
-            if step.status == "PROCESSING" and name in self._started:
-                # The same step started again: Dask re-ran it after losing its worker.
-                step.attempts.append(
-                    _lost_attempt(
-                        step,
-                        self._started[name][3],
-                        "the worker running this attempt was lost; Dask ran the step again",
-                    )
-                )
-            step.status = "PROCESSING"
-        self._started[name] = (time.monotonic(), branch, items, event["start_time"])
+        elif step.status == "PROCESSING" and name in self._started:
+            # The same step started again: Dask re-ran it after losing its worker.
+            lost = "the worker running this attempt was lost; Dask ran the step again"
+            _end_running_attempt(step, started, lost)
+        step.status = "PROCESSING"
+        if step.step_type == "task":
+            step.attempts.append(Attempt(attempt_number=len(step.attempts) + 1, start_time=started))
+        self._started[name] = (time.monotonic(), branch, items, started)
         if not self._quiet_step(template):
             self.console.step_started(name, event["step_type"])
 
@@ -187,7 +185,7 @@ class RunRecorder:
         if existing is not None:
             record.branches = existing.branches
             if record.step_type == "task" and not event.get("reused"):
-                earlier = existing.attempts
+                earlier = [a for a in existing.attempts if a.status != "PROCESSING"]
                 for number, attempt in enumerate(record.attempts, start=len(earlier) + 1):
                     attempt.attempt_number = number
                 record.attempts = earlier + record.attempts
@@ -251,15 +249,13 @@ def _parameters(records: dict[str, Any]) -> dict[str, ParameterRecord]:
     return {name: ParameterRecord.model_validate(r) for name, r in records.items()}
 
 
-def _lost_attempt(step: StepLog, started: str, message: str) -> Attempt:
-    """An attempt that ended without reporting: its worker or its driver was lost."""
-    return Attempt(
-        attempt_number=len(step.attempts) + 1,
-        start_time=started,
-        end_time=now(),
-        status="FAIL",
-        message=message,
-    )
+def _end_running_attempt(step: StepLog, ended: str, message: str) -> None:
+    """The step's running attempt ended without a report: its worker or driver was lost."""
+    for attempt in step.attempts:
+        if attempt.status == "PROCESSING":
+            attempt.status = "FAIL"
+            attempt.end_time = ended
+            attempt.message = message
 
 
 def _duration(step: StepLog) -> float:
