@@ -1,0 +1,495 @@
+"""Faults with real processes (issue 4, item 5): a worker killed mid-step, the driver
+killed mid-run, the scheduler lost mid-run.
+
+Every process is real: ``dask scheduler`` and ``dask worker`` started by hand on
+127.0.0.1 in folders of their own, and the driver run as the user runs it
+(``runnable-dask execute FILE.py``, or ``python examples/...`` for the seed's example).
+Processes are killed with SIGKILL, by pid, as an OOM killer or a lost machine would.
+Whatever is started is killed by process group when the test ends, pass or fail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import (
+    DASK,
+    ROOT,
+    DaskProcesses,
+    start,
+    start_scheduler,
+    start_workers,
+    stop,
+    wait_for_workers,
+)
+
+pytestmark = pytest.mark.cluster
+
+RUNNABLE_DASK = str(Path(sys.executable).with_name("runnable-dask"))
+LOST_WORKER = "the worker running this attempt was lost"
+
+# A step that says which worker process runs it (one line per attempt), then takes its time.
+SLOW_STEP = '''
+"""One slow step between two stubs."""
+import os
+import time
+from pathlib import Path
+
+from runnable_dask import Pipeline, PythonTask, Stub
+
+MARKS = Path(@MARKS@)
+
+
+def slow() -> None:
+    with open(MARKS / "slow.pids", "a", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\\n")
+    time.sleep(3)
+
+
+def main():
+    Pipeline(
+        steps=[Stub(name="before"), PythonTask(name="slow", function=slow), Stub(name="after")]
+    ).execute()
+'''
+
+# A (fast), B (slow, marks its end), C: each run of a step appends a line to its file.
+THREE_STEPS = '''
+"""A fast step, a slow one, a fast one; every execution leaves a line in MARKS."""
+import os
+import time
+from pathlib import Path
+
+from runnable_dask import Pipeline, PythonTask
+
+MARKS = Path(@MARKS@)
+
+
+def mark(name: str) -> None:
+    with open(MARKS / f"{name}.runs", "a", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\\n")
+
+
+def step_a() -> None:
+    mark("A")
+
+
+def step_b() -> None:
+    mark("B")
+    time.sleep(3)
+    (MARKS / "B.done").write_text("done", encoding="utf-8")
+
+
+def step_c() -> None:
+    mark("C")
+
+
+def main():
+    Pipeline(
+        steps=[
+            PythonTask(name="A", function=step_a),
+            PythonTask(name="B", function=step_b),
+            PythonTask(name="C", function=step_c),
+        ]
+    ).execute()
+'''
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def write_pipeline(folder: Path, name: str, text: str) -> tuple[Path, Path]:
+    """The pipeline file and the folder its steps mark (absolute: workers run elsewhere)."""
+    marks = folder / "marks"
+    marks.mkdir(exist_ok=True)
+    script = folder / f"{name}.py"
+    script.write_text(text.replace("@MARKS@", repr(str(marks))), encoding="utf-8")
+    return script, marks
+
+
+def launch(
+    command: list[str],
+    cwd: Path,
+    config: Path | None = None,
+    run_id: str = "",
+    logs: Path | None = None,
+) -> subprocess.Popen:
+    """A driver in its own session (its LocalCluster, if any, goes with it); its output
+    goes to files in ``logs`` (default: ``cwd``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
+    env.pop("PYTHONPATH", None)
+    if config is not None:
+        env["RUNNABLE_CONFIGURATION_FILE"] = str(config)
+    if run_id:
+        env["RUNNABLE_RUN_ID"] = run_id
+    stem = (logs or cwd) / f"driver-{time.monotonic_ns()}"
+    with open(f"{stem}.out", "wb") as out, open(f"{stem}.err", "wb") as err:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True
+        )
+    process.output_files = (Path(f"{stem}.out"), Path(f"{stem}.err"))  # type: ignore[attr-defined]
+    return process
+
+
+def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str, str]:
+    """Wait for a driver; its exit status, stdout and stderr."""
+    process.wait(timeout=timeout)
+    out, err = process.output_files  # type: ignore[attr-defined]
+    return process.returncode, out.read_text(errors="replace"), err.read_text(errors="replace")
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the process and everything in its session's group; reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes whose process group is ``pgid``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            found.append(int(entry.name))
+    return found
+
+
+def read_log(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def step(log: dict[str, Any] | None, *path: str) -> dict[str, Any] | None:
+    """A step's record: ``step(log, "parallel_step", "parallel_step.branch1", "...x")``."""
+    if log is None:
+        return None
+    found: dict[str, Any] | None = log["steps"].get(path[0])
+    for branch, name in zip(path[1::2], path[2::2], strict=True):
+        if found is None:
+            return None
+        found = found["branches"].get(branch, {}).get("steps", {}).get(name)
+    return found
+
+
+def status(log: dict[str, Any] | None, *path: str) -> str | None:
+    record = step(log, *path)
+    return None if record is None else record["status"]
+
+
+def all_steps(steps: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for record in steps.values():
+        yield record
+        for branch in record.get("branches", {}).values():
+            yield from all_steps(branch["steps"])
+
+
+def wait_until(
+    condition: Callable[[], Any], what: str, process: subprocess.Popen, timeout: float = 60
+) -> Any:
+    """Poll ``condition`` until it is truthy; fail early if the driver ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        if process.poll() is not None:
+            code, out, err = finish(process, 1)
+            pytest.fail(f"the driver ended (exit {code}) before {what}:\n{out}\n{err}")
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").split() if path.exists() else []
+
+
+def start_lone_workers(cluster: DaskProcesses, n: int) -> None:
+    """``n`` worker processes without a nanny: one killed stays dead, the others survive."""
+    cluster.worker_folder.mkdir(exist_ok=True)
+    for index in range(n):
+        command = [DASK, "worker", cluster.address, "--host", "127.0.0.1", "--no-dashboard"]
+        command += ["--no-nanny", "--nworkers", "1", "--nthreads", "2", "--name", f"lone-{index}"]
+        log = cluster.worker_folder.parent / f"lone-{index}.log"
+        cluster.processes.append(start(command, cluster.worker_folder, log))
+
+
+def config_for(cluster: DaskProcesses, folder: Path) -> Path:
+    """``address: tcp://127.0.0.1:PORT`` with a short reconnect/connect timeout."""
+    return cluster.config(folder, timeout=5)
+
+
+@pytest.fixture
+def two_lone_workers(tmp_path: Path) -> Iterator[DaskProcesses]:
+    """A scheduler and two nanny-less worker processes of their own (one will be killed)."""
+    base = tmp_path / "dask"
+    base.mkdir()
+    cluster = start_scheduler(base)
+    try:
+        start_lone_workers(cluster, 2)
+        wait_for_workers(cluster, 2)
+        yield cluster
+    finally:
+        stop(cluster.processes)
+
+
+@pytest.fixture
+def drivers() -> Iterator[list[subprocess.Popen]]:
+    """Driver processes a test starts: their groups are killed when it ends, pass or fail."""
+    started: list[subprocess.Popen] = []
+    yield started
+    for process in started:
+        kill_group(process)
+
+
+# --- 1. a worker killed mid-step -------------------------------------------------------
+
+
+def test_worker_killed_mid_step_reruns_it_on_the_survivor(
+    two_lone_workers: DaskProcesses, tmp_path: Path, drivers: list[subprocess.Popen]
+) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    script, marks = write_pipeline(folder, "slow_pipeline", SLOW_STEP)
+    config = config_for(two_lone_workers, folder)
+    run_log = folder / "run_logs" / "worker-killed.json"
+    with two_lone_workers.client() as client:
+        worker_pids = set(client.run(os.getpid).values())
+
+    driver = launch([RUNNABLE_DASK, "execute", str(script)], folder, config, "worker-killed")
+    drivers.append(driver)
+    victim = int(wait_until(lambda: lines(marks / "slow.pids"), "the slow step started", driver)[0])
+    wait_until(
+        lambda: status(read_log(run_log), "slow") == "PROCESSING",
+        "the run log shows the step running",
+        driver,
+    )
+    assert victim in worker_pids
+    os.kill(victim, signal.SIGKILL)
+
+    code, out, err = finish(driver, 90)
+    assert code == 0, out + err
+    log = read_log(run_log)
+    assert log is not None and log["status"] == "SUCCESS"
+    attempts = step(log, "slow")["attempts"]
+    assert [a["status"] for a in attempts] == ["FAIL", "SUCCESS"], attempts
+    assert LOST_WORKER in attempts[0]["message"]
+    pids = [int(pid) for pid in lines(marks / "slow.pids")]
+    assert len(pids) == 2 and pids[1] != victim and pids[1] in worker_pids, pids
+    assert status(log, "after") == "SUCCESS"
+
+
+def executing_notebooks(client: Any) -> dict[int, list[str]]:
+    """Worker pid -> keys of ``hello_notebook`` tasks it is executing right now."""
+
+    def executing(dask_worker: Any) -> tuple[int, list[str]]:
+        keys = [str(ts.key) for ts in dask_worker.state.executing]
+        return os.getpid(), [k for k in keys if k.startswith("hello_notebook-")]
+
+    return {pid: keys for pid, keys in client.run(executing).values() if keys}
+
+
+def test_seed_parallel_example_survives_a_killed_worker(
+    two_lone_workers: DaskProcesses, tmp_path: Path, drivers: list[subprocess.Popen]
+) -> None:
+    """The done-when of issue 3, on workers started by hand: kill the worker running a
+    ``hello_notebook`` (the seed example's slowest step: it starts a Jupyter kernel)."""
+    run_id = "parallel-worker-killed"
+    config = config_for(two_lone_workers, tmp_path)
+    run_log = tmp_path / "run_logs" / f"{run_id}.json"
+    branches = ["parallel_step.branch1", "parallel_step.branch2"]
+
+    def running_notebook() -> dict[int, list[str]]:
+        """Once the run log shows a notebook step running: who executes one, if anyone."""
+        log = read_log(run_log)
+        shown = [
+            b
+            for b in branches
+            if status(log, "parallel_step", b, f"{b}.hello_notebook") == "PROCESSING"
+        ]
+        return executing_notebooks(client) if shown else {}
+
+    command = [sys.executable, "examples/06-parallel/parallel.py"]
+    with two_lone_workers.client() as client:
+        driver = launch(command, ROOT, config, run_id, logs=tmp_path)
+        drivers.append(driver)
+        busy = wait_until(running_notebook, "a hello_notebook step running", driver)
+        victim = next(iter(busy))
+        os.kill(victim, signal.SIGKILL)
+
+    code, out, err = finish(driver, 90)
+    assert code == 0, out + err
+    log = read_log(run_log)
+    assert log is not None and log["status"] == "SUCCESS"
+    repeated = [
+        record
+        for record in all_steps(log["steps"])
+        if any(LOST_WORKER in a["message"] for a in record.get("attempts", []))
+    ]
+    assert repeated, json.dumps(log["steps"], indent=1)
+    for record in repeated:
+        assert record["status"] == "SUCCESS"
+        assert record["attempts"][0]["status"] == "FAIL"
+        assert record["attempts"][-1]["status"] == "SUCCESS"
+    assert any(r["name"] == "hello_notebook" for r in repeated)
+    for branch in branches:
+        assert status(log, "parallel_step", branch, f"{branch}.hello_notebook") == "SUCCESS"
+    assert status(log, "continue_processing") == "SUCCESS"
+
+
+# --- 2. the driver killed mid-run ------------------------------------------------------
+
+
+def test_driver_killed_mid_run_resumes_only_the_rest(
+    tmp_path: Path, drivers: list[subprocess.Popen]
+) -> None:
+    """Default configuration: the driver's own LocalCluster dies with it."""
+    script, marks = write_pipeline(tmp_path, "three_steps", THREE_STEPS)
+    run_id = "driver-killed"
+    run_log = tmp_path / ".run_log_store" / f"{run_id}.json"
+
+    driver = launch([RUNNABLE_DASK, "execute", str(script), "--run-id", run_id], tmp_path)
+    drivers.append(driver)
+    wait_until(
+        lambda: (
+            lines(marks / "A.runs")
+            and lines(marks / "B.runs")
+            and status(read_log(run_log), "A") == "SUCCESS"
+        ),
+        "A finished (in the run log) and B running",
+        driver,
+    )
+    kill_group(driver)
+    deadline = time.monotonic() + 10
+    while group_members(driver.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not group_members(driver.pid), "processes of the killed driver remain"
+
+    log = read_log(run_log)
+    assert log is not None and log["status"] == "PROCESSING"
+    assert status(log, "A") == "SUCCESS"
+    assert status(log, "C") is None
+    assert not (marks / "B.done").exists()
+
+    retry = launch([RUNNABLE_DASK, "retry", run_id], tmp_path)
+    drivers.append(retry)
+    code, out, err = finish(retry, 120)
+    assert code == 0, out + err
+    log = read_log(run_log)
+    assert log is not None and log["status"] == "SUCCESS", out + err
+    assert log["run_config"]["resumed"] == 1
+    assert len(lines(marks / "A.runs")) == 1, "A ran again"
+    assert len(lines(marks / "B.runs")) == 2
+    assert len(lines(marks / "C.runs")) == 1
+    assert (marks / "B.done").exists()
+    b_attempts = step(log, "B")["attempts"]
+    assert [a["status"] for a in b_attempts] == ["FAIL", "SUCCESS"], b_attempts
+    assert "interrupted" in b_attempts[0]["message"]
+    assert len(step(log, "A")["attempts"]) == 1
+
+
+# --- 3. the scheduler lost mid-run -----------------------------------------------------
+
+
+def run_and_lose_the_scheduler(
+    base: Path, project: Path, run_id: str, drivers: list[subprocess.Popen]
+) -> tuple[int, str, str, float]:
+    """Run THREE_STEPS by address; SIGKILL ``dask scheduler`` while B sleeps. The driver's
+    exit status, stdout, stderr, and the seconds it took to give up."""
+    script, marks = project / "three_steps.py", project / "marks"
+    run_log = project / "run_logs" / f"{run_id}.json"
+    cluster = start_scheduler(base)
+    try:
+        start_workers(cluster, 2)
+        wait_for_workers(cluster, 2)
+        config = config_for(cluster, project)
+        driver = launch([RUNNABLE_DASK, "execute", str(script)], project, config, run_id)
+        drivers.append(driver)
+        wait_until(
+            lambda: lines(marks / "B.runs") and status(read_log(run_log), "A") == "SUCCESS",
+            "A finished (in the run log) and B running",
+            driver,
+        )
+        began = time.monotonic()
+        os.kill(cluster.processes[0].pid, signal.SIGKILL)  # the `dask scheduler` process
+        code, out, err = finish(driver, 90)
+        return code, out, err, time.monotonic() - began
+    finally:
+        stop(cluster.processes)
+
+
+def resume_on_a_new_cluster(
+    base: Path, project: Path, run_id: str, drivers: list[subprocess.Popen]
+) -> tuple[int, str, str, str]:
+    """A new scheduler and workers; the configuration now names it; ``retry``. The
+    retry's exit status, stdout, stderr, and the new scheduler's address."""
+    cluster = start_scheduler(base)
+    try:
+        start_workers(cluster, 2)
+        wait_for_workers(cluster, 2)
+        config = config_for(cluster, project)  # the same file, now naming the new scheduler
+        retry = launch([RUNNABLE_DASK, "retry", run_id], project, config)
+        drivers.append(retry)
+        return (*finish(retry, 120), cluster.address)
+    finally:
+        stop(cluster.processes)
+
+
+def test_scheduler_lost_fails_clearly_then_resumes_elsewhere(
+    tmp_path: Path, drivers: list[subprocess.Popen]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    _, marks = write_pipeline(project, "three_steps", THREE_STEPS)
+    run_id = "scheduler-lost"
+    run_log = project / "run_logs" / f"{run_id}.json"
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+
+    code, out, err, took = run_and_lose_the_scheduler(tmp_path / "first", project, run_id, drivers)
+
+    assert code != 0, out + err
+    assert took < 60, f"the driver took {took:.0f} s to give up"
+    assert "Traceback" not in err, err
+    log = read_log(run_log)
+    assert log is not None and log["status"] == "FAIL"
+    error = log["run_config"].get("error", "")
+    assert "connection to the scheduler" in error, error
+    assert "connection to the scheduler" in out, out
+    assert status(log, "A") == "SUCCESS"
+    assert status(log, "B") == "FAIL"
+    assert status(log, "C") is None
+    # B may have finished on a worker that outlived its scheduler: then its checkpoint
+    # stands and resuming must not run it again; otherwise it runs once more.
+    b_finished = (project / "catalog" / run_id / ".checkpoints" / "B.pickle").exists()
+
+    code, out, err, address = resume_on_a_new_cluster(tmp_path / "second", project, run_id, drivers)
+
+    assert code == 0, out + err
+    log = read_log(run_log)
+    assert log is not None and log["status"] == "SUCCESS", out + err
+    assert f"Dask scheduler {address}" in out, out
+    assert len(lines(marks / "A.runs")) == 1, "A ran again"
+    assert len(lines(marks / "B.runs")) == (1 if b_finished else 2)
+    assert len(lines(marks / "C.runs")) == 1
+    assert (marks / "B.done").exists()
+    assert [a["status"] for a in step(log, "A")["attempts"]] == ["SUCCESS"]
+    assert step(log, "B")["attempts"][-1]["status"] == "SUCCESS"
