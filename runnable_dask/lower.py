@@ -39,7 +39,14 @@ from runnable_dask.runtime.composites import (
     run_probe,
 )
 from runnable_dask.runtime.context import RunContext
-from runnable_dask.runtime.node import EndCall, StepCall, run_branch_end, run_parallel, run_step
+from runnable_dask.runtime.node import (
+    EndCall,
+    StepCall,
+    run_branch_end,
+    run_parallel,
+    run_step,
+    run_step_and_end,
+)
 from runnable_dask.runtime.tokens import Bind, Entry, Token
 
 Input = str | Token
@@ -200,12 +207,6 @@ class Lowering:
             for target in dict.fromkeys((node.on_success, node.on_failure)):
                 routes[target].append(keys[node.internal_name])
 
-        for node in steps:
-            is_entry = node.internal_name == branch.entry
-            call = scope.call(node, entry if is_entry else Entry(node.internal_name))
-            node_inputs: list[Input] = inputs if is_entry else [*routes[node.internal_name]]
-            self._node(part, node, call, scope, keys[node.internal_name], node_inputs)
-
         terminals = {name: (name, kind) for name, kind in branch.terminals.items()}
         end_inputs: list[Input] = list(
             dict.fromkeys(k for t in branch.terminals for k in routes.get(t, []))
@@ -221,6 +222,18 @@ class Lowering:
             items=items,
             hidden=scope.hidden,
         )
+        if _one_step(branch, steps):
+            # The step and the branch's end in one task: half the tasks of a wide map.
+            call = scope.call(steps[0], entry)
+            key = keys[steps[0].internal_name]
+            task = (run_step_and_end, self.ctx, call, end_call, *inputs)
+            return part.add(key, task, scope.span, *inputs)
+
+        for node in steps:
+            is_entry = node.internal_name == branch.entry
+            call = scope.call(node, entry if is_entry else Entry(node.internal_name))
+            node_inputs: list[Input] = inputs if is_entry else [*routes[node.internal_name]]
+            self._node(part, node, call, scope, keys[node.internal_name], node_inputs)
         name = branch.key if branch.key and branch.key != PLACEHOLDER else end_name
         end_key = self._key(name, fill(branch.internal_name, items) + "/end")
         task = (run_branch_end, self.ctx, end_call, *end_inputs)
@@ -286,6 +299,19 @@ class Lowering:
         """``<name>-<digits>``: groups by name in the dashboard, unique per run and node."""
         digest = hashlib.blake2b(f"{self.ctx.run_id}/{internal_name}".encode(), digest_size=8)
         return f"{name.replace('-', '_')}-{int.from_bytes(digest.digest(), 'big')}"
+
+
+def _one_step(branch: Branch, steps: list[Node]) -> bool:
+    """A branch of one task or stub that goes straight to a terminal either way."""
+    if branch.internal_name == "" or len(steps) != 1:
+        return False
+    node = steps[0]
+    return (
+        node.kind in ("task", "stub")
+        and node.internal_name == branch.entry
+        and node.on_success in branch.terminals
+        and node.on_failure in branch.terminals
+    )
 
 
 def _light(node: Node) -> Node:

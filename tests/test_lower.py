@@ -34,12 +34,19 @@ def step_keys(graph: dict[str, Any]) -> dict[str, str]:
 def test_one_task_per_step_and_one_end_per_pipeline(fan_out_fan_in: Pipeline) -> None:
     graph, end = graph_for(fan_out_fan_in)
     steps = ["split", "fan", "fan.a.scale", "fan.b.scale", "fan.c.scale", "join"]
-    ends = 1 + 3  # the root pipeline and each branch
+    ends = 1  # the root pipeline's; a branch of one step ends in that step's own task
     # The initial parameters travel as an argument of the first step, not as a task.
     assert len(graph) == len(steps) + ends
     assert sorted(step_keys(graph)) == sorted(steps)
     assert end in graph
     assert key_split(end) == "pipeline"
+
+
+def test_a_branch_of_several_steps_has_its_own_end_task() -> None:
+    branch = Pipeline(steps=[Stub(name="first"), Stub(name="second")])
+    graph, _ = graph_for(Pipeline(steps=[Parallel(name="fan", branches={"a": branch})]))
+    # steps: fan, first, second; ends: the root's and the branch's
+    assert len(graph) == 3 + 2
 
 
 def test_nested_pipeline_counts() -> None:
@@ -125,10 +132,12 @@ def test_a_step_named_like_a_parameter_value_runs_normally(run: Any, workdir: Pa
     assert [s.status for s in run_log.steps.values()] == ["SUCCESS"] * 4
 
 
-def test_end_keys_are_named_after_their_branch(fan_out_fan_in: Pipeline) -> None:
-    graph, end = graph_for(fan_out_fan_in)
+def test_end_keys_are_named_after_their_branch() -> None:
+    branch = Pipeline(steps=[Stub(name="first"), Stub(name="second")])
+    pipeline = Pipeline(steps=[Parallel(name="fan", branches={"a": branch, "b": branch})])
+    graph, end = graph_for(pipeline)
     ends = sorted(key_split(k) for k in set(graph) - set(step_keys(graph).values()))
-    assert ends == ["a", "b", "c", "pipeline"]
+    assert ends == ["a", "b", "pipeline"]
     assert key_split(end) == "pipeline"
 
 

@@ -130,6 +130,11 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
     )
 
 
+def run_step_and_end(ctx: RunContext, call: StepCall, end: EndCall, *incoming: Token) -> BranchEnd:
+    """A branch of one step: the step, then the branch's end, in one task."""
+    return run_branch_end(ctx, end, run_step(ctx, call, *incoming))
+
+
 def _run_task(
     ctx: RunContext, call: StepCall, token: Token, catalog: RunCatalog
 ) -> checkpoint.Checkpoint:
