@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,8 @@ def runs(limit: int, configuration_file: str | None, log_folder: str | None) -> 
         key=lambda row: row[1].start.timestamp() if row[1].start else float("inf"),
         reverse=True,
     )
-    console = Console(highlight=False)
+    # Piped or captured output gets room for full run ids instead of rich's 80 columns.
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     if not rows:
         console.print(f"No runs in {folder}")
         return
