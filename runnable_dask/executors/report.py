@@ -52,7 +52,9 @@ def performance_report(client: Client | None, catalog: RunCatalog) -> Iterator[P
 
     with tempfile.TemporaryDirectory(prefix="runnable-dask-report-") as folder:
         path = os.path.join(folder, REPORT_NAME)
-        recorder = dask_report(filename=path, stacklevel=3)
+        # "inline": BokehJS inside the file, so it opens without network (Bokeh's
+        # default loads it from a CDN, and an offline browser shows a blank page).
+        recorder = dask_report(filename=path, stacklevel=3, mode="inline")
         started = _attempt(outcome, "start", lambda: _as_current(client, recorder.__enter__))
         try:
             yield outcome
