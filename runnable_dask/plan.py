@@ -30,7 +30,6 @@ from runnable_dask.sdk import (
 )
 
 NodeKind = Literal["task", "stub", "parallel", "map", "conditional", "loop", "success", "fail"]
-COMPOSITES = ("parallel", "map", "conditional", "loop")
 DEFAULT_SUCCESS = "success"
 DEFAULT_FAIL = "fail"
 PLACEHOLDER = "%"

@@ -30,7 +30,7 @@ class DaskExecutor:
         self.config = config
         self._events = events
         self._held: dict[str, Any] = {}
-        self._watched: dict[str, Any] = {}
+        self._watched: dict[str, Any] = {}  # a future nobody holds is cancelled
         self.dashboard_link: str | None = None
         self.description = ""
         self._stack = ExitStack()

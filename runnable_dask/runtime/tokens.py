@@ -2,7 +2,7 @@
 
 A step's task returns a :class:`Token` naming the node that control goes to next and
 carrying the parameters visible there. Tasks that control never reaches still run (they
-are part of the one static graph) but only pass :data:`NOT_REACHED` on, doing nothing.
+are in the graph) but only pass :data:`NOT_REACHED` on, doing nothing.
 Values stay in the tokens, so pickled objects move worker to worker and never through
 the driver.
 """
