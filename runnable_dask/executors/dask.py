@@ -36,7 +36,7 @@ class DaskExecutor:
         self._stack = ExitStack()
         self._client: Any = None
         self._topics: list[str] = []
-        self._remote = False
+        self._by_value = False
         self._run = "runnable-dask"
         self._span_ids: dict[tuple[str, ...], str] = {}
 
@@ -46,10 +46,10 @@ class DaskExecutor:
         except BaseException:
             self._stack.close()
             raise
-        # Workers the run did not start may not have the user's project: send its code.
-        self._remote = bool(self.config.address or self.config.cluster_class)
-        if self._remote:
-            ship_user_modules([])
+        # Workers the run did not start may not have the user's project: send its code,
+        # if it has any (wrapping every task for cloudpickle costs about 3 ms a task).
+        if self.config.address or self.config.cluster_class:
+            self._by_value = bool(ship_user_modules([]))
         return self
 
     @property
@@ -85,7 +85,7 @@ class DaskExecutor:
             key: _with_futures(task, held) if any(d in held for d in deps[key]) else task
             for key, task in tasks.items()
         }
-        if self._remote:
+        if self._by_value:
             graph = ship_graph(graph)
         wanted = [key for key in graph if key in keep or key in watch]
         futures = self._client.get(self._with_spans(graph, deps, spans), wanted, sync=False)
