@@ -79,6 +79,8 @@ class RunConsole:
         report = run_log.run_config.get("performance_report")
         if report:
             self.console.print(f"  Report:    {escape(report)}")
+        if run_log.status == "FAIL":
+            self.console.print(f"  Resume:    runnable-dask retry {escape(run_log.run_id)}")
         # In a run that succeeded, a failed step was handled by an on_failure pipeline.
         label = "[red]failed[/]" if run_log.status == "FAIL" else "[yellow]handled[/]"
         for step in run_log.failed_steps():

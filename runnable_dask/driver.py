@@ -217,6 +217,8 @@ def _secrets(plan: Plan) -> dict[str, str]:
 
 def _describe(exc: BaseException) -> str:
     text = str(exc)
+    if "scheduler-connection-lost" in text:  # Dask names the lost key, which says little
+        return "Dask lost the connection to the scheduler; steps running then did not report"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
