@@ -35,6 +35,38 @@ def scale(x: int, factor: float) -> float:
     return x * factor
 
 
+def square(item: int) -> int:
+    return item * item
+
+
+def letters() -> list[str]:
+    return ["a", "b", "c"]
+
+
+def code_of(letter: str) -> int:
+    return ord(letter)
+
+
+def fail_on_two(item: int) -> int:
+    if item == 2:
+        raise ValueError("item 2 is bad")
+    return item
+
+
+def toss() -> tuple[str, int]:
+    return "heads", 5
+
+
+def heads() -> tuple[int, str]:
+    return 1, "H"
+
+
+def count(counter: int = 0) -> tuple[int, bool]:
+    """One loop iteration: the index comes from the environment, as runnable sets it."""
+    index = int(os.environ["IDX"])
+    return counter + 1, index >= 2
+
+
 def chain():
     return sd.Pipeline(
         steps=[
@@ -115,6 +147,102 @@ def terminate_with_failure():
     )
 
 
+def map_parameters_file():
+    branch = sd.Pipeline(steps=[sd.PythonTask(name="train", function=square, returns=["sq"])])
+    return sd.Pipeline(
+        steps=[
+            sd.Map(name="sweep", branch=branch, iterate_on="items", iterate_as="item"),
+            sd.Stub(name="after"),
+        ]
+    )
+
+
+def map_returned_list():
+    branch = sd.Pipeline(steps=[sd.PythonTask(name="train", function=code_of, returns=["code"])])
+    return sd.Pipeline(
+        steps=[
+            sd.PythonTask(name="make", function=letters, returns=["letters"]),
+            sd.Map(
+                name="sweep",
+                branch=branch,
+                iterate_on="letters",
+                iterate_as="letter",
+                reducer="lambda *x: max(x)",
+            ),
+            sd.Stub(name="after"),
+        ]
+    )
+
+
+def map_one_fails():
+    branch = sd.Pipeline(
+        steps=[sd.PythonTask(name="train", function=fail_on_two, returns=["kept"])]
+    )
+    return sd.Pipeline(
+        steps=[
+            sd.Map(name="sweep", branch=branch, iterate_on="items", iterate_as="item"),
+            sd.Stub(name="after"),
+        ]
+    )
+
+
+def conditional_merge():
+    # runnable 0.50 wants alphanumeric branch keys and parameter names
+    branches = {
+        "heads": sd.Pipeline(
+            steps=[sd.PythonTask(name="h", function=heads, returns=["keep", "label"])]
+        ),
+        "tails": sd.Pipeline(steps=[sd.PythonTask(name="t", function=fail)]),
+    }
+    return sd.Pipeline(
+        steps=[
+            sd.PythonTask(name="toss", function=toss, returns=["side", "keep"]),
+            sd.Conditional(name="cond", parameter="side", branches=branches),
+            sd.Stub(name="after"),
+        ]
+    )
+
+
+def conditional_fails():
+    branches = {
+        "heads": sd.Pipeline(steps=[sd.PythonTask(name="h", function=fail)]),
+        "tails": sd.Pipeline(steps=[sd.PythonTask(name="t", function=heads, returns=["keep"])]),
+    }
+    return sd.Pipeline(
+        steps=[
+            sd.PythonTask(name="toss", function=toss, returns=["side", "keep"]),
+            sd.Conditional(name="cond", parameter="side", branches=branches),
+            sd.Stub(name="after"),
+        ]
+    )
+
+
+def _loop(max_iterations: int):
+    branch = sd.Pipeline(
+        steps=[sd.PythonTask(name="count", function=count, returns=["counter", "done"])]
+    )
+    return sd.Pipeline(
+        steps=[
+            sd.Loop(
+                name="loop",
+                branch=branch,
+                max_iterations=max_iterations,
+                break_on="done",
+                index_as="IDX",
+            ),
+            sd.Stub(name="after"),
+        ]
+    )
+
+
+def loop_break():
+    return _loop(max_iterations=5)  # done turns true at index 2: three iterations
+
+
+def loop_max_iterations():
+    return _loop(max_iterations=2)  # stops before done turns true
+
+
 CASES = {
     name: globals()[name]
     for name in (
@@ -126,6 +254,13 @@ CASES = {
         "parallel_one_fails",
         "parameters_file",
         "terminate_with_failure",
+        "map_parameters_file",
+        "map_returned_list",
+        "map_one_fails",
+        "conditional_merge",
+        "conditional_fails",
+        "loop_break",
+        "loop_max_iterations",
     )
 }
 
