@@ -51,7 +51,7 @@ def show(
     )
     _add_steps(tree, run_log.steps.values(), show_all)
     console = Console(highlight=False, soft_wrap=True)  # paths stay whole, to copy
-    console.print(tree)
+    console.print(tree, soft_wrap=False)  # wrapped at the width, never cut: messages whole
     console.print(Text(f"  Run log:   {folder / (run_log.run_id + '.json')}"))
     console.print(Text(f"  Step logs: {catalog.url('logs')}/"))
     for step in run_log.walk():  # after the tree, whole, so the paths can be copied

@@ -145,6 +145,20 @@ def test_show_counts_attempts_and_prints_the_performance_report(
     assert "Run error: KilledWorker: w1 died" in result.stdout
 
 
+def test_show_wraps_a_long_failure_message_instead_of_cutting_it(
+    invoke: Invoke, workdir: Path, write_run_log: Callable[..., RunLog]
+) -> None:
+    """Piped into a file or a CI log (80 columns), every word of the message is kept."""
+    message = "RuntimeError: " + " ".join(f"word{i}" for i in range(40))
+    start, end = "2026-11-28T10:00:00+00:00", "2026-11-28T10:00:01+00:00"
+    steps = {"train": task("train", attempt(start, end, "FAIL", message), status="FAIL")}
+    steps["train"]["message"] = message
+    write_run_log("long", steps, status="FAIL")
+    out = invoke("show", "long").stdout
+    assert "took 1.00 s" in out
+    assert " ".join(out.split()).count(message) == 1
+
+
 def test_show_lists_twenty_branches_and_every_failed_one_unless_all(
     invoke: Invoke, workdir: Path, write_run_log: Callable[..., RunLog]
 ) -> None:
