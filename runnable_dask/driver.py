@@ -150,11 +150,17 @@ def _run_graph(
     client = executor.client if executor.report_performance else None
     report = PerformanceReport()
     try:
-        with performance_report(client, catalog) as report:
+        with performance_report(client, catalog, _calling_code(recorder.run_log)) as report:
             _drive(events, GraphFeed(executor), lowering, recorder, params)
     finally:
         if report.url:
             recorder.run_log.run_config["performance_report"] = report.url
+
+
+def _calling_code(run_log: RunLog) -> str:
+    """What the performance report names as the code that made it: the run and its file."""
+    entry = run_log.run_config.get("launch", {}).get("entry") or "an interactive session"
+    return f"runnable_dask run {run_log.run_id} of {entry}"
 
 
 def _drive(

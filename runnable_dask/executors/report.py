@@ -36,8 +36,13 @@ class PerformanceReport:
 
 
 @contextmanager
-def performance_report(client: Client | None, catalog: RunCatalog) -> Iterator[PerformanceReport]:
+def performance_report(
+    client: Client | None, catalog: RunCatalog, calling_code: str
+) -> Iterator[PerformanceReport]:
     """Record the run's Dask performance and store it as ``<catalog>/<run_id>/`` + REPORT_NAME.
+
+    ``calling_code`` fills the report's "Calling Code" section, which Dask would fill with
+    the line of our own code that closed the report.
 
     Without a client (the ``local`` executor) it records nothing. A report that cannot be
     made (the scheduler is gone) is logged and noted in ``error``; it never hides the
@@ -54,7 +59,7 @@ def performance_report(client: Client | None, catalog: RunCatalog) -> Iterator[P
         path = os.path.join(folder, REPORT_NAME)
         # "inline": BokehJS inside the file, so it opens without network (Bokeh's
         # default loads it from a CDN, and an offline browser shows a blank page).
-        recorder = dask_report(filename=path, stacklevel=3, mode="inline")
+        recorder = dask_report(filename=path, mode="inline")
         started = _attempt(outcome, "start", lambda: _as_current(client, recorder.__enter__))
         try:
             yield outcome
@@ -62,7 +67,10 @@ def performance_report(client: Client | None, catalog: RunCatalog) -> Iterator[P
             if started and _attempt(
                 outcome,
                 "render",
-                lambda: _as_current(client, lambda: recorder.__exit__(None, None, None)),
+                lambda: _as_current(
+                    client,
+                    lambda: client.sync(recorder.__aexit__, None, None, None, code=calling_code),
+                ),
             ):
                 _attempt(outcome, "store", lambda: _store(outcome, catalog, path))
 
