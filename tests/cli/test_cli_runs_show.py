@@ -89,17 +89,15 @@ def test_runs_in_an_empty_store_says_so(invoke: Invoke, workdir: Path) -> None:
     assert "No runs in nowhere" in result.stdout
 
 
-def test_runs_and_show_stay_quick_on_a_map_of_ten_thousand_iterations(
+def test_runs_and_show_read_a_map_of_ten_thousand_iterations(
     invoke: Invoke, workdir: Path, write_run_log: Callable[..., RunLog]
 ) -> None:
     write_run_log("huge", {"sweep": big_map(10_000, failed={9_999})}, status="FAIL")
-    began = time.perf_counter()
     listed = invoke("runs")
     shown = invoke("show", "huge")
-    elapsed = time.perf_counter() - began
     assert "huge" in listed.stdout and "7.00 s" in listed.stdout
     assert "ValueError: item 9999 is bad" in shown.stdout
-    assert elapsed < 10, f"runs + show took {elapsed:.1f} s"
+    assert "... and 9979 more (none failed)" in shown.stdout
 
 
 # --- show -------------------------------------------------------------------------------
