@@ -127,7 +127,7 @@ def _connect_address(config: DaskConfig, security: Security | None, stack: ExitS
             f"({type(exc).__name__}: {exc}); check that it runs (dask scheduler) and "
             f"listens there{hint}, or fix pipeline-executor.config.address"
         ) from exc
-    stack.callback(client.close)
+    stack.callback(_close_client, client)
     workers = check_versions(client, f"the Dask cluster at {address}")
     return Connection(
         client,
@@ -165,7 +165,7 @@ def _start_local(config: DaskConfig, security: Security | None, stack: ExitStack
         ) from exc
     stack.callback(cluster.close)
     client = Client(cluster, security=security, set_as_default=False)
-    stack.callback(client.close)
+    stack.callback(_close_client, client)
     kind = "processes" if processes else "threads"
     secured = ", TLS" if security else ""
     return Connection(
@@ -173,6 +173,24 @@ def _start_local(config: DaskConfig, security: Security | None, stack: ExitStack
         f"LocalCluster ({n_workers} worker {kind} x {threads} threads{secured})",
         _dashboard(client),
     )
+
+
+def _close_client(client: Client) -> None:
+    """Close ``client``; after a lost scheduler, without the client's own tracebacks.
+
+    A client closed while it tries to reconnect logs each cancelled attempt as an error
+    with a traceback. The run has already reported the loss in plain words by then.
+    """
+    if client.status == "running":
+        client.close()
+        return
+    client_logger = logging.getLogger("distributed.client")
+    level = client_logger.level
+    client_logger.setLevel(logging.CRITICAL)
+    try:
+        client.close()
+    finally:
+        client_logger.setLevel(level)
 
 
 def _start_manager(config: DaskConfig, security: Security | None, stack: ExitStack) -> Connection:
@@ -214,7 +232,7 @@ def _start_manager(config: DaskConfig, security: Security | None, stack: ExitSta
             f"{config.timeout:g} s ({exc}); raise pipeline-executor.config.timeout or check "
             "the cluster's logs"
         ) from exc
-    stack.callback(client.close)
+    stack.callback(_close_client, client)
     check_versions(client, f"the {cls.__name__}")
     return Connection(client, f"{cls.__name__} ({size})", _dashboard(client))
 
