@@ -149,8 +149,8 @@ def test_show_wraps_a_long_failure_message_instead_of_cutting_it(
     """Piped into a file or a CI log (80 columns), every word of the message is kept."""
     message = "RuntimeError: " + " ".join(f"word{i}" for i in range(40))
     start, end = "2026-11-28T10:00:00+00:00", "2026-11-28T10:00:01+00:00"
-    steps = {"train": task("train", attempt(start, end, "FAIL", message), status="FAIL")}
-    steps["train"]["message"] = message
+    failed = attempt(start, end, "FAIL", message)
+    steps = {"train": task("train", failed, status="FAIL", message=message)}
     write_run_log("long", steps, status="FAIL")
     out = invoke("show", "long").stdout
     assert "took 1.00 s" in out

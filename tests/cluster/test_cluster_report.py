@@ -33,7 +33,7 @@ def test_report_lands_in_the_catalog_and_names_the_steps(
     assert "<html" in html.lower()
     for step in ("train_model", "hello_shell"):
         assert step in html
-    assert "runnable_dask run reported-run" in html  # its Calling Code, not our internals
+    assert code in html  # its Calling Code, not our internals
 
 
 def test_no_client_no_report(tmp_path: Path) -> None:
