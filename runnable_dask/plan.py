@@ -152,7 +152,7 @@ def _sub_branches(step: Any, own: str) -> tuple[Branch, ...]:
     """A composite's branches; a Map or Loop has one, a template for every instance."""
     if isinstance(step, (Map, Loop)):
         return (_plan_branch(step.branch, f"{own}.{PLACEHOLDER}", PLACEHOLDER),)
-    branches = getattr(step, "branches", {})
+    branches = step.branches if isinstance(step, (Parallel, Conditional)) else {}
     return tuple(_plan_branch(sub, f"{own}.{key}", key) for key, sub in branches.items())
 
 
@@ -201,9 +201,11 @@ def _describe(branch: Branch, node: Node) -> dict[str, Any]:
     if isinstance(step, BaseTask):
         detail["returns"] = [(r.name, r.kind) for r in step.returns]
         detail["catalog"] = step.catalog.model_dump() if step.catalog else None
-    for name in _SHAPE_FIELDS:
-        if hasattr(step, name):
-            detail[name] = getattr(step, name)
+    if step is not None:
+        # The model's stored values, not hasattr: a missing attribute of a pydantic model
+        # raises inside its __getattr__, which cost more than planning the step.
+        values = {**vars(step), **(step.model_extra or {})}
+        detail.update((name, values[name]) for name in _SHAPE_FIELDS if name in values)
     return {
         "branch": branch.internal_name,
         "node": node.internal_name,
