@@ -25,7 +25,9 @@ from runnable_dask.mocking import mock_patches
 from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import Plan, build_plan
 from runnable_dask.recorder import RunRecorder
-from runnable_dask.runtime.attempt import log_name
+from runnable_dask.runtime import checkpoint
+from runnable_dask.runtime.attempt import log_name, task_environment
+from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import Pipeline
@@ -71,16 +73,20 @@ def execute(
             console.run_started(run_log.run_id, executor.description, dashboard, log_path)
             if resumed:
                 console.resumed(run_log.run_id)
+            recorder.checkpoints = _checkpoints(executor, catalog, resumed)
             ctx = RunContext(
                 run_id=run_log.run_id,
                 catalog_location=catalog.location,
-                report=executor.reporter(run_log.run_id, events),
+                reporter=executor.reporter(run_log.run_id, events),
                 patches=mock_patches(config.pipeline_executor, plan),
                 project_dir=os.getcwd(),
                 secrets=_secrets(plan),
+                checkpoints=recorder.checkpoints,
             )
             lowering = Lowering(plan, ctx)
-            _run_graph(executor, events, lowering, recorder, params, catalog)
+            # In-process tasks find the run id set for the whole run, not set per step.
+            with task_environment({RUN_ID_ENV: run_log.run_id} if executor.in_process else {}):
+                _run_graph(executor, events, lowering, recorder, params, catalog)
     except Exception as exc:  # the cluster or the graph broke, not a step
         keys = lowering.step_keys() if lowering is not None else {}
         recorder.fail_run(_describe(exc), keys.get(str(getattr(exc, "task", ""))))
@@ -155,6 +161,18 @@ def _run_graph(
     finally:
         if report.url:
             recorder.run_log.run_config["performance_report"] = report.url
+
+
+def _checkpoints(
+    executor: Executor, catalog: RunCatalog, resumed: bool
+) -> InProcessCheckpoints | None:
+    """Where finished tasks keep their outcomes: handed to this process when they run in
+    it; else each in its own file, where a resumed run's batched ones are unpacked to."""
+    if executor.in_process:
+        return InProcessCheckpoints(catalog, checkpoint.load_all(catalog) if resumed else {})
+    if resumed:
+        checkpoint.unpack_batches(catalog)
+    return None
 
 
 def _calling_code(run_log: RunLog) -> str:

@@ -15,9 +15,12 @@ from typing import Any
 from runnable_dask.console import RunConsole
 from runnable_dask.plan import PLACEHOLDER, Plan, fill
 from runnable_dask.runtime.attempt import now
+from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import Event
 from runnable_dask.stores.runlog import Attempt, BranchLog, ParameterRecord, RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogStore
+
+LOST_WORKER = "the worker running this attempt was lost; Dask ran the step again"
 
 
 class RunRecorder:
@@ -43,6 +46,8 @@ class RunRecorder:
         self.console = console
         self.code_identities = code_identities or []
         self.min_interval = min_interval
+        self.checkpoints: InProcessCheckpoints | None = None
+        """Set for a run in the driving process: stored before each write of the log."""
         self._branch_of: dict[str, str] = {}
         self._composite_of: dict[str, str] = {}
         self._parallel_branches: dict[str, list[str]] = {}
@@ -163,8 +168,7 @@ class RunRecorder:
             )
         elif step.status == "PROCESSING" and name in self._started:
             # The same step started again: Dask re-ran it after losing its worker.
-            lost = "the worker running this attempt was lost; Dask ran the step again"
-            _end_running_attempt(step, started, lost)
+            _end_running_attempt(step, started, LOST_WORKER)
         step.status = "PROCESSING"
         if step.step_type == "task":
             step.attempts.append(Attempt(attempt_number=len(step.attempts) + 1, start_time=started))
@@ -185,6 +189,12 @@ class RunRecorder:
         if existing is not None:
             record.branches = existing.branches
             if record.step_type == "task" and not event.get("reused"):
+                # An attempt still running is this one, announced, or one whose worker
+                # was lost (Dask ran the step again, too quickly to announce it).
+                started = event.get("started") or now()
+                for attempt in existing.attempts:
+                    if attempt.status == "PROCESSING" and attempt.start_time != started:
+                        _end_attempt(attempt, started, LOST_WORKER)
                 earlier = [a for a in existing.attempts if a.status != "PROCESSING"]
                 for number, attempt in enumerate(record.attempts, start=len(earlier) + 1):
                     attempt.attempt_number = number
@@ -192,7 +202,10 @@ class RunRecorder:
         steps[name] = record
         if self._quiet_step(template) and record.status == "SUCCESS":
             return
-        seconds = _duration(record) if began is None else time.monotonic() - began[0]
+        # A task's own times: its start was announced late, if at all.
+        seconds = (
+            _duration(record) if began is None or record.attempts else time.monotonic() - began[0]
+        )
         self.console.step_finished(name, record.step_type, record.status, seconds, record.message)
 
     def _quiet_step(self, template: str) -> bool:
@@ -239,6 +252,8 @@ class RunRecorder:
 
     def _write(self) -> None:
         began = time.monotonic()
+        if self.checkpoints is not None:
+            self.checkpoints.flush()
         self.store.write(self.run_log)
         self._last_write = time.monotonic()
         self._write_cost = self._last_write - began
@@ -253,9 +268,13 @@ def _end_running_attempt(step: StepLog, ended: str, message: str) -> None:
     """The step's running attempt ended without a report: its worker or driver was lost."""
     for attempt in step.attempts:
         if attempt.status == "PROCESSING":
-            attempt.status = "FAIL"
-            attempt.end_time = ended
-            attempt.message = message
+            _end_attempt(attempt, ended, message)
+
+
+def _end_attempt(attempt: Attempt, ended: str, message: str) -> None:
+    attempt.status = "FAIL"
+    attempt.end_time = ended
+    attempt.message = message
 
 
 def _duration(step: StepLog) -> float:

@@ -15,7 +15,7 @@ from runnable_dask.runtime.context import RunContext
 
 
 def graph_for(pipeline: Pipeline, run_id: str = "run-1") -> tuple[dict[str, Any], str]:
-    ctx = RunContext(run_id=run_id, catalog_location=".catalog", report=lambda event: None)
+    ctx = RunContext(run_id=run_id, catalog_location=".catalog", reporter=lambda events: None)
     part, end = Lowering(build_plan(pipeline), ctx).first({})
     return part.tasks, end
 

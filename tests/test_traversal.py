@@ -28,6 +28,7 @@ from runnable_dask import (
     pickled,
 )
 from runnable_dask.exceptions import RunLogExistsError
+from runnable_dask.runtime.starts import DELAY
 from runnable_dask.stores.runlog_store import RunLogStore
 
 Run = Callable[..., Any]
@@ -100,8 +101,16 @@ def test_a_failing_step_fails_the_run(
 def test_the_console_shows_progress_and_a_summary_pointing_at_the_failure(
     run: Run, workdir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    def slow_then_broken() -> None:
+        time.sleep(3 * DELAY)  # long enough to be announced as started
+        raise_value_error()
+
     pipeline = Pipeline(
-        steps=[Stub(name="before"), PythonTask(name="broken", function=raise_value_error)]
+        steps=[
+            Stub(name="before"),
+            PythonTask(name="quick", function=lambda: None),
+            PythonTask(name="broken", function=slow_then_broken),
+        ]
     )
     with pytest.raises(ExecutionFailedError):
         run(pipeline)
@@ -112,6 +121,8 @@ def test_the_console_shows_progress_and_a_summary_pointing_at_the_failure(
     failed = next(i for i, x in enumerate(lines) if x.startswith("  FAILED   broken ("))
     ended = next(i for i, x in enumerate(lines) if x.startswith("Run test-run FAIL in "))
     assert stub_done < started < failed < ended
+    assert "  started  quick" not in lines  # a step that ends at once is not announced
+    assert any(line.startswith("  done     quick (") for line in lines)
     summary = lines[ended:]
     assert "  Run log:   .run_log_store/test-run.json" in summary
     assert "  failed broken: ValueError: the input was bad" in summary

@@ -36,6 +36,8 @@ class Executor(Protocol):
     description: str
     report_performance: bool
     """Whether the run's Dask performance report is kept (the ``dask`` executor's option)."""
+    in_process: bool
+    """Whether tasks run as threads of the driving process (no worker can be lost)."""
 
     @property
     def client(self) -> Any:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import Any
 
+import msgpack
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
 from runnable_dask.config import DaskConfig
@@ -25,6 +26,8 @@ from runnable_dask.runtime.context import Reporter, TopicReporter
 
 class DaskExecutor:
     """Runs the graph through a ``distributed.Client``."""
+
+    in_process = False
 
     def __init__(self, config: DaskConfig, events: queue.SimpleQueue) -> None:
         self.config = config
@@ -68,7 +71,7 @@ class DaskExecutor:
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
         self._run = f"runnable-dask {run_id}"
         topic = f"runnable-dask/{run_id}"
-        self._client.subscribe_topic(topic, lambda event: events.put(_lists(event[1])))
+        self._client.subscribe_topic(topic, lambda message: _put_each(events, message[1]))
         self._topics.append(topic)
         return TopicReporter(topic)
 
@@ -111,12 +114,16 @@ class DaskExecutor:
             for dep in deps[key]:
                 if dep in layer_of and layer_of[dep] != path:
                     depends[names[path]].add(names[layer_of[dep]])
+        # Dask finds each key's dependencies layer by layer, comparing every key with
+        # every layer (seconds for a Parallel of a thousand branches): they are known.
+        key_dependencies = {key: {d for d in deps[key] if d in layer_of} for key in layer_of}
         return HighLevelGraph(
             {
                 names[path]: MaterializedLayer(keys, annotations={"span": self._span(path)})
                 for path, keys in layers.items()
             },
             depends,
+            key_dependencies,
         )
 
     def _span(self, path: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
@@ -138,14 +145,10 @@ class DaskExecutor:
         self._events.put(Resolved(future.key, future.result))
 
 
-def _lists(value: Any) -> Any:
-    """An event as the task sent it: Dask's transport turns lists into tuples, and a
-    parameter the user returned as a list must read back as one."""
-    if isinstance(value, dict):
-        return {key: _lists(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_lists(item) for item in value]
-    return value
+def _put_each(events: queue.SimpleQueue, message: bytes) -> None:
+    """A task's message: its events (a map iteration's step and branch end), packed."""
+    for event in msgpack.unpackb(message, strict_map_key=False):
+        events.put(event)
 
 
 def _with_futures(task: tuple[Any, ...], held: dict[str, Any]) -> tuple[Any, ...]:

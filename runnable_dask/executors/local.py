@@ -32,6 +32,7 @@ class LocalExecutor:
     dashboard_link: str | None = None
     client = None
     report_performance = False
+    in_process = True
 
     def __init__(self, config: LocalConfig | MockedConfig, events: queue.SimpleQueue) -> None:
         self.threads = config.max_workers or max(8, os.cpu_count() or 1)

@@ -66,9 +66,15 @@ def attempt_record(
 def task_environment(values: dict[str, str]) -> Iterator[None]:
     """Set environment variables while a task runs, as runnable does (``RUNNABLE_RUN_ID``,
     a loop's index). The environment is the process's: two tasks that run at once in one
-    worker and set the same name to different values see one of them."""
-    previous = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
+    worker and set the same name to different values see one of them. Names that have
+    their value already (the run id, during an in-process run) are left alone: setting
+    and restoring one costs more than a trivial step."""
+    previous = {
+        name: os.environ.get(name)
+        for name, value in values.items()
+        if os.environ.get(name) != value
+    }
+    os.environ.update({name: values[name] for name in previous})
     try:
         yield
     finally:

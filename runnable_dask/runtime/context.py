@@ -2,18 +2,34 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgpack
+
+from runnable_dask.sdk import NotebookTask
 
 if TYPE_CHECKING:
     from runnable_dask.plan import Node
+    from runnable_dask.runtime.checkpoint import InProcessCheckpoints
     from runnable_dask.sdk import BaseTask
 
 Event = dict[str, Any]
-Reporter = Callable[[Event], None]
+Send = Callable[[list[Event]], None]
+
+
+class Reporter(Protocol):
+    """Carries a task's events home; one call is one message."""
+
+    def __call__(self, events: list[Event]) -> None: ...
+
+    def sender(self) -> Send:
+        """A sender bound to where the task runs, usable from another thread of it."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +38,19 @@ class TopicReporter:
 
     topic: str
 
-    def __call__(self, event: Event) -> None:
+    def __call__(self, events: list[Event]) -> None:
+        self.sender()(events)
+
+    def sender(self) -> Send:
         from distributed import get_worker
 
-        get_worker().log_event(self.topic, event)
+        return functools.partial(_log_packed, get_worker(), self.topic)
+
+
+def _log_packed(worker: Any, topic: str, events: list[Event]) -> None:
+    """One message of bytes: Dask checks, sizes and copies a nested message field by
+    field, which cost a worker more than running a trivial step."""
+    worker.log_event(topic, msgpack.packb(events))
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +59,31 @@ class QueueReporter:
 
     events: queue.SimpleQueue
 
-    def __call__(self, event: Event) -> None:
-        self.events.put(event)
+    def __call__(self, events: list[Event]) -> None:
+        for event in events:
+            self.events.put(event)
+
+    def sender(self) -> Send:
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class HeldReporter:
+    """Holds a task's events to send them together when it ends (a map iteration's step
+    and branch end: one message instead of two)."""
+
+    parent: Reporter
+    held: list[Event] = field(default_factory=list)
+
+    def __call__(self, events: list[Event]) -> None:
+        self.held.extend(events)
+
+    def sender(self) -> Send:
+        return self.parent.sender()
+
+    def send(self) -> None:
+        if self.held:
+            self.parent(self.held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +95,29 @@ class RunContext:
     the driver's environment, of the secrets tasks name: each task gets its own as
     environment variables while it runs, on whatever worker. ``project_dir`` is the driver's
     working folder, where relative notebook paths are found when a worker runs in
-    another folder of a shared file system.
+    another folder of a shared file system. ``checkpoints`` is set when tasks run in the
+    driving process: they hand their checkpoints to it instead of writing a file each.
     """
 
     run_id: str
     catalog_location: str
-    report: Reporter
+    reporter: Reporter
     patches: dict[str, BaseTask] | None = None
     project_dir: str = ""
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    checkpoints: InProcessCheckpoints | None = field(default=None, repr=False)
+
+    def report(self, event: Event) -> None:
+        """Send one event home."""
+        self.reporter([event])
+
+    def holding(self) -> RunContext:
+        """This context with its events held until ``send_held`` (see HeldReporter)."""
+        return replace(self, reporter=HeldReporter(self.reporter))
+
+    def send_held(self) -> None:
+        if isinstance(self.reporter, HeldReporter):
+            self.reporter.send()
 
     def skips(self, node: Node) -> bool:
         """Whether a mocked run records this task without running anything."""
@@ -64,7 +126,7 @@ class RunContext:
     def task_for(self, node: Node) -> BaseTask:
         """What runs for this task: the step itself, or its patch in a mocked run."""
         task = node.step if self.patches is None else self._patch(node) or node.step
-        notebook = getattr(task, "notebook", None)
+        notebook = task.notebook if isinstance(task, NotebookTask) else None
         if notebook and self.project_dir and not os.path.exists(notebook):
             found = os.path.join(self.project_dir, notebook)
             if os.path.exists(found):

@@ -17,6 +17,7 @@ from runnable_dask.plan import Node, fill
 from runnable_dask.runtime import checkpoint
 from runnable_dask.runtime.attempt import attempt_record, now, run_attempt, task_environment
 from runnable_dask.runtime.context import RunContext
+from runnable_dask.runtime.starts import announced
 from runnable_dask.runtime.tokens import (
     BRANCH_NOT_REACHED,
     NOT_REACHED,
@@ -116,7 +117,8 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
         return Token(target=node.on_success, params=token.params, changed=token.changed)
     catalog = RunCatalog(ctx.catalog_location, ctx.run_id)
     name = call.internal_name
-    done = checkpoint.load(catalog, name)
+    kept = ctx.checkpoints
+    done = checkpoint.load(catalog, name) if kept is None else kept.load(name)
     if done is None:
         done = _run_task(ctx, call, token, catalog)  # a failure has no outputs
     else:
@@ -129,8 +131,11 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
 
 
 def run_step_and_end(ctx: RunContext, call: StepCall, end: EndCall, *incoming: Token) -> BranchEnd:
-    """A branch of one step: the step, then the branch's end, in one task."""
-    return run_branch_end(ctx, end, run_step(ctx, call, *incoming))
+    """A branch of one step: the step, then the branch's end, in one task and one message."""
+    held = ctx.holding()
+    ended = run_branch_end(held, end, run_step(held, call, *incoming))
+    held.send_held()
+    return ended
 
 
 def _run_task(
@@ -141,11 +146,11 @@ def _run_task(
     node, name = call.node, call.internal_name
     task = ctx.task_for(node)
     attempts: list[dict[str, Any]] = []
-    ctx.report(call.start_event(now()))
     environment = {RUN_ID_ENV: ctx.run_id}
     environment.update((n, ctx.secrets[n]) for n in task.secrets if n in ctx.secrets)
     environment.update((n, str(token.params[n].value)) for n in call.indexes if n in token.params)
-    with task_environment(environment):
+    start = call.start_event(now())
+    with announced(ctx.reporter.sender(), start), task_environment(environment):
         for number in range(1, task.retries + 2):
             if number > 1 and task.retry_delay:
                 time.sleep(task.retry_delay)
@@ -160,12 +165,16 @@ def _run_task(
         attempts=attempts,
         data_catalog=result.data_catalog,
         mock=task is not node.step,
+        started=start["start_time"],  # names this run of the task, if it was announced
     )
     if not result.ok:
         ctx.report(event)
         return checkpoint.Checkpoint(target=node.on_failure, outputs={}, event=event)
     done = checkpoint.Checkpoint(target=node.on_success, outputs=result.outputs, event=event)
-    checkpoint.save(catalog, name, done)
+    if ctx.checkpoints is None:
+        checkpoint.save(catalog, name, done)
+    else:
+        ctx.checkpoints.add(name, done)
     ctx.report(event)
     return done
 

@@ -124,6 +124,14 @@ class RunCatalog:
         except FileNotFoundError:
             return None
 
+    def list_files(self, folder: str) -> list[str]:
+        """The files under ``folder``, as paths relative to the run's folder."""
+        fs, root = self._fs_root
+        base = f"{root}/{folder}"
+        if not fs.exists(base):
+            return []
+        return sorted(path[len(root) + 1 :] for path in fs.find(base))
+
     def store_file(self, local_path: str, relative: str) -> str:
         """Copy one local file (an executed notebook) to ``relative``; return where it is."""
         fs, root = self._fs_root

@@ -373,8 +373,9 @@ def test_driver_killed_mid_run_resumes_only_the_rest(
             lines(marks / "A.runs")
             and lines(marks / "B.runs")
             and status(read_log(run_log), "A") == "SUCCESS"
+            and status(read_log(run_log), "B") == "PROCESSING"
         ),
-        "A finished (in the run log) and B running",
+        "A finished and B running (both in the run log)",
         driver,
     )
     kill_group(driver)
@@ -424,8 +425,12 @@ def run_and_lose_the_scheduler(
         driver = launch([RUNNABLE_DASK, "execute", str(script)], project, config, run_id)
         drivers.append(driver)
         wait_until(
-            lambda: lines(marks / "B.runs") and status(read_log(run_log), "A") == "SUCCESS",
-            "A finished (in the run log) and B running",
+            lambda: (
+                lines(marks / "B.runs")
+                and status(read_log(run_log), "A") == "SUCCESS"
+                and status(read_log(run_log), "B") == "PROCESSING"
+            ),
+            "A finished and B running (both in the run log)",
             driver,
         )
         began = time.monotonic()
