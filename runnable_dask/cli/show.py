@@ -12,13 +12,13 @@ from rich.text import Text
 from rich.tree import Tree
 
 from runnable_dask.cli.options import store_options
-from runnable_dask.cli.runlogs import Span, read_run_log, resolve_log_folder
+from runnable_dask.cli.runlogs import read_run_log, resolve_log_folder
+from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times
 from runnable_dask.runtime.attempt import log_name
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import RunLog, StepLog
 
 BRANCHES_SHOWN = 20
-TERMINAL_TYPES = ("success", "fail")
 STATUS_STYLE = {"SUCCESS": "green", "FAIL": "red", "PROCESSING": "yellow", "CREATED": "dim"}
 
 
@@ -37,7 +37,7 @@ def show(
     folder = resolve_log_folder(configuration_file, log_folder)
     run_log = read_run_log(folder, run_id)
     catalog = _catalog(run_log)
-    span = Span.of(_times(run_log.steps.values()))
+    span = Span.of(attempt_times(run_log.steps.values()))
     tree = Tree(
         Text.assemble(
             ("Run ", "bold"),
@@ -103,7 +103,7 @@ def _add_branches(node: Tree, step: StepLog, show_all: bool) -> None:
                 (key, "bold"),
                 "  ",
                 _status(branch.status),
-                f"  {Span.of(_times(branch.steps.values())).duration()}",
+                f"  {Span.of(attempt_times(branch.steps.values())).duration()}",
             )
         )
         _add_steps(child, branch.steps.values(), show_all)
@@ -117,7 +117,7 @@ def _step_label(step: StepLog) -> Text:
         (step.name, "bold"),
         "  ",
         _status(step.status),
-        f"  {Span.of(_times([step])).duration()}",
+        f"  {Span.of(attempt_times([step])).duration()}",
     )
     if len(step.attempts) > 1:
         label.append(f"  {len(step.attempts)} attempts", style="yellow")
@@ -131,12 +131,3 @@ def _step_label(step: StepLog) -> Text:
 
 def _status(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
-
-
-def _times(steps: Iterable[StepLog]) -> Iterable[tuple[str, str]]:
-    """(start, end) of every attempt at or below ``steps``."""
-    pending = list(steps)
-    while pending:
-        step = pending.pop()
-        yield from ((a.start_time, a.end_time) for a in step.attempts)
-        pending.extend(s for b in step.branches.values() for s in b.steps.values())
