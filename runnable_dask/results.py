@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
+from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogNotFoundError, RunLogStore
 
@@ -31,6 +32,7 @@ __all__ = [
     "RunRow",
     "Span",
     "StepRow",
+    "catalog",
     "format_seconds",
     "load_run",
     "metrics",
@@ -167,6 +169,20 @@ def metrics(run_log: RunLog) -> list[MetricRow]:
         if step.attempts
         for name, value in step.attempts[-1].user_defined_metrics.items()
     ]
+
+
+def catalog(run_log: RunLog) -> RunCatalog:
+    """The run's catalog (its files, step logs, executed notebooks, report).
+
+    A relative catalog location is taken from the folder the run was launched in, so the
+    catalog is found from anywhere.
+    """
+    config = run_log.run_config.get("catalog", {}).get("config", {})
+    location = str(config.get("catalog_location", ".catalog"))
+    if "://" not in location:
+        launched_in = run_log.run_config.get("launch", {}).get("cwd", "")
+        location = os.path.abspath(os.path.join(launched_in or os.getcwd(), location))
+    return RunCatalog(location, run_log.run_id)
 
 
 def to_dataframe(rows: Iterable[dict[str, Any]]) -> Any:

@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from runnable_dask import ExecutionFailedError, Map, Parallel, Pipeline, PythonTask, metric, results
+from runnable_dask import (
+    Catalog,
+    ExecutionFailedError,
+    Map,
+    Parallel,
+    Pipeline,
+    PythonTask,
+    metric,
+    results,
+)
 from runnable_dask.stores.runlog_store import RunLogNotFoundError
 
 Run = Callable[..., Any]
@@ -158,3 +167,21 @@ def test_importing_runnable_dask_does_not_import_pandas() -> None:
     code = "import runnable_dask, runnable_dask.results, sys; print('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_catalog_finds_the_runs_files_from_another_folder(
+    run: Run, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def write_report() -> None:
+        Path("report.md").write_text("# best: alpha 0.1\n", encoding="utf-8")
+
+    pipeline = Pipeline(
+        steps=[PythonTask(name="report", function=write_report, catalog=Catalog(put=["report.md"]))]
+    )
+    run(pipeline, run_id="with-files")
+    (workdir / "elsewhere").mkdir()
+    monkeypatch.chdir(workdir / "elsewhere")  # a notebook in another folder
+
+    catalog = results.catalog(results.load_run("with-files", workdir / ".run_log_store"))
+    assert catalog.url("report.md") == str(workdir / ".catalog" / "with-files" / "report.md")
+    assert catalog.read_bytes("report.md") == b"# best: alpha 0.1\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterable
 
@@ -11,12 +10,12 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
+from runnable_dask import results
 from runnable_dask.cli.options import store_options
 from runnable_dask.cli.runlogs import read_run_log, resolve_log_folder
 from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times
 from runnable_dask.runtime.attempt import log_name
-from runnable_dask.stores.catalog import RunCatalog
-from runnable_dask.stores.runlog import RunLog, StepLog
+from runnable_dask.stores.runlog import StepLog
 
 BRANCHES_SHOWN = 20
 STATUS_STYLE = {"SUCCESS": "green", "FAIL": "red", "PROCESSING": "yellow", "CREATED": "dim"}
@@ -36,7 +35,7 @@ def show(
     """
     folder = resolve_log_folder(configuration_file, log_folder)
     run_log = read_run_log(folder, run_id)
-    catalog = _catalog(run_log)
+    catalog = results.catalog(run_log)
     span = Span.of(attempt_times(run_log.steps.values()))
     tree = Tree(
         Text.assemble(
@@ -66,16 +65,6 @@ def show(
     report = run_log.run_config.get("performance_report")
     if report:
         console.print(Text(f"  Performance report: {report}"))
-
-
-def _catalog(run_log: RunLog) -> RunCatalog:
-    """The run's catalog folder, relative paths taken from where the run was launched."""
-    config = run_log.run_config.get("catalog", {}).get("config", {})
-    location = str(config.get("catalog_location", ".catalog"))
-    if "://" not in location:
-        launched_in = run_log.run_config.get("launch", {}).get("cwd", "")
-        location = os.path.abspath(os.path.join(launched_in or os.getcwd(), location))
-    return RunCatalog(location, run_log.run_id)
 
 
 def _add_steps(parent: Tree, steps: Iterable[StepLog], show_all: bool) -> None:
