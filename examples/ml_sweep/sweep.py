@@ -56,7 +56,8 @@ def family_branch(family) -> Pipeline:
     return Pipeline(steps=[grid, pick_best])
 
 
-def main():
+def build() -> Pipeline:
+    """The whole sweep; notebooks/sweep.ipynb builds it here too."""
     from examples.ml_sweep.steps import FAMILIES, check_grids, compare, load_data
 
     load = PythonTask(
@@ -79,8 +80,11 @@ def main():
         returns=[json("winner"), metric("test_accuracy")],
         catalog=Catalog(put=["report/*"]),
     )
-    pipeline = Pipeline(steps=[load, check, sweep, report])
-    return pipeline.execute(parameters_file=PARAMETERS)
+    return Pipeline(steps=[load, check, sweep, report])
+
+
+def main():
+    return build().execute(parameters_file=PARAMETERS)
 
 
 if __name__ == "__main__":  # needed: worker processes re-import this file
