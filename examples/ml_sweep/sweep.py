@@ -11,7 +11,9 @@ Needs the examples extra (`pip install -e ".[examples]"`: scikit-learn, matplotl
    gradient boosting). Each branch is a Map ``grid`` over its configurations, whose
    ``fit`` step cross-validates one configuration, records the mean accuracy as a metric
    and returns the model fitted on the whole training set (pickled); then ``pick best``
-   keeps the family's best configuration and model.
+   keeps the family's best configuration and model. (A step, not the Map's reducer: a
+   reducer sees one returned name at a time, the scores or the models, never both.)
+   Each family's values carry its name, since the Parallel merges branches by name.
 4. ``compare`` scores each family's best on the held-out set and puts the report into the
    catalog: ``report/sweep-scores.png`` (every configuration's score, the best marked) and
    ``report/summary.md``.
