@@ -28,7 +28,7 @@ STATUS_STYLE = {"SUCCESS": "green", "FAIL": "red", "PROCESSING": "yellow", "CREA
 def show(
     run_id: str, show_all: bool, configuration_file: str | None, log_folder: str | None
 ) -> None:
-    """Show a run's steps as a tree: status, duration, attempts, failures and their logs.
+    """Show a run's steps as a tree: status, duration, attempts, metrics, failures and their logs.
 
     Branches are nested under their composite step. Of a composite with more than 20
     branches, the first 20 and every failed one are listed; --all lists them all.
@@ -115,6 +115,9 @@ def _step_label(step: StepLog) -> Text:
         failed = f", {counts['FAIL']} failed" if counts["FAIL"] else ""
         count = len(step.branches)
         label.append(f"  {count} branch{'es' if count > 1 else ''}{failed}", style="dim")
+    recorded = step.attempts[-1].user_defined_metrics if step.attempts else {}
+    for name, value in recorded.items():
+        label.append(f"  {name}={value}", style="cyan")
     return label
 
 
