@@ -3,7 +3,7 @@
 Each example runs as ``python examples/<folder>/<file>.py`` from the repository root, in
 a subprocess, with ``RUNNABLE_RUN_ID`` set so the test finds its run log in
 ``.run_log_store/<run_id>.json`` and its catalog in ``.catalog/<run_id>/``. Both are
-removed afterwards (and ``data/``, if the example created it).
+removed afterwards (and ``data/`` or ``report/``, if the example created it).
 
 Most examples run with examples/configs/local.yaml (threads in one process) to keep the
 suite quick; those marked ``cluster`` run on the default configuration or
@@ -81,6 +81,7 @@ def run_example(request: pytest.FixtureRequest) -> Iterator[Runner]:
     """Run an example from the repository root; clean up its run log and catalog."""
     run_ids: list[str] = []
     had_data = (ROOT / "data").exists()
+    had_report = (ROOT / "report").exists()
 
     def _run(example: str, config: str = LOCAL, env: dict[str, str] | None = None) -> ExampleRun:
         run_id = f"test-{request.node.name}-{uuid.uuid4().hex[:8]}"
@@ -110,6 +111,8 @@ def run_example(request: pytest.FixtureRequest) -> Iterator[Runner]:
         shutil.rmtree(ROOT / ".catalog" / run_id, ignore_errors=True)
     if not had_data:
         shutil.rmtree(ROOT / "data", ignore_errors=True)
+    if not had_report:  # written by examples/ml_sweep
+        shutil.rmtree(ROOT / "report", ignore_errors=True)
 
 
 def statuses(steps: dict[str, Any]) -> dict[str, str]:
@@ -751,3 +754,109 @@ def test_loop_max_iterations(run_example: Runner) -> None:
     final = parameters(run_log)
     assert (final["loss"], final["converged"], final["epochs_run"]) == (0.125, False, 3)
     assert "after 3 epochs: loss=0.125 converged=False" in step_log(run, "report")
+
+
+# ml_sweep (issue 6): a scikit-learn sweep --------------------------------------------
+
+SWEEP = "examples/ml_sweep/sweep.py"
+DEFAULT_GRID = {
+    "logistic_regression": ["C=0.01", "C=0.1", "C=1.0", "C=10.0"],
+    "random_forest": [f"n_estimators={n}, max_depth={d}" for n in (50, 200) for d in (4, None)],
+    "gradient_boosting": [f"learning_rate={r}, max_depth={d}" for r in (0.05, 0.2) for d in (2, 3)],
+}
+SMALL_GRID = {
+    "RUNNABLE_PRM_grids": json.dumps(
+        {
+            "logistic_regression": {"C": [0.1, 1.0]},
+            "random_forest": {"n_estimators": [20], "max_depth": [3]},
+            "gradient_boosting": {"n_estimators": [20], "max_depth": [2]},
+        }
+    ),
+    "RUNNABLE_PRM_cv_folds": "3",
+}
+
+
+def sweep_metrics(run_log: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each ``fit`` step's metrics, by internal name, as stored in the run log."""
+    return {
+        name: step["attempts"][-1]["user_defined_metrics"]
+        for name, step in all_steps(run_log["steps"])
+        if step["name"] == "fit"
+    }
+
+
+def assert_sweep_report(run: ExampleRun, run_log: dict[str, Any], configs: int) -> None:
+    """The chart and summary are in the catalog, and name the winner the run log holds."""
+    winner = parameter(run_log, "winner")
+    chart = run.catalog / "report" / "sweep-scores.png"
+    assert chart.read_bytes().startswith(b"\x89PNG"), run.output
+    summary = (run.catalog / "report" / "summary.md").read_text(encoding="utf-8")
+    assert f"{configs} configurations in 3 model families" in summary
+    assert f"Winner: **{winner}**" in summary
+    assert "![Every configuration's cross-validated accuracy](sweep-scores.png)" in summary
+    assert 0.8 < parameter(run_log, "test_accuracy") <= 1
+
+
+@pytest.mark.cluster
+def test_ml_sweep_default_configuration(run_example: Runner) -> None:
+    run = run_example(SWEEP, config=DEFAULT)
+    run_log = run.succeeded()
+
+    found = sweep_metrics(run_log)
+    expected = {
+        f"sweep.{family}.grid.{config}.fit": f"{family}_cv_accuracy"
+        for family, configs in DEFAULT_GRID.items()
+        for config in configs
+    }
+    assert sorted(found) == sorted(expected)  # one fit per configuration of the grid
+    for name, metric_name in expected.items():
+        assert list(found[name]) == [metric_name], name
+        assert 0.8 < found[name][metric_name] <= 1, name
+    for family, configs in DEFAULT_GRID.items():
+        result = parameter(run_log, f"{family}_result")
+        assert result["cv_accuracy"] == {
+            config: found[f"sweep.{family}.grid.{config}.fit"][f"{family}_cv_accuracy"]
+            for config in configs
+        }
+        assert result["cv_accuracy"][result["best"]] == max(result["cv_accuracy"].values())
+        assert run_log["parameters"][f"{family}_best_model"]["kind"] == "object"
+    assert_sweep_report(run, run_log, configs=12)
+    assert "Dashboard: http://127.0.0.1:" in run.process.stdout
+
+
+def test_ml_sweep_small_grid_from_the_environment(run_example: Runner) -> None:
+    run = run_example(SWEEP, env=SMALL_GRID)
+    run_log = run.succeeded()
+
+    assert sorted(sweep_metrics(run_log)) == [
+        "sweep.gradient_boosting.grid.n_estimators=20, max_depth=2.fit",
+        "sweep.logistic_regression.grid.C=0.1.fit",
+        "sweep.logistic_regression.grid.C=1.0.fit",
+        "sweep.random_forest.grid.n_estimators=20, max_depth=3.fit",
+    ]
+    log = step_log(run, "sweep.logistic_regression.grid.C=0.1.fit")
+    assert log.startswith("logistic_regression C=0.1: accuracy 0.9")
+    assert_sweep_report(run, run_log, configs=4)
+
+
+def test_ml_sweep_refuses_a_bad_grid_before_fitting(run_example: Runner) -> None:
+    grids = {
+        "logistic_regression": {"C": 0.1},
+        "random_forest": {"max_dept": [3]},
+        "gradient_boost": {"max_depth": [2]},
+    }
+    run = run_example(SWEEP, env={"RUNNABLE_PRM_grids": json.dumps(grids)})
+    run_log = run.failed()
+
+    check = run_log["steps"]["check grids"]
+    assert check["status"] == "FAIL"
+    for problem in (
+        "grids.gradient_boost: not a model family (did you mean 'gradient_boosting'?)",
+        "grids.logistic_regression.C: got 0.1, expected a non-empty list",
+        "grids.random_forest.max_dept: not a hyper-parameter of RandomForestClassifier "
+        "(did you mean 'max_depth'?)",
+        "grids.gradient_boosting: missing; every family needs a grid",
+    ):
+        assert problem in check["message"], check["message"]
+    assert "sweep" not in run_log["steps"]  # nothing was fitted
+    assert not sweep_metrics(run_log)

@@ -1,14 +1,33 @@
-"""The notebooks in ``notebooks/`` run top to bottom, as a reader would run them."""
+"""The notebooks in ``notebooks/`` run top to bottom, as a reader would run them.
+
+Each is executed by papermill in a temporary folder. ``getting-started`` and ``sweep``
+move to the repository root (their ``project_root`` parameter) and write their run there,
+under a run id the test gives and removes afterwards.
+"""
 
 from __future__ import annotations
 
+import base64
+import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import papermill
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+SMALL_SWEEP = """\
+test_size: 0.25
+cv_folds: 3
+seed: 0
+grids:
+  logistic_regression: {C: [0.1, 1.0]}
+  random_forest: {n_estimators: [20], max_depth: [3]}
+  gradient_boosting: {n_estimators: [20], max_depth: [2]}
+"""
 
 
 def _text_outputs(notebook: nbformat.NotebookNode) -> str:
@@ -19,22 +38,91 @@ def _text_outputs(notebook: nbformat.NotebookNode) -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.cluster
-def test_getting_started_runs_the_sweep_and_reads_the_run_log(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    executed = tmp_path / "getting-started.ipynb"
+def _tables(notebook: nbformat.NotebookNode) -> list[str]:
+    """The HTML tables shown (DataFrames), in cell order."""
+    return [html for html in _outputs(notebook, "text/html") if "<table" in html]
 
+
+def _outputs(notebook: nbformat.NotebookNode, mime: str) -> list[str]:
+    """Every output of one MIME type (``text/html``, ``image/png``, ...), in cell order."""
+    return [
+        output["data"][mime]
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if mime in output.get("data", {})
+    ]
+
+
+@pytest.fixture
+def run_id() -> Iterator[str]:
+    """A run id for a notebook's run in the repository; its records are removed after."""
+    run_id = f"test-notebook-{uuid.uuid4().hex[:8]}"
+    had_report = (ROOT / "report").exists()
+    yield run_id
+    (ROOT / ".run_log_store" / f"{run_id}.json").unlink(missing_ok=True)
+    shutil.rmtree(ROOT / ".catalog" / run_id, ignore_errors=True)
+    if not had_report:  # the sweep's last step writes it in the working folder
+        shutil.rmtree(ROOT / "report", ignore_errors=True)
+
+
+def _execute(name: str, folder: Path, **parameters: str) -> nbformat.NotebookNode:
+    executed = folder / name
     papermill.execute_notebook(
-        str(NOTEBOOKS / "getting-started.ipynb"), str(executed), progress_bar=False, cwd=tmp_path
+        str(NOTEBOOKS / name),
+        str(executed),
+        parameters={"project_root": str(ROOT), **parameters},
+        progress_bar=False,
+        cwd=folder,
     )
+    return nbformat.read(executed, as_version=4)
 
-    text = _text_outputs(nbformat.read(executed, as_version=4))
+
+@pytest.mark.cluster
+def test_getting_started_runs_the_seed_pipeline_and_reads_it_back(
+    tmp_path: Path, run_id: str
+) -> None:
+    notebook = _execute("getting-started.ipynb", tmp_path, run_id=run_id)
+
+    text = _text_outputs(notebook)
+    assert f"Run {run_id}" in text
     assert "Dashboard: http://127.0.0.1:" in text
     assert "'SUCCESS'" in text
-    for alpha in (1, 3, 5):
-        assert f"sweep.alpha_{alpha}.train" in text
-    assert "best score 1.0 from score_3" in text
-    assert len(list((tmp_path / ".run_log_store").glob("*.json"))) == 1
+    table, runs = _tables(notebook)  # the steps, then the runs
+    for branch in ("branch1", "branch2"):
+        for step in ("hello_stub", "hello_python", "hello_shell", "hello_notebook"):
+            assert f"<td>parallel_step.{branch}.{step}</td>" in table
+    assert "<td>continue_processing</td>" in table
+    assert "FAIL" not in table
+    assert "Hello World!" in text  # a step's log, read from the catalog
+    assert f"<td>{run_id}</td>" in runs
+
+
+@pytest.mark.cluster
+def test_sweep_notebook_shows_the_chart_and_every_configuration(
+    tmp_path: Path, run_id: str
+) -> None:
+    parameters_file = tmp_path / "small.yaml"
+    parameters_file.write_text(SMALL_SWEEP, encoding="utf-8")
+
+    notebook = _execute(
+        "sweep.ipynb", tmp_path, run_id=run_id, parameters_file=str(parameters_file)
+    )
+
+    assert "'SUCCESS'" in _text_outputs(notebook)
+    (chart,) = _outputs(notebook, "image/png")
+    stored = (ROOT / ".catalog" / run_id / "report" / "sweep-scores.png").read_bytes()
+    assert base64.b64decode(chart) == stored  # the run's own chart, shown
+    (summary,) = _outputs(notebook, "text/markdown")
+    assert "4 configurations in 3 model families" in summary
+    assert "| logistic_regression | C=" in summary
+    (configurations,) = _tables(notebook)
+    for family, configuration in (
+        ("logistic_regression", "C=0.1"),
+        ("logistic_regression", "C=1.0"),
+        ("random_forest", "n_estimators=20, max_depth=3"),
+        ("gradient_boosting", "n_estimators=20, max_depth=2"),
+    ):
+        assert f"<td>{family}</td>\n      <td>{configuration}</td>" in configurations
 
 
 @pytest.mark.cluster

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
+from runnable_dask import results
 from runnable_dask.cli.options import store_options
-from runnable_dask.cli.runlogs import Span, recent_run_logs, resolve_log_folder
+from runnable_dask.cli.runlogs import resolve_log_folder
 
 STATUS_STYLE = {"SUCCESS": "green", "FAIL": "red", "PROCESSING": "yellow"}
 
@@ -28,11 +25,7 @@ def runs(limit: int, configuration_file: str | None, log_folder: str | None) -> 
     A run still going shows PROCESSING and no duration.
     """
     folder = resolve_log_folder(configuration_file, log_folder)
-    rows = sorted(
-        (_summary(path) for path in recent_run_logs(folder, limit)),
-        key=lambda row: row[1].start.timestamp() if row[1].start else float("inf"),
-        reverse=True,
-    )
+    rows = results.runs(folder, limit)
     # Piped or captured output gets room for full run ids instead of rich's 80 columns.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     if not rows:
@@ -41,32 +34,13 @@ def runs(limit: int, configuration_file: str | None, log_folder: str | None) -> 
     table = Table(title=f"Runs in {folder}", title_justify="left")
     for column in ("run id", "status", "started", "duration", "tag"):
         table.add_column(column, no_wrap=column != "tag")
-    for data, span in rows:
-        status = str(data.get("status", "UNREADABLE"))
+    for row in rows:
+        status, span = row["status"], results.Span(row["start"], row["end"])
         table.add_row(
-            str(data.get("run_id", "")),
+            row["run_id"],
             f"[{STATUS_STYLE.get(status, 'magenta')}]{status}[/]",
             span.started(),
             span.duration() if status != "PROCESSING" else "-",
-            str(data.get("tag", "")),
+            row["tag"],
         )
     console.print(table)
-
-
-def _summary(path: Path) -> tuple[dict[str, Any], Span]:
-    """A run log's top-level fields and time span; plain JSON, as logs may be large."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data, Span.of(_times(data.get("steps", {})))
-    except (OSError, ValueError, AttributeError, TypeError):
-        return {"run_id": path.stem, "status": "UNREADABLE"}, Span()
-
-
-def _times(steps: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    pending = list(steps.values())
-    while pending:
-        step = pending.pop()
-        for attempt in step.get("attempts", ()):
-            yield attempt.get("start_time", ""), attempt.get("end_time", "")
-        for branch in step.get("branches", {}).values():
-            pending.extend(branch.get("steps", {}).values())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterable
 
@@ -11,14 +10,14 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
+from runnable_dask import results
 from runnable_dask.cli.options import store_options
-from runnable_dask.cli.runlogs import Span, read_run_log, resolve_log_folder
+from runnable_dask.cli.runlogs import read_run_log, resolve_log_folder
+from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times
 from runnable_dask.runtime.attempt import log_name
-from runnable_dask.stores.catalog import RunCatalog
-from runnable_dask.stores.runlog import RunLog, StepLog
+from runnable_dask.stores.runlog import StepLog
 
 BRANCHES_SHOWN = 20
-TERMINAL_TYPES = ("success", "fail")
 STATUS_STYLE = {"SUCCESS": "green", "FAIL": "red", "PROCESSING": "yellow", "CREATED": "dim"}
 
 
@@ -29,15 +28,15 @@ STATUS_STYLE = {"SUCCESS": "green", "FAIL": "red", "PROCESSING": "yellow", "CREA
 def show(
     run_id: str, show_all: bool, configuration_file: str | None, log_folder: str | None
 ) -> None:
-    """Show a run's steps as a tree: status, duration, attempts, failures and their logs.
+    """Show a run's steps as a tree: status, duration, attempts, metrics, failures and their logs.
 
     Branches are nested under their composite step. Of a composite with more than 20
     branches, the first 20 and every failed one are listed; --all lists them all.
     """
     folder = resolve_log_folder(configuration_file, log_folder)
     run_log = read_run_log(folder, run_id)
-    catalog = _catalog(run_log)
-    span = Span.of(_times(run_log.steps.values()))
+    catalog = results.catalog(run_log)
+    span = Span.of(attempt_times(run_log.steps.values()))
     tree = Tree(
         Text.assemble(
             ("Run ", "bold"),
@@ -68,16 +67,6 @@ def show(
         console.print(Text(f"  Performance report: {report}"))
 
 
-def _catalog(run_log: RunLog) -> RunCatalog:
-    """The run's catalog folder, relative paths taken from where the run was launched."""
-    config = run_log.run_config.get("catalog", {}).get("config", {})
-    location = str(config.get("catalog_location", ".catalog"))
-    if "://" not in location:
-        launched_in = run_log.run_config.get("launch", {}).get("cwd", "")
-        location = os.path.abspath(os.path.join(launched_in or os.getcwd(), location))
-    return RunCatalog(location, run_log.run_id)
-
-
 def _add_steps(parent: Tree, steps: Iterable[StepLog], show_all: bool) -> None:
     for step in steps:
         if step.step_type in TERMINAL_TYPES:
@@ -103,7 +92,7 @@ def _add_branches(node: Tree, step: StepLog, show_all: bool) -> None:
                 (key, "bold"),
                 "  ",
                 _status(branch.status),
-                f"  {Span.of(_times(branch.steps.values())).duration()}",
+                f"  {Span.of(attempt_times(branch.steps.values())).duration()}",
             )
         )
         _add_steps(child, branch.steps.values(), show_all)
@@ -117,7 +106,7 @@ def _step_label(step: StepLog) -> Text:
         (step.name, "bold"),
         "  ",
         _status(step.status),
-        f"  {Span.of(_times([step])).duration()}",
+        f"  {Span.of(attempt_times([step])).duration()}",
     )
     if len(step.attempts) > 1:
         label.append(f"  {len(step.attempts)} attempts", style="yellow")
@@ -126,17 +115,11 @@ def _step_label(step: StepLog) -> Text:
         failed = f", {counts['FAIL']} failed" if counts["FAIL"] else ""
         count = len(step.branches)
         label.append(f"  {count} branch{'es' if count > 1 else ''}{failed}", style="dim")
+    recorded = step.attempts[-1].user_defined_metrics if step.attempts else {}
+    for name, value in recorded.items():
+        label.append(f"  {name}={value}", style="cyan")
     return label
 
 
 def _status(status: str) -> Text:
     return Text(status, style=STATUS_STYLE.get(status, ""))
-
-
-def _times(steps: Iterable[StepLog]) -> Iterable[tuple[str, str]]:
-    """(start, end) of every attempt at or below ``steps``."""
-    pending = list(steps)
-    while pending:
-        step = pending.pop()
-        yield from ((a.start_time, a.end_time) for a in step.attempts)
-        pending.extend(s for b in step.branches.values() for s in b.steps.values())

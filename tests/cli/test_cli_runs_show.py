@@ -143,6 +143,30 @@ def test_show_counts_attempts_and_prints_the_performance_report(
     assert "Run error: KilledWorker: w1 died" in result.stdout
 
 
+def test_show_prints_each_steps_metrics(
+    invoke: Invoke, workdir: Path, write_run_log: Callable[..., RunLog]
+) -> None:
+    start, end = "2026-11-28T10:00:00+00:00", "2026-11-28T10:00:02+00:00"
+    fit = task("grid.C=0.1.fit", attempt(start, end))
+    fit["attempts"][0]["user_defined_metrics"] = {"cv_accuracy": 0.979, "cv_std": 0.01}
+    grid = {
+        "name": "grid",
+        "internal_name": "grid",
+        "status": "SUCCESS",
+        "branches": {
+            "grid.C=0.1": {
+                "internal_name": "grid.C=0.1",
+                "status": "SUCCESS",
+                "steps": {"grid.C=0.1.fit": fit},
+            }
+        },
+    }
+    write_run_log("sweep", {"grid": grid}, status="SUCCESS")
+    result = invoke("show", "sweep")
+    assert "C=0.1  SUCCESS  2.00 s" in result.stdout
+    assert "fit  SUCCESS  2.00 s  cv_accuracy=0.979  cv_std=0.01" in result.stdout
+
+
 def test_show_wraps_a_long_failure_message_instead_of_cutting_it(
     invoke: Invoke, workdir: Path, write_run_log: Callable[..., RunLog]
 ) -> None:

@@ -1,0 +1,284 @@
+"""Reading runs back: a run log by id, and its steps, parameters and metrics as rows.
+
+Rows are plain dicts, so they print, filter and compare across runs with no other
+package; ``to_dataframe`` turns them into a pandas DataFrame where pandas is installed.
+``runnable-dask runs`` and ``runnable-dask show`` read runs through this module.
+
+Example:
+    >>> from runnable_dask import results
+    >>> run_log = results.load_run("calm-otter-20261128-031502-1f2e")  # doctest: +SKIP
+    >>> results.to_dataframe(results.metrics(run_log))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypedDict
+
+from runnable_dask.stores.catalog import RunCatalog
+from runnable_dask.stores.runlog import RunLog, StepLog
+from runnable_dask.stores.runlog_store import RunLogNotFoundError, RunLogStore
+
+DEFAULT_LOG_FOLDER = ".run_log_store"
+TERMINAL_TYPES = ("success", "fail")
+SUGGESTED_IDS = 5
+
+__all__ = [
+    "RunRow",
+    "Span",
+    "StepRow",
+    "catalog",
+    "format_seconds",
+    "load_run",
+    "metrics",
+    "parameters",
+    "run_files",
+    "runs",
+    "steps",
+    "to_dataframe",
+]
+
+
+class RunRow(TypedDict):
+    """One run, as ``runs`` lists it."""
+
+    run_id: str
+    status: str
+    tag: str
+    start: datetime | None
+    end: datetime | None
+    duration: float | None  # seconds
+
+
+class StepRow(TypedDict):
+    """One step at any depth; a composite's times span its branches."""
+
+    run_id: str
+    step: str  # the internal name, e.g. ``sweep.random_forest.grid.max_depth=4.fit``
+    name: str
+    type: str
+    status: str
+    attempts: int
+    start: datetime | None
+    end: datetime | None
+    duration: float | None  # seconds
+    metrics: dict[str, Any]  # of the last attempt
+    message: str
+
+
+class ParameterRow(TypedDict):
+    """One of the run's final parameters; a pickled one shows its name, not its value."""
+
+    run_id: str
+    parameter: str
+    kind: str
+    value: Any
+
+
+class MetricRow(TypedDict):
+    """One metric recorded by a step's last attempt."""
+
+    run_id: str
+    step: str
+    metric: str
+    value: Any
+
+
+def load_run(run_id: str, log_folder: str | os.PathLike[str] = DEFAULT_LOG_FOLDER) -> RunLog:
+    """The run log of ``run_id``; an unknown id is refused, naming the recent ones."""
+    folder = Path(log_folder)
+    try:
+        return RunLogStore(folder).read(run_id)
+    except RunLogNotFoundError:
+        recent = [path.stem for path in run_files(folder, SUGGESTED_IDS)]
+        hint = f"; recent runs: {', '.join(recent)}" if recent else "; it holds no run logs"
+        raise RunLogNotFoundError(f"no run {run_id!r} in {folder}{hint}") from None
+
+
+def run_files(log_folder: str | os.PathLike[str], limit: int | None = None) -> list[Path]:
+    """Run log files, the most recently written first (a run writes its log as it goes)."""
+    folder = Path(log_folder)
+    stamped = []
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        try:
+            stamped.append((path.stat().st_mtime, path))
+        except FileNotFoundError:  # removed while listing
+            continue
+    stamped.sort(reverse=True)
+    return [path for _, path in stamped[:limit]]
+
+
+def runs(
+    log_folder: str | os.PathLike[str] = DEFAULT_LOG_FOLDER, limit: int | None = None
+) -> list[RunRow]:
+    """The ``limit`` most recently written runs, newest start first.
+
+    Read as plain JSON, since run logs of large maps are large; a file that cannot be
+    read is listed with status ``UNREADABLE``.
+    """
+    rows = [_run_row(path) for path in run_files(log_folder, limit)]
+    return sorted(rows, key=_newest_first, reverse=True)
+
+
+def steps(run_log: RunLog) -> list[StepRow]:
+    """Every step the pipeline defines, branches included, in recorded order.
+
+    The ``success`` and ``fail`` nodes that end each pipeline and branch are left out.
+    """
+    rows: list[StepRow] = []
+    for step in run_log.walk():
+        if step.step_type in TERMINAL_TYPES:
+            continue
+        span = Span.of(attempt_times([step]))
+        rows.append(
+            StepRow(
+                run_id=run_log.run_id,
+                step=step.internal_name,
+                name=step.name,
+                type=step.step_type,
+                status=step.status,
+                attempts=len(step.attempts),
+                start=span.start,
+                end=span.end,
+                duration=span.seconds,
+                metrics=dict(step.attempts[-1].user_defined_metrics) if step.attempts else {},
+                message=step.message,
+            )
+        )
+    return rows
+
+
+def parameters(run_log: RunLog) -> list[ParameterRow]:
+    """The run's final parameters, in recorded order."""
+    return [
+        ParameterRow(run_id=run_log.run_id, parameter=name, kind=record.kind, value=record.value)
+        for name, record in run_log.parameters.items()
+    ]
+
+
+def metrics(run_log: RunLog) -> list[MetricRow]:
+    """Every metric every step recorded (its last attempt's), in recorded order."""
+    return [
+        MetricRow(run_id=run_log.run_id, step=step.internal_name, metric=name, value=value)
+        for step in run_log.walk()
+        if step.attempts
+        for name, value in step.attempts[-1].user_defined_metrics.items()
+    ]
+
+
+def catalog(run_log: RunLog) -> RunCatalog:
+    """The run's catalog (its files, step logs, executed notebooks, report).
+
+    A relative catalog location is taken from the folder the run was launched in, so the
+    catalog is found from anywhere.
+    """
+    config = run_log.run_config.get("catalog", {}).get("config", {})
+    location = str(config.get("catalog_location", ".catalog"))
+    if "://" not in location:
+        launched_in = run_log.run_config.get("launch", {}).get("cwd", "")
+        location = os.path.abspath(os.path.join(launched_in or os.getcwd(), location))
+    return RunCatalog(location, run_log.run_id)
+
+
+def to_dataframe(rows: Iterable[dict[str, Any]]) -> Any:
+    """The rows as a ``pandas.DataFrame``, one column per key."""
+    try:
+        import pandas
+    except ImportError as exc:
+        raise ImportError(
+            "to_dataframe needs pandas, which is not installed: pip install pandas "
+            "(the rows themselves are plain dicts and need nothing)"
+        ) from exc
+    return pandas.DataFrame(list(rows))
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """When something started and ended; either may be unknown (not started, running)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @classmethod
+    def of(cls, times: Iterable[tuple[str, str]]) -> Span:
+        """The span of (start_time, end_time) ISO strings; empty strings are skipped."""
+        starts, ends = [], []
+        for start, end in times:
+            if start:
+                starts.append(datetime.fromisoformat(start))
+            if end:
+                ends.append(datetime.fromisoformat(end))
+        return cls(min(starts, default=None), max(ends, default=None))
+
+    @property
+    def seconds(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return (self.end - self.start).total_seconds()
+
+    def started(self) -> str:
+        """The start in local time, as a person reads it."""
+        return self.start.astimezone().strftime("%Y-%m-%d %H:%M:%S") if self.start else "-"
+
+    def duration(self) -> str:
+        return format_seconds(self.seconds)
+
+
+def attempt_times(steps: Iterable[StepLog]) -> Iterator[tuple[str, str]]:
+    """(start, end) of every attempt at or below ``steps``."""
+    pending = list(steps)
+    while pending:
+        step = pending.pop()
+        yield from ((a.start_time, a.end_time) for a in step.attempts)
+        pending.extend(s for b in step.branches.values() for s in b.steps.values())
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``0.01 s``, ``12.3 s``, ``4 m 05 s``, ``2 h 07 m``; ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.2f} s"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} m {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} m"
+
+
+def _run_row(path: Path) -> RunRow:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        span = Span.of(_json_attempt_times(data.get("steps", {})))
+    except (OSError, ValueError, AttributeError, TypeError):
+        data, span = {"status": "UNREADABLE"}, Span()
+    return RunRow(
+        run_id=str(data.get("run_id", path.stem)),
+        status=str(data.get("status", "UNREADABLE")),
+        tag=str(data.get("tag", "")),
+        start=span.start,
+        end=span.end,
+        duration=span.seconds,
+    )
+
+
+def _newest_first(row: RunRow) -> float:
+    """A run not started yet sorts as the newest."""
+    return row["start"].timestamp() if row["start"] else float("inf")
+
+
+def _json_attempt_times(steps: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    pending = list(steps.values())
+    while pending:
+        step = pending.pop()
+        for attempt in step.get("attempts", ()):
+            yield attempt.get("start_time", ""), attempt.get("end_time", "")
+        for branch in step.get("branches", {}).values():
+            pending.extend(branch.get("steps", {}).values())
