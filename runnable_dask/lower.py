@@ -222,12 +222,20 @@ class Lowering:
             items=items,
             hidden=scope.hidden,
         )
-        if _one_step(branch, steps):
-            # The step and the branch's end in one task: half the tasks of a wide map.
-            call = scope.call(steps[0], entry)
-            key = keys[steps[0].internal_name]
-            task = (run_step_and_end, self.ctx, call, end_call, *inputs)
-            return part.add(key, task, scope.span, *inputs)
+        if _linear(branch, steps):
+            # Steps in a row whose failures end the branch: each passes on control meant
+            # for the branch's end, so the last step ends the branch in its own task (no
+            # task of its own for the end: half the tasks of a wide map).
+            previous: list[Input] = list(inputs)
+            for node in steps[:-1]:
+                call = scope.call(node, entry if node is steps[0] else Entry(node.internal_name))
+                key = keys[node.internal_name]
+                task = (run_step, self.ctx, replace(call, forwards=True), *previous)
+                previous = [part.add(key, task, scope.span, *previous)]
+            last = steps[-1]
+            call = scope.call(last, entry if len(steps) == 1 else Entry(last.internal_name))
+            task = (run_step_and_end, self.ctx, replace(call, forwards=True), end_call, *previous)
+            return part.add(keys[last.internal_name], task, scope.span, *previous)
 
         for node in steps:
             is_entry = node.internal_name == branch.entry
@@ -301,17 +309,20 @@ class Lowering:
         return f"{name.replace('-', '_')}-{int.from_bytes(digest.digest(), 'big')}"
 
 
-def _one_step(branch: Branch, steps: list[Node]) -> bool:
-    """A branch of one task or stub that goes straight to a terminal either way."""
-    if branch.internal_name == "" or len(steps) != 1:
+def _linear(branch: Branch, steps: list[Node]) -> bool:
+    """A branch of tasks or stubs in a row, each going to the next on success and to a
+    terminal on failure (the default), the last to a terminal either way."""
+    if branch.internal_name == "" or not steps or steps[0].internal_name != branch.entry:
         return False
-    node = steps[0]
-    return (
-        node.kind in ("task", "stub")
-        and node.internal_name == branch.entry
-        and node.on_success in branch.terminals
-        and node.on_failure in branch.terminals
-    )
+    for node, after in zip(steps, [*steps[1:], None], strict=True):
+        on_success = after.internal_name if after is not None else None
+        if (
+            node.kind not in ("task", "stub")
+            or node.on_failure not in branch.terminals
+            or (node.on_success != on_success if after else node.on_success not in branch.terminals)
+        ):
+            return False
+    return True
 
 
 def _light(node: Node) -> Node:

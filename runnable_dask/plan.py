@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runnable_dask.compact import Compact
 from runnable_dask.sdk import (
     BaseTask,
     Conditional,
@@ -52,7 +53,7 @@ def fill(template: str, items: tuple[str, ...]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Node:
+class Node(Compact):
     """One step of the plan, terminals included."""
 
     internal_name: str
@@ -65,7 +66,7 @@ class Node:
 
 
 @dataclass(frozen=True, slots=True)
-class Branch:
+class Branch(Compact):
     """A pipeline or a branch of a composite: its nodes (terminals last) and its entry.
 
     ``entry`` is the internal name of the first step, which may be a terminal

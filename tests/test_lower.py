@@ -12,6 +12,7 @@ from runnable_dask import Parallel, Pipeline, PythonTask, ShellTask, Stub
 from runnable_dask.lower import Lowering
 from runnable_dask.plan import build_plan
 from runnable_dask.runtime.context import RunContext
+from runnable_dask.runtime.node import run_step_and_end
 
 
 def graph_for(pipeline: Pipeline, run_id: str = "run-1") -> tuple[dict[str, Any], str]:
@@ -42,11 +43,20 @@ def test_one_task_per_step_and_one_end_per_pipeline(fan_out_fan_in: Pipeline) ->
     assert key_split(end) == "pipeline"
 
 
-def test_a_branch_of_several_steps_has_its_own_end_task() -> None:
+def test_a_branch_of_steps_in_a_row_ends_in_its_last_steps_task() -> None:
     branch = Pipeline(steps=[Stub(name="first"), Stub(name="second")])
     graph, _ = graph_for(Pipeline(steps=[Parallel(name="fan", branches={"a": branch})]))
-    # steps: fan, first, second; ends: the root's and the branch's
-    assert len(graph) == 3 + 2
+    # steps: fan, first, second; ends: the root's only
+    assert len(graph) == 3 + 1
+    assert graph[step_keys(graph)["fan.a.second"]][0] is run_step_and_end
+
+
+def test_a_branch_with_a_failure_path_has_its_own_end_task() -> None:
+    recover = Pipeline(steps=[Stub(name="recover")])
+    branch = Pipeline(steps=[Stub(name="first", on_failure=recover), Stub(name="second")])
+    graph, _ = graph_for(Pipeline(steps=[Parallel(name="fan", branches={"a": branch})]))
+    # steps: fan, first, second, recover; ends: the root's and the branch's
+    assert len(graph) == 4 + 2
 
 
 def test_nested_pipeline_counts() -> None:
@@ -54,8 +64,8 @@ def test_nested_pipeline_counts() -> None:
     middle = Pipeline(steps=[Parallel(name="inner", branches={"y": inner, "z": inner})])
     outer = Pipeline(steps=[Stub(name="s"), Parallel(name="outer", branches={"x": middle})])
     graph, _ = graph_for(outer)
-    # steps: s, outer, outer.x.inner, 2 x (leaf, leaf2); ends: root, x, y, z
-    assert len(graph) == 7 + 4
+    # steps: s, outer, outer.x.inner, 2 x (leaf, leaf2); ends: root, x (y and z end in leaf2)
+    assert len(graph) == 7 + 2
     assert "outer.x.inner.z.leaf2" in step_keys(graph)
 
 
@@ -133,7 +143,8 @@ def test_a_step_named_like_a_parameter_value_runs_normally(run: Any, workdir: Pa
 
 
 def test_end_keys_are_named_after_their_branch() -> None:
-    branch = Pipeline(steps=[Stub(name="first"), Stub(name="second")])
+    recover = Pipeline(steps=[Stub(name="recover")])
+    branch = Pipeline(steps=[Stub(name="first", on_failure=recover), Stub(name="second")])
     pipeline = Pipeline(steps=[Parallel(name="fan", branches={"a": branch, "b": branch})])
     graph, end = graph_for(pipeline)
     ends = sorted(key_split(k) for k in set(graph) - set(step_keys(graph).values()))

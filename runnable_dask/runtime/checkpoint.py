@@ -21,6 +21,7 @@ from typing import Any
 
 import cloudpickle
 
+from runnable_dask.compact import Compact
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.stores.catalog import RunCatalog
 
@@ -29,7 +30,7 @@ BATCHES = f"{FOLDER}/batches"
 
 
 @dataclass(frozen=True, slots=True)
-class Checkpoint:
+class Checkpoint(Compact):
     """Where control went, the values the step returned, and the event that recorded it."""
 
     target: str

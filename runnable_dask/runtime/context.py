@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgpack
 
+from runnable_dask.compact import Compact
 from runnable_dask.sdk import NotebookTask
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class Reporter(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class TopicReporter:
+class TopicReporter(Compact):
     """Sends events from a Dask worker to the driver, which subscribes to ``topic``."""
 
     topic: str
@@ -87,7 +88,7 @@ class HeldReporter:
 
 
 @dataclass(frozen=True, slots=True)
-class RunContext:
+class RunContext(Compact):
     """Passed to every task: which run, where its catalog is, how to report.
 
     ``patches`` is set for a mocked run: a task named there runs its replacement, any

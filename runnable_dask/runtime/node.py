@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from runnable_dask.compact import Compact
 from runnable_dask.plan import Node, fill
 from runnable_dask.runtime import checkpoint
 from runnable_dask.runtime.attempt import attempt_record, now, run_attempt, task_environment
@@ -34,12 +35,14 @@ RUN_ID_ENV = "RUNNABLE_RUN_ID"
 
 
 @dataclass(frozen=True, slots=True)
-class StepCall:
+class StepCall(Compact):
     """A node as its task sees it: how control enters, and which instance it is.
 
     ``items`` fill the node's placeholders (the map items and loop indexes above it);
     ``hidden`` names the lists of enclosing maps, kept out of per-item records;
-    ``indexes`` names the indexes of enclosing loops, also set as environment variables.
+    ``indexes`` names the indexes of enclosing loops, also set as environment variables;
+    ``forwards``: in a branch of steps in a row, control that is not for this step (it
+    goes to the branch's end) passes on through it.
     """
 
     node: Node
@@ -47,6 +50,7 @@ class StepCall:
     items: tuple[str, ...] = ()
     hidden: frozenset[str] = frozenset()
     indexes: tuple[str, ...] = ()
+    forwards: bool = False
 
     @property
     def internal_name(self) -> str:
@@ -55,7 +59,13 @@ class StepCall:
     def __dask_tokenize__(self) -> tuple[str, ...]:
         # Dask hashes every argument of a submitted graph; the instance's name identifies
         # the step, where hashing its whole definition cost seconds on wide pipelines.
-        return ("StepCall", self.internal_name, self.entry.label, str(self.entry.opens_branch))
+        return (
+            "StepCall",
+            self.internal_name,
+            self.entry.label,
+            str(self.entry.opens_branch),
+            str(self.forwards),
+        )
 
     def event(self, status: str, message: str = "", **fields: Any) -> dict[str, Any]:
         """A step's record, as the driver receives it."""
@@ -87,7 +97,7 @@ class StepCall:
 
 
 @dataclass(frozen=True, slots=True)
-class EndCall:
+class EndCall(Compact):
     """A branch instance's end: which labels lead to which terminal node.
 
     ``entry`` is set when the branch is only its terminal, so control arrives straight
@@ -109,7 +119,7 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
     """Run a task or stub if control reaches it; route to its next node."""
     token = arrived(incoming, call.entry)
     if token is None:
-        return NOT_REACHED
+        return incoming[0] if call.forwards and incoming[0].target else NOT_REACHED
     node = call.node
     if node.kind == "stub" or ctx.skips(node):  # recorded as done, nothing runs
         attempt = attempt_record(now(), _shown(token.params, call.hidden))

@@ -12,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runnable_dask.compact import Compact
+
 ParamKind = Literal["json", "object", "metric"]
 
 
 @dataclass(frozen=True, slots=True)
-class Param:
+class Param(Compact):
     """A parameter's value and how it is kept (as runnable records it)."""
 
     kind: ParamKind
@@ -29,7 +31,7 @@ class Param:
 
 
 @dataclass(frozen=True, slots=True)
-class Token:
+class Token(Compact):
     """Control arriving at ``target`` with ``params``; ``changed`` lists names set in scope.
 
     ``changed`` restarts empty in each branch, so a composite step merges back exactly
@@ -42,7 +44,7 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
-class BranchEnd:
+class BranchEnd(Compact):
     """How a branch ended (``status`` None: not reached) and the values it set.
 
     Only the names set inside the branch travel back (``params`` holds just those), so
@@ -59,7 +61,7 @@ BRANCH_NOT_REACHED = BranchEnd(status=None)
 
 
 @dataclass(frozen=True, slots=True)
-class Bind:
+class Bind(Compact):
     """A name a branch instance starts with: a map's item, or a loop's index.
 
     ``source`` names the list parameter the item is taken from; empty, the index itself
@@ -79,7 +81,7 @@ class Bind:
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(Compact):
     """How a task takes control: the label it answers to and, at a branch's start,
     whether the branch's record of changed names restarts and which name it binds."""
 
