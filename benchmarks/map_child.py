@@ -11,7 +11,6 @@ how many writes there were.
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -25,13 +24,16 @@ from runnable_dask.stores.runlog import RunLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+def _rss_mb(field: str) -> float:
+    """A memory figure of this process from ``/proc/self/status`` (``VmRSS``: now,
+    ``VmHWM``: its peak). Not ``ru_maxrss``: Linux carries that over from the parent
+    process through fork and exec, so a child of a large benchmark would report the
+    parent's size."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def _time_writes() -> list[float]:
@@ -56,7 +58,7 @@ def run_ours(workload: Workload, address: str) -> dict[str, Any]:
     parameters = runs.parameters_file(folder, workload)
     pipeline = runs.ours(workload)
     writes = _time_writes()
-    before = _rss_mb()
+    before = _rss_mb("VmRSS")
     began = time.perf_counter()
     run_log = runs.run_ours(pipeline, config, parameters)
     seconds = time.perf_counter() - began
@@ -64,20 +66,20 @@ def run_ours(workload: Workload, address: str) -> dict[str, Any]:
     return {
         "seconds": seconds,
         "rss_before_mb": before,
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": _rss_mb("VmHWM"),
         "write_seconds": sum(writes),
         "writes": len(writes),
     }
 
 
 def run_bare(workload: Workload, address: str) -> dict[str, Any]:
-    before = _rss_mb()
+    before = _rss_mb("VmRSS")
     began = time.perf_counter()
     with Client(address, set_as_default=False) as client:
         result = runs.run_bare_client(workload, client)
     seconds = time.perf_counter() - began
     assert result == list(range(1, workload.n + 1))
-    return {"seconds": seconds, "rss_before_mb": before, "peak_rss_mb": _peak_rss_mb()}
+    return {"seconds": seconds, "rss_before_mb": before, "peak_rss_mb": _rss_mb("VmHWM")}
 
 
 def main() -> None:
