@@ -1,9 +1,10 @@
-"""How each column runs a workload in this process, for the benchmark and its guard test.
+"""How each side runs a workload in this process, for the benchmark and its guard test.
 
 runnable_dask runs as a user runs it, ``Pipeline.execute()`` with a configuration file,
 its console silenced and a fresh run id each time; bare Dask runs the same shape through
 ``dask.threaded.get`` on a given pool (the ``local`` executor's counterpart) or
-``client.get`` on the same cluster (the ``dask`` executor's).
+``client.get`` on the same cluster (the ``dask`` executor's). Both sides are timed in
+turn, after one untimed run each.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ def ours(workload: Workload) -> Any:
     return workload.pipeline(runnable_dask)
 
 
-@contextmanager
+@contextlib.contextmanager
 def local_cluster(workers: int, threads: int) -> Iterator[Client]:
     """A LocalCluster of worker processes on 127.0.0.1, and a client of it, until exit."""
     with (
