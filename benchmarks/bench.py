@@ -1,192 +1,355 @@
-"""Side-by-side timings: runnable_dask against the same graph shape on bare Dask.
+"""runnable_dask against the same graphs on bare Dask, and runnable 0.50.0, side by side.
 
-Run from the repository root: ``python benchmarks/bench.py [--repeat 3]``. Every workload
-runs on the same scheduler for both columns, in this one process, and the table shows
-the best of ``--repeat`` runs and the ratio to bare Dask. Nothing here is asserted:
-tests never time; this prints.
+Run from the repository root::
+
+    python benchmarks/bench.py [--quick] [--repeat K] [--only WORKLOAD ...]
+                               [--runnable-python /path/to/venv/bin/python]
+
+It prints one table: each workload run by runnable_dask, as the same shape on bare Dask
+on the same scheduler, and (given ``--runnable-python``) by runnable 0.50.0; seconds are
+the best of ``--repeat`` runs taken in turn, and the last column checks issue 5's targets.
+Clusters are started before anything is timed, on 127.0.0.1, and stopped at the end; runs
+happen in a scratch folder. Nothing is asserted here: ``tests/test_benchmark_guard.py``
+guards the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import os
 import platform
+import sys
 import tempfile
-import time
-from collections.abc import Callable
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the package
 
 import dask
-import yaml
-from distributed import Client, LocalCluster
-from rich.console import Console
-from rich.table import Table
+import distributed
 
-from runnable_dask import Parallel, Pipeline, PythonTask
-from runnable_dask.console import RunConsole
+from benchmarks import runs
+from benchmarks.processes import ROOT, clean_env, copy_examples
+from benchmarks.report import Row, ratio, render, seconds, target, within_ratio
+from benchmarks.runnable_column import SEED, RunnableColumn
+from benchmarks.timing import best_of, import_seconds, run_process
+from benchmarks.workloads import KINDS, Workload
 
-SLEEP = 0.5
-
-
-def nap() -> None:
-    time.sleep(SLEEP)
-
-
-def noop() -> None:
-    return None
-
-
-def _branches(n: int, make: Callable[[], Pipeline]) -> dict[str, Pipeline]:
-    return {f"b{i}": make() for i in range(n)}
-
-
-def fanout_sleep(n: int) -> Pipeline:
-    one = lambda: Pipeline(steps=[PythonTask(name="nap", function=nap)])  # noqa: E731
-    return Pipeline(steps=[Parallel(name="fan", branches=_branches(n, one))])
+SIZES = {
+    "chain": 1000,
+    "wide": 1000,
+    "map": 10_000,
+    "fanout_sleep": 8,
+    "fanout_cpu": 4,
+    "nested": 3,
+}
+QUICK_SIZES = {**SIZES, "chain": 100, "wide": 50, "map": 200}
+SECTIONS = (*KINDS, "seed", "import")
+MAIN_CLUSTER = (2, 4)  # worker processes x threads: 8 threads, as fanout_sleep 8 needs
 
 
-def nested_sleep(n: int) -> Pipeline:
-    leaf = lambda: Pipeline(steps=[PythonTask(name="nap", function=nap)])  # noqa: E731
-    inner = lambda: Pipeline(  # noqa: E731
-        steps=[Parallel(name="inner", branches=_branches(n, leaf))]
+def _cluster_label(workers: int, threads: int) -> str:
+    return f"dask (LocalCluster {workers} proc x {threads} thr)"
+
+
+class Bench:
+    """Measures the chosen workloads and collects the table's rows."""
+
+    def __init__(self, args: argparse.Namespace, scratch: Path) -> None:
+        self.sizes = QUICK_SIZES if args.quick else SIZES
+        self.repeat = args.repeat or (1 if args.quick else 3)
+        self.scratch = scratch
+        self.timeout = args.runnable_timeout
+        self.rows: list[Row] = []
+        self.column = (
+            RunnableColumn(args.runnable_python, args.runnable_timeout, scratch)
+            if args.runnable_python
+            else None
+        )
+        self._runnable_shown: set[str] = set()
+
+    def workload(self, kind: str) -> Workload:
+        return Workload(kind, self.sizes[kind])
+
+    def add(
+        self,
+        workload: Workload,
+        executor: str,
+        ours: float,
+        bare: float | None,
+        targets: list[str],
+    ) -> None:
+        """A row; runnable's cell goes on the first row of each workload."""
+        self.rows.append(
+            Row(
+                workload.label,
+                executor,
+                seconds(ours),
+                seconds(bare) if bare is not None else "",
+                ratio(ours, bare) if bare is not None else "",
+                self._runnable(workload),
+                "; ".join(targets) or "-",
+            )
+        )
+
+    def _runnable(self, workload: Workload) -> str:
+        if self.column is None or workload.kind in self._runnable_shown:
+            return ""
+        self._runnable_shown.add(workload.kind)
+        return self.column.workload(workload)
+
+    def local(self, kinds: list[str]) -> None:
+        """The ``local`` executor against ``dask.threaded.get`` on as many threads."""
+        config = runs.local_config(self.scratch)
+        executor = f"local ({runs.LOCAL_THREADS} threads)"
+        with ThreadPoolExecutor(runs.LOCAL_THREADS) as pool:
+            bare = partial(runs.run_bare_threaded, pool=pool)
+            runs.warm_up(config, bare)
+            for kind in kinds:
+                workload = self.workload(kind)
+                best = runs.ours_and_bare(workload, config, bare, self.repeat, self.scratch)
+                targets = [within_ratio(best["ours"], best["bare"])]
+                if kind == "chain":
+                    per_step = (best["ours"] - best["bare"]) / workload.steps * 1000
+                    targets.append(target(f"{per_step:.2f} ms/step < 1 ms", per_step < 1))
+                self.add(workload, executor, best["ours"], best["bare"], targets)
+
+    def on_cluster(self, kinds: list[str]) -> None:
+        """The ``dask`` executor against ``client.get``, on one LocalCluster."""
+        executor = _cluster_label(*MAIN_CLUSTER)
+        with runs.local_cluster(*MAIN_CLUSTER) as client:
+            address = client.scheduler.address
+            config = runs.dask_config(self.scratch, "dask", address)
+            bare = partial(runs.run_bare_client, client=client)
+            runs.warm_up(config, bare)
+            for kind in kinds:
+                workload = self.workload(kind)
+                if kind == "map":
+                    self.map_drivers(workload, address)
+                    continue
+                best = runs.ours_and_bare(workload, config, bare, self.repeat, self.scratch)
+                targets = {
+                    "chain": [within_ratio(best["ours"], best["bare"])],
+                    "wide": [within_ratio(best["ours"], best["bare"])],
+                    "fanout_sleep": [target("execute() < 0.65 s", best["ours"] < 0.65)],
+                }.get(kind, [])
+                self.add(workload, executor, best["ours"], best["bare"], targets)
+
+    def map_drivers(self, workload: Workload, address: str) -> None:
+        """The map with each run its own driving process: time, memory, run-log writes."""
+        measured: dict[str, list[dict[str, float]]] = {"bare": [], "ours": []}
+        for _ in range(self.repeat):
+            for kind, runs_of_kind in measured.items():
+                runs_of_kind.append(self._map_child(kind, workload, address))
+        ours = {key: [run[key] for run in measured["ours"]] for key in measured["ours"][0]}
+        bare = {key: [run[key] for run in measured["bare"]] for key in measured["bare"][0]}
+        executor = f"{_cluster_label(*MAIN_CLUSTER)}, driver in its own process"
+        best_ours, best_bare = min(ours["seconds"]), min(bare["seconds"])
+        self.add(workload, executor, best_ours, best_bare, [within_ratio(best_ours, best_bare)])
+        peak_ours, peak_bare = max(ours["peak_rss_mb"]), max(bare["peak_rss_mb"])
+        self.rows.append(
+            Row(
+                f"{workload.label}: driver peak RSS",
+                executor,
+                f"{peak_ours:.0f} MB",
+                f"{peak_bare:.0f} MB",
+                ratio(peak_ours, peak_bare),
+                "",
+                target("< 500 MB", peak_ours < 500),
+            )
+        )
+        writing = max(ours["write_seconds"])
+        writes = max(ours["writes"])
+        self.rows.append(
+            Row(
+                f"{workload.label}: run-log writing (RunLogStore.write)",
+                executor,
+                f"{seconds(writing)} ({writes:.0f} writes)",
+                target=target(f"< 1 s for {workload.steps} steps", writing < 1),
+            )
+        )
+
+    def _map_child(self, kind: str, workload: Workload, address: str) -> dict[str, float]:
+        folder = self.scratch / f"map-{kind}-{uuid.uuid4().hex[:8]}"
+        folder.mkdir()
+        command = [sys.executable, "-m", "benchmarks.map_child", kind, str(workload.n), address]
+        done = run_process(command, folder, clean_env(PYTHONPATH=str(ROOT)), timeout=3600)
+        if done is None or done.returncode != 0:
+            detail = done.stderr[-2000:] if done else "over an hour"
+            raise RuntimeError(f"map child ({kind}, N={workload.n}) failed: {detail}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def fanout_cpu(self) -> None:
+        """CPU-bound branches on two worker processes against one (both started first)."""
+        workload = self.workload("fanout_cpu")
+        pipeline = runs.ours(workload)
+        with runs.local_cluster(2, 1) as two, runs.local_cluster(1, 1) as one:
+            on_two = runs.dask_config(self.scratch, "two", two.scheduler.address)
+            on_one = runs.dask_config(self.scratch, "one", one.scheduler.address)
+            runs.warm_up(on_two, partial(runs.run_bare_client, client=two))
+            runs.warm_up(on_one, partial(runs.run_bare_client, client=one))
+            best = best_of(
+                self.repeat,
+                {
+                    "ours": lambda: runs.run_ours(pipeline, on_two),
+                    "bare": lambda: runs.run_bare_client(workload, two),
+                    "ours on one": lambda: runs.run_ours(pipeline, on_one),
+                    "bare on one": lambda: runs.run_bare_client(workload, one),
+                },
+            )
+        speedup = best["ours on one"] / best["ours"]
+        # Bare Dask's own speed-up tells whether the machine had two free cores to give.
+        machine = best["bare on one"] / best["bare"]
+        self.add(
+            workload,
+            _cluster_label(2, 1),
+            best["ours"],
+            best["bare"],
+            [
+                target(f"speed-up {speedup:.2f}x over 1 worker >= 1.7x", speedup >= 1.7)
+                + f" (bare Dask's: {machine:.2f}x)"
+            ],
+        )
+        self.add(workload, _cluster_label(1, 1), best["ours on one"], best["bare on one"], [])
+
+    def seed(self) -> None:
+        """The seed's parallel example end to end, as a process, with each library."""
+        examples = copy_examples(self.scratch / "ours-examples", "runnable_dask")
+        env = clean_env(PYTHONPATH=str(examples))
+        ours: list[float] = []
+        theirs: dict[str, list[float]] = {"in parallel": [], "in turn": []}
+        for _ in range(self.repeat):
+            done = run_process([sys.executable, SEED], examples, env, self.timeout)
+            if done is None or done.returncode != 0:
+                detail = done.stderr[-2000:] if done else f"over {self.timeout:.0f} s"
+                raise RuntimeError(f"the seed failed with runnable_dask: {detail}")
+            ours.append(done.seconds)
+            if self.column is not None:
+                for mode, timings in theirs.items():
+                    outcome = self.column.seed(parallel=mode == "in parallel")
+                    if outcome.seconds is not None:
+                        timings.append(outcome.seconds)
+        cell = "; ".join(f"{min(v):.3f} s {mode}" for mode, v in theirs.items() if v)
+        fastest = min((min(v) for v in theirs.values() if v), default=None)
+        verdict = (
+            target("<= runnable 0.50.0 (its faster mode)", min(ours) <= fastest)
+            if fastest is not None
+            else "needs --runnable-python"
+        )
+        self.rows.append(
+            Row(
+                "seed: 06-parallel/parallel.py",
+                "a process, default configuration",
+                seconds(min(ours)),
+                runnable=cell or ("failed" if self.column else ""),
+                target=verdict,
+            )
+        )
+
+    def imports(self) -> None:
+        """``import runnable_dask`` (and ``import runnable``) in a fresh interpreter."""
+        repeat = max(self.repeat, 5)
+        ours = import_seconds("runnable_dask", repeat)
+        theirs = ""
+        if self.column is not None:
+            theirs = seconds(import_seconds("runnable", repeat, self.column.python))
+        self.rows.append(
+            Row(
+                "import runnable_dask",
+                f"fresh interpreter, best of {repeat}",
+                seconds(ours),
+                runnable=theirs,
+                target=target("< 0.6 s", ours < 0.6),
+            )
+        )
+
+
+def _title(with_runnable: bool) -> str:
+    versus = "bare Dask and runnable 0.50.0" if with_runnable else "bare Dask"
+    return (
+        f"runnable_dask vs {versus} on {platform.node()}: {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, dask {dask.__version__}, "
+        f"distributed {distributed.__version__}"
     )
-    return Pipeline(steps=[Parallel(name="outer", branches=_branches(n, inner))])
 
 
-def chain(n: int) -> Pipeline:
-    return Pipeline(steps=[PythonTask(name=f"step{i}", function=noop) for i in range(n)])
-
-
-def _join(*_: object) -> None:
-    return None
-
-
-def _after(_: object) -> None:
-    return None
-
-
-def bare_fanout(n: int) -> tuple[dict, str]:
-    graph: dict = {f"nap-{i}": (nap,) for i in range(n)}
-    graph["join-0"] = (_join, *[f"nap-{i}" for i in range(n)])
-    return graph, "join-0"
-
-
-def bare_nested(n: int) -> tuple[dict, str]:
-    graph: dict = {f"nap-{i}": (nap,) for i in range(n * n)}
-    for outer in range(n):
-        graph[f"inner-{outer}"] = (_join, *[f"nap-{outer * n + i}" for i in range(n)])
-    graph["outer-0"] = (_join, *[f"inner-{i}" for i in range(n)])
-    return graph, "outer-0"
-
-
-def bare_chain(n: int) -> tuple[dict, str]:
-    graph: dict = {"step-0": (noop,)}
-    for i in range(1, n):
-        graph[f"step-{i}"] = (_after, f"step-{i - 1}")
-    return graph, f"step-{n - 1}"
-
-
-def _fresh(graph: dict, key: str) -> tuple[dict, str]:
-    """The same graph under new keys, so no run reuses a result held by the scheduler."""
-    tag = f"-{time.perf_counter_ns()}"
-
-    def rename(value: object) -> object:
-        if isinstance(value, str) and value in graph:
-            return value + tag
-        if isinstance(value, tuple):
-            return tuple(rename(v) for v in value)
-        return value
-
-    return {k + tag: rename(v) for k, v in graph.items()}, key + tag
-
-
-def _best(repeat: int, run: Callable[[], object]) -> float:
-    timings = []
-    for _ in range(repeat):
-        began = time.perf_counter()
-        run()
-        timings.append(time.perf_counter() - began)
-    return min(timings)
+def _notes(bench: Bench, quick: bool) -> list[str]:
+    notes = [
+        f"{datetime.datetime.now():%Y-%m-%d %H:%M}. Seconds: best of {bench.repeat}, "
+        "runnable_dask and bare Dask taken in turn; fresh run ids and fresh keys each run.",
+        f"local: runnable_dask's local executor (max_workers {runs.LOCAL_THREADS}) vs "
+        f"dask.threaded.get on a pool of {runs.LOCAL_THREADS} threads, in this process.",
+        "dask: runnable_dask given the running cluster's address (a Client per run; "
+        "performance_report: false) vs client.get on that cluster, from this process.",
+        "map on dask: each run a process of its own (connecting included on both sides); "
+        "peak RSS and run-log writing are the largest over the runs.",
+        "Runs happen in a scratch folder: the workload functions are pickled by reference "
+        "on both sides.",
+    ]
+    if bench.column is not None:
+        notes.append(
+            "runnable 0.50.0: one run per workload in its own interpreter, seconds of "
+            "execute(); local executor with enable_parallel: true and the chunked-fs run log; "
+            f"(N=...) a smaller size than asked; time limit {bench.timeout:.0f} s. "
+            "seed: best of runs as processes, in parallel mode and in turn (its default)."
+        )
+    if quick:
+        notes.append(
+            "--quick: small sizes; the targets are set for chain 1000, wide 1000 and map "
+            "10,000, so these verdicts are only indicative."
+        )
+    return notes
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--chain", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    parser.add_argument("--repeat", type=int, help="best of K runs (default 3; --quick: 1)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        metavar="WORKLOAD",
+        help=f"some of: {', '.join(SECTIONS)}",
+    )
+    parser.add_argument("--runnable-python", help="an interpreter with runnable 0.50.0")
+    parser.add_argument(
+        "--runnable-timeout",
+        type=float,
+        default=300,
+        help="seconds allowed to each runnable run (and each seed run)",
+    )
     args = parser.parse_args()
+    chosen = args.only or list(SECTIONS)
 
-    quiet = RunConsole(Console(file=open(os.devnull, "w")))  # noqa: SIM115
-    workdir = tempfile.mkdtemp(prefix="runnable-dask-bench-")
-    os.chdir(workdir)
-    rows: list[tuple[str, str, float, float]] = []
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=4,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address="127.0.0.1:0",
-        ) as cluster,
-        Client(cluster, set_as_default=False) as client,
-    ):
+    previous = os.getcwd()
+    with tempfile.TemporaryDirectory(prefix="runnable-dask-bench-") as folder:
+        os.chdir(folder)
+        try:
+            bench = _measure(args, chosen, Path(folder))
+        finally:
+            os.chdir(previous)
+    render(bench.rows, _title(bench.column is not None), _notes(bench, args.quick))
 
-        def dask_config(report: bool) -> str:
-            path = os.path.join(workdir, f"dask-report-{report}.yaml")
-            with open(path, "w") as handle:
-                yaml.safe_dump(
-                    {
-                        "pipeline-executor": {
-                            "type": "dask",
-                            "config": {
-                                "address": cluster.scheduler_address,
-                                "performance_report": report,
-                            },
-                        }
-                    },
-                    handle,
-                )
-            return path
 
-        local_config = os.path.join(workdir, "local.yaml")
-        with open(local_config, "w") as handle:
-            yaml.safe_dump({"pipeline-executor": {"type": "local"}}, handle)
-
-        from runnable_dask import driver
-
-        def ours(pipeline: Pipeline, config: str) -> Callable[[], object]:
-            def run() -> object:
-                driver.RunConsole = lambda: quiet  # keep the table readable
-                return pipeline.execute(configuration_file=config)
-
-            return run
-
-        workloads = [
-            ("fanout_sleep 8", fanout_sleep(8), bare_fanout(8)),
-            ("nested 3x3", nested_sleep(3), bare_nested(3)),
-            (f"chain {args.chain}", chain(args.chain), bare_chain(args.chain)),
-        ]
-        # The engine's own cost first; then the same fan-out keeping Dask's performance
-        # report in the catalog (the default), which renders it when the run ends.
-        workloads.append(("fanout_sleep 8, with report", fanout_sleep(8), bare_fanout(8)))
-        for name, pipeline, (graph, key) in workloads:
-            config = dask_config(report=name.endswith("with report"))
-            ours_time = _best(args.repeat, ours(pipeline, config))
-            bare_time = _best(args.repeat, lambda g=graph, k=key: client.get(*_fresh(g, k)))
-            rows.append((name, "dask (LocalCluster 2x4, processes)", ours_time, bare_time))
-        graph, key = bare_chain(args.chain)
-        ours_time = _best(args.repeat, ours(chain(args.chain), local_config))
-        bare_time = _best(
-            args.repeat, lambda: dask.threaded.get(*_fresh(graph, key), num_workers=8)
-        )
-        rows.append((f"chain {args.chain}", "local (threads)", ours_time, bare_time))
-
-    table = Table(title=f"runnable_dask vs bare Dask ({platform.node()}, {os.cpu_count()} cores)")
-    for column in ("workload", "executor", "runnable_dask s", "bare Dask s", "ratio"):
-        table.add_column(column)
-    for name, executor, ours_time, bare_time in rows:
-        table.add_row(
-            name, executor, f"{ours_time:.3f}", f"{bare_time:.3f}", f"{ours_time / bare_time:.2f}x"
-        )
-    Console().print(table)
+def _measure(args: argparse.Namespace, chosen: list[str], scratch: Path) -> Bench:
+    """Every chosen section, in a scratch folder that holds run logs, catalogs, copies."""
+    bench = Bench(args, scratch)
+    bench.local([k for k in ("chain", "wide", "map") if k in chosen])
+    on_cluster = [k for k in ("chain", "wide", "map", "fanout_sleep", "nested") if k in chosen]
+    if on_cluster:
+        bench.on_cluster(on_cluster)
+    if "fanout_cpu" in chosen:
+        bench.fanout_cpu()
+    if "seed" in chosen:
+        bench.seed()
+    if "import" in chosen:
+        bench.imports()
+    return bench
 
 
 if __name__ == "__main__":
