@@ -7,6 +7,7 @@ whose message holds the exception's type and text, with the traceback in the ste
 from __future__ import annotations
 
 import os
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,27 +63,44 @@ def attempt_record(
     }
 
 
+_environment_lock = threading.Lock()
+_environment_users: dict[str, tuple[int, str | None]] = {}
+"""Per name set by running tasks: how many of them set it, and its value before the first."""
+
+
 @contextmanager
 def task_environment(values: dict[str, str]) -> Iterator[None]:
     """Set environment variables while a task runs, as runnable does (``RUNNABLE_RUN_ID``,
-    a loop's index). The environment is the process's: two tasks that run at once in one
-    worker and set the same name to different values see one of them. Names that have
-    their value already (the run id, during an in-process run) are left alone: setting
-    and restoring one costs more than a trivial step."""
-    previous = {
-        name: os.environ.get(name)
-        for name, value in values.items()
-        if os.environ.get(name) != value
-    }
-    os.environ.update({name: values[name] for name in previous})
+    a loop's index).
+
+    The environment is the process's, shared by the tasks that run at once in it: each
+    name is restored when the last task that set it ends, never while another still runs
+    (two tasks that set one name to different values see the later value). A name that
+    has its value already (the run id, during an in-process run) is left alone: setting
+    and restoring one costs more than a trivial step.
+    """
+    with _environment_lock:
+        names = [
+            name
+            for name, value in values.items()
+            if name in _environment_users or os.environ.get(name) != value
+        ]
+        for name in names:
+            count, before = _environment_users.get(name, (0, os.environ.get(name)))
+            _environment_users[name] = (count + 1, before)
+            os.environ[name] = values[name]
     try:
         yield
     finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        with _environment_lock:
+            for name in names:
+                count, before = _environment_users.pop(name)
+                if count > 1:
+                    _environment_users[name] = (count - 1, before)
+                elif before is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = before
 
 
 def log_name(internal_name: str) -> str:
