@@ -64,13 +64,14 @@ class Scope:
     indexes: tuple[str, ...] = ()
     span: Span = ()
 
-    def call(self, node: Node, entry: Entry) -> StepCall:
+    def call(self, node: Node, entry: Entry, forwards: bool = False) -> StepCall:
         return StepCall(
             node=_light(node),
             entry=entry,
             items=self.items,
             hidden=self.hidden,
             indexes=self.indexes,
+            forwards=forwards,
         )
 
 
@@ -227,15 +228,16 @@ class Lowering:
             # for the branch's end, so the last step ends the branch in its own task (no
             # task of its own for the end: half the tasks of a wide map).
             previous: list[Input] = list(inputs)
-            for node in steps[:-1]:
-                call = scope.call(node, entry if node is steps[0] else Entry(node.internal_name))
-                key = keys[node.internal_name]
-                task = (run_step, self.ctx, replace(call, forwards=True), *previous)
-                previous = [part.add(key, task, scope.span, *previous)]
-            last = steps[-1]
-            call = scope.call(last, entry if len(steps) == 1 else Entry(last.internal_name))
-            task = (run_step_and_end, self.ctx, replace(call, forwards=True), end_call, *previous)
-            return part.add(keys[last.internal_name], task, scope.span, *previous)
+            for node in steps:
+                own = entry if node is steps[0] else Entry(node.internal_name)
+                call = scope.call(node, own, forwards=True)
+                task: tuple[Any, ...] = (
+                    (run_step, self.ctx, call, *previous)
+                    if node is not steps[-1]
+                    else (run_step_and_end, self.ctx, call, end_call, *previous)
+                )
+                previous = [part.add(keys[node.internal_name], task, scope.span, *previous)]
+            return previous[0]
 
         for node in steps:
             is_entry = node.internal_name == branch.entry

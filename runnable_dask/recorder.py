@@ -1,8 +1,9 @@
 """Turn the events tasks report into the run log, and keep it on disk as the run goes on.
 
 Only the driving process runs this. Writes are batched: the document is rewritten when
-at least ``min_interval`` seconds, and twenty times the last write's own duration, have
-passed, so writing never takes more than about 5% of a run however many steps it has;
+at least ``min_interval`` seconds, and fifty times the last write's own duration, have
+passed, so writing never takes more than about 2% of a run however many steps it has (a
+map of 10,000 items is written every few seconds);
 the final write happens in :meth:`RunRecorder.close`, whatever happened.
 """
 
@@ -20,6 +21,7 @@ from runnable_dask.runtime.context import Event
 from runnable_dask.stores.runlog import Attempt, BranchLog, ParameterRecord, RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
+WRITE_COST_FACTOR = 50
 LOST_WORKER = "the worker running this attempt was lost; Dask ran the step again"
 
 
@@ -247,7 +249,7 @@ class RunRecorder:
 
     def _write_if_due(self) -> None:
         elapsed = time.monotonic() - self._last_write
-        if elapsed >= max(self.min_interval, 20 * self._write_cost):
+        if elapsed >= max(self.min_interval, WRITE_COST_FACTOR * self._write_cost):
             self._write()
 
     def _write(self) -> None:

@@ -88,7 +88,8 @@ def task_environment(values: dict[str, str]) -> Iterator[None]:
         for name in names:
             count, before = _environment_users.get(name, (0, os.environ.get(name)))
             _environment_users[name] = (count + 1, before)
-            os.environ[name] = values[name]
+            if os.environ.get(name) != values[name]:
+                os.environ[name] = values[name]
     try:
         yield
     finally:

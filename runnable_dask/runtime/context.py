@@ -6,7 +6,7 @@ import functools
 import os
 import queue
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgpack
@@ -114,7 +114,15 @@ class RunContext(Compact):
 
     def holding(self) -> RunContext:
         """This context with its events held until ``send_held`` (see HeldReporter)."""
-        return replace(self, reporter=HeldReporter(self.reporter))
+        return RunContext(  # not dataclasses.replace, which costs as much as a trivial step
+            self.run_id,
+            self.catalog_location,
+            HeldReporter(self.reporter),
+            self.patches,
+            self.project_dir,
+            self.secrets,
+            self.checkpoints,
+        )
 
     def send_held(self) -> None:
         if isinstance(self.reporter, HeldReporter):
