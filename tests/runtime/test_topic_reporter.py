@@ -1,0 +1,64 @@
+"""Events from tasks on a worker: they ride the task's completion to the scheduler, and
+still reach the driver while a long task goes on running."""
+
+from __future__ import annotations
+
+import queue
+import time
+from pathlib import Path
+
+import msgpack
+import pytest
+from distributed import Client, LocalCluster
+
+from runnable_dask.runtime.context import TopicReporter
+
+
+@pytest.fixture(scope="module")
+def client():
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=2, processes=True) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _received(client: Client, topic: str) -> queue.SimpleQueue:
+    got: queue.SimpleQueue = queue.SimpleQueue()
+    client.subscribe_topic(topic, lambda message: got.put(msgpack.unpackb(message[1])))
+    return got
+
+
+def _report_then_wait(topic: str, release: Path) -> str:
+    TopicReporter(topic)([{"step": "first"}])
+    while not release.exists():  # sends nothing to the scheduler meanwhile
+        time.sleep(0.01)
+    return "done"
+
+
+def test_an_event_reaches_the_driver_while_its_task_still_runs(
+    client: Client, tmp_path: Path
+) -> None:
+    got = _received(client, "long-task")
+    release = tmp_path / "release"
+    future = client.submit(_report_then_wait, "long-task", release, pure=False)
+
+    assert got.get(timeout=30) == [{"step": "first"}]
+    assert not future.done()
+    release.touch()
+    assert future.result(timeout=30) == "done"
+
+
+def _report_each(topic: str, count: int) -> int:
+    report = TopicReporter(topic)
+    for index in range(count):
+        report([{"index": index}])
+    return count
+
+
+def test_events_of_quick_tasks_all_arrive_in_order(client: Client) -> None:
+    got = _received(client, "quick-tasks")
+    assert client.submit(_report_each, "quick-tasks", 50, pure=False).result() == 50
+
+    indices = [got.get(timeout=30)[0]["index"] for _ in range(50)]
+    assert indices == list(range(50))
