@@ -58,11 +58,10 @@ def parameters_file(folder: Path, workload: Workload) -> str:
 
 
 def run_ours(pipeline: Any, config: Path, parameters: str = "") -> RunLog:
-    """One run with the console silenced and its own run id.
+    """One run with the console silenced and a run id of its own.
 
-    The id is given rather than generated because a run whose tasks ran at once on the
-    ``local`` executor can leave ``RUNNABLE_RUN_ID`` set in this process (tasks set it
-    while they run), which the next run would take as its id.
+    The id is given rather than generated so that repeated runs in one second never
+    share a run log, whatever the generator's resolution.
     """
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
         return pipeline.execute(

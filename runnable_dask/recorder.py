@@ -109,7 +109,8 @@ class RunRecorder:
             name = fill(branch_template, (*items, value))
             step.branches.setdefault(name, BranchLog(internal_name=name))
         if not self._quiet_step(template):
-            self.console.step_started(f"{fill(template, items)} ({len(values)} iterations)", "map")
+            count = f"{len(values)} iteration{'' if len(values) == 1 else 's'}"
+            self.console.step_started(f"{fill(template, items)} ({count})", "map")
         self._dirty = True
 
     def fail_run(self, message: str, culprit: str | None = None) -> None:
