@@ -11,6 +11,7 @@ not at all if it ended before.
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -23,48 +24,63 @@ DELAY = 0.1
 
 
 class _Announcer:
-    """The start events of the steps running in this process, due at their deadlines."""
+    """The start events of the steps running in this process, due at their deadlines.
+
+    One thread sends them; it lives as long as the process and sleeps while no step
+    runs (starting a thread for each burst of steps cost more than the steps).
+    """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._due: dict[int, tuple[float, Send, Event]] = {}
+        self._ready = threading.Condition()
+        self._due: dict[int, tuple[float, Send, Event]] = {}  # in order of deadline
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
 
     def begin(self, send: Send, event: Event) -> int:
         handle = next(self._ids)
-        with self._lock:
+        with self._ready:
             self._due[handle] = (time.monotonic() + DELAY, send, event)
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._announce, name="runnable-dask-starts", daemon=True
                 )
                 self._thread.start()
+            elif len(self._due) == 1:
+                self._ready.notify()
         return handle
 
     def end(self, handle: int) -> None:
         """The step ended: its start, if announced, went before anything it sends next."""
-        with self._lock:
+        with self._ready:
             self._due.pop(handle, None)
 
+    def forget_thread(self) -> None:
+        """In a forked child: the thread stayed in the parent."""
+        self._ready = threading.Condition()
+        self._due.clear()
+        self._thread = None
+
     def _announce(self) -> None:
-        """Send what is due, four times a delay; end when no step is running."""
-        while True:
-            time.sleep(DELAY / 4)
-            now = time.monotonic()
-            with self._lock:  # held while sending, so a step's end cannot overtake it
-                for handle in [h for h, (due, _, _) in self._due.items() if due <= now]:
-                    _, send, event = self._due.pop(handle)
-                    try:
-                        send([event])
-                    except Exception:  # the worker is closing; its run is ending anyway
-                        continue
+        """Send each start when due; held while sending, so a step's end cannot overtake it."""
+        with self._ready:
+            while True:
                 if not self._due:
-                    self._thread = None
-                    return
+                    self._ready.wait()
+                    continue
+                handle, (due, send, event) = next(iter(self._due.items()))
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._ready.wait(wait)
+                    continue
+                del self._due[handle]
+                try:
+                    send([event])
+                except Exception:  # the worker is closing; its run is ending anyway
+                    continue
 
 
 _ANNOUNCER = _Announcer()
+os.register_at_fork(after_in_child=_ANNOUNCER.forget_thread)
 
 
 @contextmanager
