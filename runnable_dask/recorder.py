@@ -176,7 +176,8 @@ class RunRecorder:
         if step.step_type == "task":
             step.attempts.append(Attempt(attempt_number=len(step.attempts) + 1, start_time=started))
         self._started[name] = (time.monotonic(), branch, items, started)
-        if not self._quiet_step(template):
+        # A map's start is printed once its items are known, with their count.
+        if not self._quiet_step(template) and step.step_type != "map":
             self.console.step_started(name, event["step_type"])
 
     def _on_step(self, event: Event) -> None:

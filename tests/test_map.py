@@ -84,6 +84,15 @@ def test_map_over_a_list_from_the_parameters_file(run: Run, workdir: Path) -> No
     assert run_log.parameters["sq"].value == [1, 4, 9]
 
 
+def test_the_console_shows_a_map_start_once_with_its_count(
+    run: Run, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(Pipeline(steps=[square_map()]), parameters_file=write_params(workdir, "items: [1, 2, 3]\n"))
+
+    started = [line for line in capsys.readouterr().out.splitlines() if "started" in line]
+    assert [line.split() for line in started] == [["started", "m", "(3", "iterations)"]]
+
+
 def test_map_over_a_list_returned_by_an_earlier_step(run: Run) -> None:
     def make() -> list[str]:
         return ["a", "b", "c"]
