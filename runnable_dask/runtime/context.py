@@ -75,7 +75,10 @@ def _with_next_batch(loop: Any, stream: BatchedSend, message: dict[str, Any]) ->
 
 
 def _flush(stream: BatchedSend) -> None:
-    """Send what is queued, if the task's completion did not carry it already."""
+    """Send what is queued, if the task's completion did not carry it already (an empty
+    send would still wake the stream's sender, once for every event of the run)."""
+    if not stream.buffer:
+        return
     from distributed.comm import CommClosedError
 
     with contextlib.suppress(CommClosedError):  # the worker is closing; so is its run

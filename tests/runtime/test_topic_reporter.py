@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
@@ -15,7 +16,7 @@ from runnable_dask.runtime.context import TopicReporter
 
 
 @pytest.fixture(scope="module")
-def client():
+def client() -> Iterator[Client]:
     with (
         LocalCluster(n_workers=1, threads_per_worker=2, processes=True) as cluster,
         Client(cluster) as client,
