@@ -208,7 +208,9 @@ class Lowering:
             for target in dict.fromkeys((node.on_success, node.on_failure)):
                 routes[target].append(keys[node.internal_name])
 
-        terminals = {name: (name, kind) for name, kind in branch.terminals.items()}
+        terminals: dict[str, tuple[str, str]] = {
+            name: (name, kind) for name, kind in branch.terminals.items()
+        }
         end_inputs: list[Input] = list(
             dict.fromkeys(k for t in branch.terminals for k in routes.get(t, []))
         )
@@ -236,8 +238,9 @@ class Lowering:
                     if node is not steps[-1]
                     else (run_step_and_end, self.ctx, call, end_call, *previous)
                 )
-                previous = [part.add(keys[node.internal_name], task, scope.span, *previous)]
-            return previous[0]
+                last = part.add(keys[node.internal_name], task, scope.span, *previous)
+                previous = [last]
+            return last
 
         for node in steps:
             is_entry = node.internal_name == branch.entry

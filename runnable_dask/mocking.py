@@ -40,7 +40,8 @@ def _replacement(step: BaseTask, patch: Patch) -> BaseTask:
     update: dict[str, object] = {}
     if patch.returns is not None:
         update["returns"] = [
-            TaskReturn(name=r) if isinstance(r, str) else TaskReturn(**r) for r in patch.returns
+            TaskReturn(name=r) if isinstance(r, str) else TaskReturn.model_validate(r)
+            for r in patch.returns
         ]
     if isinstance(step, PythonTask):
         update["function"] = _function(step, patch.command)

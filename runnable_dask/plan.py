@@ -157,7 +157,7 @@ def _sub_branches(step: Any, own: str) -> tuple[Branch, ...]:
     return tuple(_plan_branch(sub, f"{own}.{key}", key) for key, sub in branches.items())
 
 
-def _terminal_name(pipeline: Pipeline, kind: type, default: str) -> str:
+def _terminal_name(pipeline: Pipeline, kind: type[Any], default: str) -> str:
     last: Any = pipeline.steps[-1]
     return last.name if isinstance(last, kind) else default
 

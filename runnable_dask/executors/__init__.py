@@ -34,8 +34,11 @@ class Executor(Protocol):
 
     dashboard_link: str | None
     description: str
-    report_performance: bool
-    """Whether the run's Dask performance report is kept (the ``dask`` executor's option)."""
+
+    @property
+    def report_performance(self) -> bool:
+        """Whether the run's Dask performance report is kept (the ``dask`` executor's option)."""
+
     in_process: bool
     """Whether tasks run as threads of the driving process (no worker can be lost)."""
 

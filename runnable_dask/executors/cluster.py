@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import cloudpickle
 import dask
@@ -266,7 +266,7 @@ def check_versions(client: Client, where: str) -> int:
     ``get_versions(check=True)`` only warns in this Dask; a mismatch here is an error,
     since a task graph pickled with one version of these packages is read by another.
     """
-    versions = client.get_versions(packages=["runnable_dask"])
+    versions = cast("dict[str, Any]", client.get_versions(packages=["runnable_dask"]))
     mine = _comparable(versions["client"])
     rows = []
     peers = {"scheduler": versions["scheduler"], **versions["workers"]}

@@ -19,7 +19,14 @@ from typing import Any
 from runnable_dask.runtime.attempt import now
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.node import StepCall, join_branches
-from runnable_dask.runtime.tokens import NOT_REACHED, BranchEnd, Param, Token, arrived
+from runnable_dask.runtime.tokens import (
+    NOT_REACHED,
+    BranchEnd,
+    Param,
+    ParamKind,
+    Token,
+    arrived,
+)
 
 MAX_LISTED = 10
 
@@ -167,7 +174,9 @@ def _reduce(reducer: str | None, ends: list[BranchEnd]) -> dict[str, Param]:
     for name in names:
         params = [end.params[name] for end in ends if name in end.params]
         kinds = {p.kind for p in params}
-        kind = "object" if "object" in kinds else "metric" if kinds == {"metric"} else "json"
+        kind: ParamKind = (
+            "object" if "object" in kinds else "metric" if kinds == {"metric"} else "json"
+        )
         reduced[name] = Param(kind=kind, value=function(*(p.value for p in params)))
     return reduced
 

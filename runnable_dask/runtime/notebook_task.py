@@ -114,7 +114,8 @@ def _ipc_kernel_manager(folder: str, process_output: TextIO) -> type:
             self.transport = "ipc"
             self.ip = os.path.join(folder, "kernel")
 
-        async def start_kernel(self, **kwargs: Any) -> None:
+        # jupyter_client types start_kernel as the sync manager's; this one is async.
+        async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
             kwargs.setdefault("stdout", process_output)
             kwargs.setdefault("stderr", process_output)
             await super().start_kernel(**kwargs)
