@@ -14,7 +14,7 @@ class Catalog(SdkModel):
     matches nothing fails the task); ``put`` patterns are copied into the catalog after
     it runs. With ``store_copy=False`` puts are recorded (name and hash) but not copied.
 
-    Example:
+    Examples:
         >>> Catalog(get=["data/*.csv"], put=["model.pkl"])
         Catalog(get=['data/*.csv'], put=['model.pkl'], store_copy=True)
     """

@@ -105,7 +105,7 @@ class BaseTask(BaseStep):
 class PythonTask(BaseTask):
     """Runs a Python function; its arguments are bound by name from the parameters.
 
-    Example:
+    Examples:
         >>> def add(x: int, y: int = 1):
         ...     return x + y
         >>> PythonTask(name="add", function=add, returns=["total"]).name
