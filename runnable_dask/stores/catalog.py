@@ -12,7 +12,7 @@ import glob
 import hashlib
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -178,3 +178,12 @@ def _sha256(path: str) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class CatalogOpener(Protocol):
+    """What a catalog type registers (entry-point group ``runnable_dask.catalogs``): the
+    pydantic model of its ``config`` section, which gives a run its catalog. Tasks reach
+    the catalog through fsspec, so a type chooses where (and with which fsspec options)
+    runs keep their files, for instance a bucket named per team."""
+
+    def open(self, run_id: str) -> RunCatalog: ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Protocol
 
 from runnable_dask.exceptions import RunLogExistsError, RunnableDaskError
 from runnable_dask.stores.runlog import RunLog
@@ -63,3 +64,11 @@ class RunLogStore:
         if not path.exists():
             raise RunLogNotFoundError(f"no run log for run id {run_id!r} in {self.folder}")
         return RunLog.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+class StoreConfig(Protocol):
+    """What a run-log store type registers (entry-point group
+    ``runnable_dask.run_log_stores``): the pydantic model of its ``config`` section, which
+    opens the store."""
+
+    def open(self) -> RunLogStore: ...

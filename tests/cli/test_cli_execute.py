@@ -128,7 +128,9 @@ def test_a_bad_configuration_is_reported_not_raised(
     (workdir / "typo.yaml").write_text("pipeline-executor:\n  type: lokal\n")
     result = invoke("execute", "flow.py:passing", "-c", "typo.yaml")
     assert result.exit_code == 1
-    assert "type 'lokal' is unknown; valid types: dask, local" in result.stderr
+    assert "type 'lokal' is unknown (did you mean 'local'?); valid types: dask, local" in (
+        result.stderr
+    )
     assert "Traceback" not in result.output
 
 
