@@ -3,9 +3,9 @@
 Only the driving process writes here, and only one driver per run id: it holds the run's
 lock (:mod:`runnable_dask.stores.run_lock`) from the claim to the end. Each write
 replaces the whole document through a temporary file and ``os.replace``, so a reader
-never sees half a run log, and a write that fails leaves the last good one in place. The JSON is
-compact: indented, a map of 10,000 items was 32 MB instead of 13 and took twice as long
-to write (``runnable-dask show`` reads it for people).
+never sees half a run log, and a write that fails leaves the last good one in place.
+The JSON is compact: indented, a map of 10,000 items was 32 MB instead of 13 and took
+twice as long to write (``runnable-dask show`` reads it for people).
 """
 
 from __future__ import annotations
