@@ -97,7 +97,10 @@ def execute(
         recorder.fail_run(_describe(exc))
         raise
     finally:
-        recorder.close()
+        try:
+            recorder.close()
+        finally:
+            store.release(run_log.run_id)
         console.run_finished(
             run_log,
             time.monotonic() - began,

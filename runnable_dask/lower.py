@@ -47,7 +47,7 @@ from runnable_dask.runtime.node import (
     run_step,
     run_step_and_end,
 )
-from runnable_dask.runtime.tokens import Bind, Entry, Token
+from runnable_dask.runtime.tokens import Bind, Entry, ParamKind, Token
 
 Input = str | Token
 Span = tuple[str, ...]
@@ -157,7 +157,7 @@ class Lowering:
                 )
                 for index, item in enumerate(value or ())
             ]
-            task = (run_map_join, ctx, call, ends, token)
+            task = (run_map_join, ctx, call, ends, token, () if ends else _returned(node))
             part.add(frontier.join, task, scope.span, ends, token)
         elif not value:
             part.add(frontier.join, (passthrough, token), scope.span, token)
@@ -335,3 +335,12 @@ def _light(node: Node) -> Node:
     if not node.branches:
         return node
     return replace(node, branches=tuple(replace(b, nodes=()) for b in node.branches))
+
+
+def _returned(node: Node) -> tuple[tuple[str, ParamKind], ...]:
+    """The names a composite's branch returns anywhere inside it, with their kinds."""
+    kinds: dict[str, ParamKind] = {}
+    for _, inner in node.branches[0].walk():
+        for spec in getattr(inner.step, "returns", ()):
+            kinds.setdefault(spec.name, spec.kind)
+    return tuple(kinds.items())

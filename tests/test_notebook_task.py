@@ -108,3 +108,37 @@ def test_a_missing_notebook_fails_the_step_naming_it(run: Run) -> None:
     task = NotebookTask(name="ghost", notebook="not_here.ipynb")
     with pytest.raises(ExecutionFailedError, match=r"notebook 'not_here\.ipynb' does not exist"):
         run(Pipeline(steps=[task]))
+
+
+def _without_kernelspec(path: Path) -> str:
+    name = write_notebook(path, "x = 1", "y = x + 1")
+    notebook = nbformat.read(str(path), as_version=4)
+    del notebook.metadata["kernelspec"]
+    nbformat.write(notebook, str(path))
+    return name
+
+
+def test_a_notebook_without_a_kernelspec_fails_naming_the_step_and_the_fix(
+    run: Run, workdir: Path
+) -> None:
+    task = NotebookTask(name="explore", notebook=_without_kernelspec(workdir / "bare.ipynb"))
+    with pytest.raises(
+        ExecutionFailedError,
+        match=r"explore: NotebookKernelError: NotebookTask 'explore': notebook 'bare\.ipynb' "
+        r"names no kernel \(its metadata has no kernelspec\); choose a kernel in Jupyter and "
+        r"save the notebook, or name one in the step: "
+        r"optional_ploomber_args=\{'kernel_name': 'python3'\}",
+    ):
+        run(Pipeline(steps=[task]))
+
+
+def test_a_kernel_named_by_the_step_runs_a_notebook_without_a_kernelspec(
+    run: Run, workdir: Path
+) -> None:
+    task = NotebookTask(
+        name="explore",
+        notebook=_without_kernelspec(workdir / "bare.ipynb"),
+        optional_ploomber_args={"kernel_name": "python3"},
+        returns=["y"],
+    )
+    assert run(Pipeline(steps=[task])).parameters["y"].value == 2

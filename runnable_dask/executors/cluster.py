@@ -33,6 +33,7 @@ import dask
 
 from runnable_dask.config import DaskConfig, SecurityConfig
 from runnable_dask.exceptions import RunnableDaskError
+from runnable_dask.executors.reach import refused
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -114,6 +115,12 @@ def _connect_address(config: DaskConfig, security: Security | None, stack: ExitS
     from distributed import Client
 
     address = str(config.address)
+    why = refused(address, config.timeout)
+    if why:
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {address}: {why}; start it there "
+            "(dask scheduler --host 127.0.0.1 --port PORT), or fix pipeline-executor.config.address"
+        )
     try:
         client = Client(address, timeout=config.timeout, security=security, set_as_default=False)
     except (OSError, TimeoutError) as exc:

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from typing import Any, TextIO
 
 from runnable_dask.runtime.binding import to_param
+from runnable_dask.runtime.notebook_checks import check_kernel
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import NotebookTask
 from runnable_dask.stores.catalog import RunCatalog
@@ -62,6 +63,7 @@ def run_notebook(
         source = os.path.join(scratch, os.path.basename(task.notebook))
         executed = os.path.join(scratch, "executed.ipynb")
         notebook = nbformat.read(task.notebook, as_version=4)
+        check_kernel(task, notebook)
         if names:
             cell = nbformat.v4.new_code_cell(_RETURNS_CELL.format(path=returns_file, names=names))
             cell.metadata["tags"] = [_RETURNS_TAG]

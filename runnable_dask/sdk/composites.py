@@ -81,6 +81,8 @@ class Map(BaseStep):
     inside the branch is reduced over the iterations, in list order, and becomes a
     parameter: by default the list of values; else ``reducer``, a ``"lambda *x: ..."``
     string or the dotted path of a function taking the values as positional arguments.
+    An empty list runs no iteration and reduces every name the branch returns from no
+    values: ``[]`` by default; a custom reducer is called with no arguments.
 
     Examples:
         >>> from runnable_dask import Pipeline, Stub
