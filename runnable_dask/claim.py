@@ -19,14 +19,14 @@ from runnable_dask.exceptions import ConfigurationError, RunLogExistsError, RunL
 from runnable_dask.run_id import generate_run_id
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.stores.runlog import RunLog
-from runnable_dask.stores.runlog_store import RunLogStore
+from runnable_dask.stores.runlog_store import RunLogStorage
 
 ENTRY_ENV = "RUNNABLE_DASK_ENTRY"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def claim(
-    store: RunLogStore, requested: str, template: RunLog, params: dict[str, Param]
+    store: RunLogStorage, requested: str, template: RunLog, params: dict[str, Param]
 ) -> tuple[RunLog, dict[str, Param], bool]:
     """The run log to write, the initial parameters, and whether this run resumes one."""
     if requested and not _RUN_ID.fullmatch(requested):
@@ -40,7 +40,7 @@ def claim(
         run_id = requested or generate_run_id()
         try:
             store.lock(run_id)  # one driver per run id: a second one is refused here
-            if requested and store.path(requested).exists():
+            if requested and store.exists(requested):
                 previous = store.read(requested)
                 run_log = _resume(previous, template)
                 store.write(run_log)  # its driver is this one; the store is writable

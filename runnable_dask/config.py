@@ -38,7 +38,7 @@ from runnable_dask.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from runnable_dask.executors import Executor
     from runnable_dask.stores.catalog import RunCatalog
-    from runnable_dask.stores.runlog_store import RunLogStore
+    from runnable_dask.stores.runlog_store import RunLogStorage
 
 CONFIGURATION_ENV = "RUNNABLE_CONFIGURATION_FILE"
 
@@ -221,11 +221,11 @@ class MockedConfig(_Strict):
 
 
 class RunLogStoreConfig(_Strict):
-    """Run logs as JSON files in a folder."""
+    """Run logs as JSON files in a folder or at any fsspec URL."""
 
     log_folder: str = ".run_log_store"
 
-    def open(self) -> RunLogStore:
+    def open(self) -> RunLogStorage:
         from runnable_dask.stores.runlog_store import RunLogStore
 
         return RunLogStore(self.log_folder)

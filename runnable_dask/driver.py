@@ -33,7 +33,7 @@ from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import Pipeline
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import ParameterRecord, RunLog
-from runnable_dask.stores.runlog_store import RunLogStore
+from runnable_dask.stores.runlog_store import RunLogStorage
 
 RUN_ID_ENV = "RUNNABLE_RUN_ID"
 PARAMETERS_ENV = "RUNNABLE_PARAMETERS_FILE"
@@ -62,7 +62,7 @@ def execute(
     catalog = config.catalog.config.open(run_log.run_id)
     console = RunConsole()
     recorder = RunRecorder(run_log, plan, store, console, _code_identities())
-    log_path = str(store.path(run_log.run_id))
+    log_path = store.url(run_log.run_id)
     dashboard = None
     broken: Exception | None = None
     events: queue.SimpleQueue = queue.SimpleQueue()
@@ -119,7 +119,7 @@ def execute(
 
 
 def _open_run_log(
-    store: RunLogStore,
+    store: RunLogStorage,
     plan: Plan,
     config: Configuration,
     run_id: str,

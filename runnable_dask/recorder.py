@@ -20,7 +20,7 @@ from runnable_dask.runtime.attempt import now
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import Event
 from runnable_dask.stores.runlog import Attempt, BranchLog, ParameterRecord, RunLog, StepLog
-from runnable_dask.stores.runlog_store import RunLogStore
+from runnable_dask.stores.runlog_store import RunLogStorage
 
 WRITE_COST_FACTOR = 100
 LOST_WORKER = "the worker running this attempt was lost; Dask ran the step again"
@@ -39,7 +39,7 @@ class RunRecorder:
         self,
         run_log: RunLog,
         plan: Plan,
-        store: RunLogStore,
+        store: RunLogStorage,
         console: RunConsole,
         code_identities: list[dict[str, Any]] | None = None,
         min_interval: float = 0.25,
@@ -277,7 +277,7 @@ class RunRecorder:
         run_id = self.run_log.run_id
         return (
             f"{exc}. The run was stopped: a run that cannot be recorded does not go on. "
-            f"The last good run log is {self.store.path(run_id)}, as written at "
+            f"The last good run log is {self.store.url(run_id)}, as written at "
             f"{self._last_good} (steps that ended since are missing from it); the steps' "
             f"logs and checkpoints are in the catalog, so once the folder is writable "
             f"`runnable-dask retry {run_id}` resumes the run"

@@ -12,8 +12,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from runnable_dask import ConfigurationError, Pipeline, PythonTask, plugins
+from runnable_dask import ConfigurationError, Pipeline, PythonTask, plugins, results
+from runnable_dask.cli import cli
+from runnable_dask.config import load_configuration
 
 EXECUTOR_MODULE = '''
 from pathlib import Path
@@ -33,6 +36,90 @@ class SerialConfig(BaseModel):
     def open(self, events):
         Path(self.mark).write_text("opened", encoding="utf-8")
         return LocalExecutor(LocalConfig(max_workers=1), events)
+'''
+
+
+STORE_MODULE = '''
+import sqlite3
+import time
+
+from pydantic import BaseModel, ConfigDict
+
+from runnable_dask.exceptions import RunInUseError, RunLogExistsError
+from runnable_dask.stores.runlog import RunLog
+from runnable_dask.stores.runlog_store import RunLogNotFoundError
+
+
+class SqliteStore:
+    """Run logs as rows of one SQLite file; a run's claim is a row of its own."""
+
+    def __init__(self, path):
+        self.location = f"sqlite:///{path}"
+        self._path = path
+        with self._db() as db:
+            db.execute("create table if not exists runs (id text primary key, doc blob, at real)")
+            db.execute("create table if not exists claims (id text primary key)")
+
+    def _db(self):
+        return sqlite3.connect(self._path)
+
+    def url(self, run_id):
+        return f"{self.location}?run={run_id}"
+
+    def exists(self, run_id):
+        with self._db() as db:
+            return db.execute("select 1 from runs where id = ?", (run_id,)).fetchone() is not None
+
+    def create(self, run_log):
+        try:
+            with self._db() as db:
+                db.execute(
+                    "insert into runs values (?, ?, ?)",
+                    (run_log.run_id, run_log.model_dump_json().encode(), time.time()),
+                )
+        except sqlite3.IntegrityError:
+            raise RunLogExistsError(f"run {run_log.run_id!r} exists in {self.location}") from None
+
+    def write(self, run_log):
+        with self._db() as db:
+            db.execute(
+                "update runs set doc = ?, at = ? where id = ?",
+                (run_log.model_dump_json().encode(), time.time(), run_log.run_id),
+            )
+
+    def read_bytes(self, run_id):
+        with self._db() as db:
+            row = db.execute("select doc from runs where id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunLogNotFoundError(f"no run log for run id {run_id!r} in {self.location}")
+        return row[0]
+
+    def read(self, run_id):
+        return RunLog.model_validate_json(self.read_bytes(run_id))
+
+    def run_ids(self, limit=None):
+        with self._db() as db:
+            rows = db.execute("select id from runs order by at desc").fetchall()
+        return [row[0] for row in rows[:limit]]
+
+    def lock(self, run_id):
+        try:
+            with self._db() as db:
+                db.execute("insert into claims values (?)", (run_id,))
+        except sqlite3.IntegrityError:
+            raise RunInUseError(f"run {run_id!r} is being driven by another process") from None
+
+    def release(self, run_id):
+        with self._db() as db:
+            db.execute("delete from claims where id = ?", (run_id,))
+
+
+class SqliteStoreConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str
+
+    def open(self):
+        return SqliteStore(self.path)
 '''
 
 
@@ -90,6 +177,38 @@ def test_an_executor_from_another_package_runs_a_pipeline(
         "type": "serial",
         "config": {"mark": str(mark)},
     }
+
+
+def test_a_run_log_store_from_another_package_keeps_the_run(
+    workdir: Path, site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install(
+        site,
+        "sqlite_store",
+        STORE_MODULE,
+        {"runnable_dask.run_log_stores": {"sqlite": "sqlite_store:SqliteStoreConfig"}},
+    )
+    config = workdir / "sqlite.yaml"
+    config.write_text(
+        "pipeline-executor: {type: local}\n"
+        "run-log-store: {type: sqlite, config: {path: runs.db}}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("RUNNABLE_PRM_x", "21")
+    pipeline = Pipeline(steps=[PythonTask(name="double", function=double, returns=["y"])])
+
+    pipeline.execute(configuration_file=str(config), run_id="in-sqlite")
+
+    store = load_configuration(str(config)).run_log_store.config.open()
+    assert store.location == "sqlite:///runs.db"
+    run_log = results.load_run("in-sqlite", store)
+    assert run_log.status == "SUCCESS"
+    assert run_log.parameters["y"].value == 42
+    assert [row["run_id"] for row in results.runs(store)] == ["in-sqlite"]
+    assert not (workdir / ".run_log_store").exists()
+    listed = CliRunner().invoke(cli, ["runs", "-c", str(config)], prog_name="runnable-dask")
+    assert listed.exit_code == 0, listed.output
+    assert "in-sqlite" in listed.output and "SUCCESS" in listed.output
 
 
 def test_an_unknown_type_lists_the_installed_ones_theirs_included(site: Path) -> None:

@@ -108,7 +108,7 @@ def test_tag_needs_the_function_form(invoke: Invoke, flow: Path, store: RunLogSt
     result = invoke("execute", "flow.py", "--tag", "x")
     assert result.exit_code == 2
     assert "--tag needs FILE.py:function" in result.stderr
-    assert not store.folder.exists()  # nothing ran
+    assert not Path(store.location).exists()  # nothing ran
 
 
 def test_an_error_in_the_users_file_is_one_line_naming_where(invoke: Invoke, workdir: Path) -> None:
