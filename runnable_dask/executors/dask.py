@@ -15,14 +15,14 @@ from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import Any
 
-import msgpack
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from dask.typing import Key
 
 from runnable_dask.config import DaskConfig
 from runnable_dask.executors import Deps, Resolved, Tasks
 from runnable_dask.executors.cluster import ClusterError, connect, ship_graph, ship_user_modules
-from runnable_dask.runtime.context import Reporter, TopicReporter
+from runnable_dask.executors.dask_events import TopicReporter, put_each
+from runnable_dask.runtime.context import Reporter
 
 
 class DaskExecutor:
@@ -72,7 +72,7 @@ class DaskExecutor:
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
         self._run = f"runnable-dask {run_id}"
         topic = f"runnable-dask/{run_id}"
-        self._client.subscribe_topic(topic, lambda message: _put_each(events, message[1]))
+        self._client.subscribe_topic(topic, lambda message: put_each(events, message[1]))
         self._topics.append(topic)
         return TopicReporter(topic)
 
@@ -146,12 +146,6 @@ class DaskExecutor:
     def _resolved(self, future: Any) -> None:
         self._watched.pop(future.key, None)
         self._events.put(Resolved(future.key, future.result))
-
-
-def _put_each(events: queue.SimpleQueue, message: bytes) -> None:
-    """A task's message: its events (a map iteration's step and branch end), packed."""
-    for event in msgpack.unpackb(message, strict_map_key=False):
-        events.put(event)
 
 
 def _with_futures(task: tuple[Any, ...], held: dict[str, Any]) -> tuple[Any, ...]:
