@@ -24,7 +24,14 @@ import typing
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from runnable_dask.exceptions import ConfigurationError
 
@@ -42,7 +49,7 @@ class LocalConfig(_Strict):
 
 
 _ADDRESS_SCHEMES = ("tcp", "tls", "ws", "wss")
-_EMBEDDED_ONLY = ("threads_per_worker", "processes", "dashboard_address")
+_EMBEDDED_ONLY = ("threads_per_worker", "processes", "dashboard_address", "resources")
 
 
 class AdaptConfig(_Strict):
@@ -89,7 +96,8 @@ class DaskConfig(_Strict):
 
     ``security`` (TLS) applies to all three; ``timeout`` bounds starting or reaching it.
     ``performance_report`` keeps Dask's report of the run in its catalog (rendering it
-    takes about half a second at the end of the run).
+    takes about half a second at the end of the run). ``resources`` are what each worker
+    of the ``LocalCluster`` started for the run offers (default: what the steps ask for).
     """
 
     address: str | None = None
@@ -103,6 +111,14 @@ class DaskConfig(_Strict):
     timeout: float = Field(default=30.0, gt=0)
     security: SecurityConfig | None = None
     performance_report: bool = True
+    resources: dict[str, float] | None = None
+
+    @field_validator("resources", mode="before")
+    @classmethod
+    def _valid_resources(cls, value: Any) -> Any:
+        from runnable_dask.sdk.resources import check_resources
+
+        return None if value is None else check_resources(value)
 
     @model_validator(mode="after")
     def _one_way_to_a_cluster(self) -> DaskConfig:

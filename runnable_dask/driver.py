@@ -68,7 +68,8 @@ def execute(
     events: queue.SimpleQueue = queue.SimpleQueue()
     lowering: Lowering | None = None
     try:
-        with open_executor(config.pipeline_executor, events) as executor:
+        with open_executor(config.pipeline_executor, events, plan) as executor:
+            executor.notice = console.note
             dashboard = executor.dashboard_link
             console.run_started(run_log.run_id, executor.description, dashboard, log_path)
             if resumed:

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from runnable_dask.config import DaskExecutorSpec, ExecutorSpec
+from runnable_dask.plan import Plan
 from runnable_dask.runtime.context import Reporter
+from runnable_dask.sdk.resources import Resources
 
 Tasks = dict[str, tuple[Any, ...]]
 Deps = dict[str, tuple[str, ...]]
@@ -38,6 +40,8 @@ class Executor(Protocol):
     """Whether the run's Dask performance report is kept (the ``dask`` executor's option)."""
     in_process: bool
     """Whether tasks run as threads of the driving process (no worker can be lost)."""
+    notice: Callable[[str], None]
+    """Where a note for the person watching the run goes (the driver sets it)."""
 
     @property
     def client(self) -> Any:
@@ -52,10 +56,12 @@ class Executor(Protocol):
         keep: set[str],
         watch: set[str],
         spans: dict[str, tuple[str, ...]],
+        resources: dict[str, Resources] | None = None,
     ) -> None:
         """Start ``tasks``; hold the results of ``keep`` for later parts; report ``watch``.
 
-        ``spans`` names, for each task, the branches it runs in (for the dashboard).
+        ``spans`` names, for each task, the branches it runs in (for the dashboard);
+        ``resources`` the worker resources of the tasks that ask for some.
         """
 
     def release(self, keys: Iterable[str]) -> None:
@@ -63,13 +69,16 @@ class Executor(Protocol):
 
 
 def open_executor(
-    spec: ExecutorSpec, events: queue.SimpleQueue
+    spec: ExecutorSpec, events: queue.SimpleQueue, plan: Plan | None = None
 ) -> AbstractContextManager[Executor]:
-    """The executor the configuration asks for (not yet entered)."""
+    """The executor the configuration asks for (not yet entered); a ``LocalCluster``
+    started for the run offers the worker resources ``plan``'s steps ask for."""
     if isinstance(spec, DaskExecutorSpec):
         from runnable_dask.executors.dask import DaskExecutor
+        from runnable_dask.executors.resources import offered_by_local_cluster
 
-        return DaskExecutor(spec.config, events)
+        config = offered_by_local_cluster(spec.config, plan) if plan else spec.config
+        return DaskExecutor(config, events)
     from runnable_dask.executors.local import LocalExecutor
 
     return LocalExecutor(spec.config, events)
