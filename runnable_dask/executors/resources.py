@@ -88,7 +88,8 @@ class ResourceCheck:
         have = sorted({f"{describe(o)}" for o in offers if o}) or ["none"]
         if not self.can_grow:
             raise MissingResourcesError(
-                f"step {names} asks for resources {describe(asked)}, but the LocalCluster "
+                f"step {', '.join(map(repr, steps))} asks for resources {describe(asked)}, "
+                "but the LocalCluster "
                 f"started for the run offers {'; '.join(have)}; raise "
                 "pipeline-executor.config.resources (or remove it: the LocalCluster then "
                 "offers what the pipeline asks for), or run on a cluster whose workers offer them"
