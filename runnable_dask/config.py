@@ -252,6 +252,15 @@ class SecretsSpec(_Strict):
     config: dict[str, Any] = Field(default_factory=dict, max_length=0)
 
 
+class TrackerSpec(_Strict):
+    """An experiment tracker (:mod:`runnable_dask.tracking`): an entry point's name in the
+    group ``runnable_dask.trackers`` (``mlflow``) or ``package.module:Class``, and the
+    keyword arguments it is built with."""
+
+    type: str = Field(min_length=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
 class Configuration(_Strict):
     """The whole configuration file."""
 
@@ -261,6 +270,12 @@ class Configuration(_Strict):
     run_log_store: RunLogStoreSpec = Field(default_factory=RunLogStoreSpec, alias="run-log-store")
     catalog: CatalogSpec = Field(default_factory=CatalogSpec)
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
+    tracking: list[TrackerSpec] = Field(default_factory=list)
+
+    @field_validator("tracking", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
 
 
 _EXECUTOR_TYPES: dict[str, type[BaseModel]] = {

@@ -34,6 +34,7 @@ from runnable_dask.sdk import Pipeline
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import ParameterRecord, RunLog
 from runnable_dask.stores.runlog_store import RunLogStore
+from runnable_dask.tracking.hub import TrackerHub, load_trackers
 
 RUN_ID_ENV = "RUNNABLE_RUN_ID"
 PARAMETERS_ENV = "RUNNABLE_PARAMETERS_FILE"
@@ -53,6 +54,7 @@ def execute(
     """
     began = time.monotonic()
     config = load_configuration(configuration_file)
+    trackers = load_trackers(config.tracking)
     plan = build_plan(pipeline)
     parameters_file = parameters_file or os.environ.get(PARAMETERS_ENV, "")
     store = RunLogStore(config.run_log_store.config.log_folder)
@@ -62,6 +64,7 @@ def execute(
     catalog = RunCatalog(_absolute(config.catalog.config.catalog_location), run_log.run_id)
     console = RunConsole()
     recorder = RunRecorder(run_log, plan, store, console, _code_identities())
+    tracking = TrackerHub(trackers, console.note)
     log_path = str(store.path(run_log.run_id))
     dashboard = None
     broken: Exception | None = None
@@ -74,6 +77,7 @@ def execute(
             console.run_started(run_log.run_id, executor.description, dashboard, log_path)
             if resumed:
                 console.resumed(run_log.run_id)
+            _start_tracking(tracking, recorder, resumed, catalog, log_path)
             recorder.checkpoints = _checkpoints(executor, catalog, resumed)
             ctx = RunContext(
                 run_id=run_log.run_id,
@@ -99,6 +103,7 @@ def execute(
         raise
     finally:
         recorder.close()
+        _finish_tracking(tracking, run_log, catalog, store)
         console.run_finished(
             run_log,
             time.monotonic() - began,
@@ -225,6 +230,27 @@ def _drive(
             return
         if not isinstance(item, Resolved):
             recorder.apply(item)
+
+
+def _start_tracking(
+    tracking: TrackerHub, recorder: RunRecorder, resumed: bool, catalog: RunCatalog, log: str
+) -> None:
+    """The trackers' first hook; then each step's record goes to them as it arrives."""
+    if tracking:
+        tracking.run_started(recorder.run_log, resumed, catalog, log)
+        recorder.step_listener = tracking.step_listener(recorder.run_log.run_id)
+
+
+def _finish_tracking(
+    tracking: TrackerHub, run_log: RunLog, catalog: RunCatalog, store: RunLogStore
+) -> None:
+    """The trackers' last hook; their errors, if any, kept in the run log."""
+    if not tracking:
+        return
+    tracking.run_finished(run_log, catalog)
+    if tracking.errors:
+        run_log.run_config["tracking_errors"] = tracking.errors
+        store.write(run_log)
 
 
 def _log_tail(catalog: RunCatalog, internal_name: str, lines: int = 8) -> list[str]:
