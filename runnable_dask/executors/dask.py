@@ -125,7 +125,7 @@ class DaskExecutor:
         layer_of = {key: path for path, keys in layers.items() for key in keys}
         names = {
             layer: "/".join((self._run, *layer[0]))
-            + ("?" + "&".join(f"{n}={a:g}" for n, a in layer[1]) if layer[1] else "")
+            + ("?" + "&".join(f"{n}={a!r}" for n, a in layer[1]) if layer[1] else "")
             for layer in layers
         }
         depends: dict[str, set[str]] = {name: set() for name in names.values()}

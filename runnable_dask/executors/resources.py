@@ -18,7 +18,7 @@ from dask.utils import key_split
 from runnable_dask.config import DaskConfig
 from runnable_dask.exceptions import RunnableDaskError
 from runnable_dask.plan import Plan
-from runnable_dask.sdk.resources import Resources, describe
+from runnable_dask.sdk.resources import Resources, amount_text, describe
 
 Notice = Callable[[str], None]
 
@@ -94,7 +94,7 @@ class ResourceCheck:
                 "pipeline-executor.config.resources (or remove it: the LocalCluster then "
                 "offers what the pipeline asks for), or run on a cluster whose workers offer them"
             )
-        flags = " ".join(f"{n}={a:g}" for n, a in sorted(asked.items()))
+        flags = " ".join(f"{n}={amount_text(a)}" for n, a in sorted(asked.items()))
         self.notice(
             f"waiting {names} asks for {describe(asked)}, which no worker offers now "
             f"(workers offer: {'; '.join(have)}); it runs when one joins, e.g. "

@@ -52,5 +52,10 @@ def merge(outer: Resources, inner: Resources | None) -> Resources:
 
 
 def describe(resources: Mapping[str, float]) -> str:
-    """``GPU=1, MEMORY=8e+09``: as ``dask worker --resources`` spells them."""
-    return ", ".join(f"{name}={amount:g}" for name, amount in sorted(resources.items()))
+    """``GPU=1, MEMORY=8e9``: as ``dask worker --resources`` spells them."""
+    return ", ".join(f"{name}={amount_text(amount)}" for name, amount in sorted(resources.items()))
+
+
+def amount_text(amount: float) -> str:
+    """``1``, ``0.5``, ``8e9``: short, and read back by ``dask worker --resources``."""
+    return f"{amount:g}".replace("e+0", "e").replace("e+", "e")
