@@ -97,7 +97,8 @@ class DaskConfig(_Strict):
     ``security`` (TLS) applies to all three; ``timeout`` bounds starting or reaching it.
     ``performance_report`` keeps Dask's report of the run in its catalog (rendering it
     takes about half a second at the end of the run). ``resources`` are what each worker
-    of the ``LocalCluster`` started for the run offers (default: what the steps ask for).
+    of the ``LocalCluster`` started for the run offers (default: enough for its threads to
+    run the steps that ask for resources all at once).
     """
 
     address: str | None = None

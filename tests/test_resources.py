@@ -96,7 +96,11 @@ def test_composite_resources_reach_every_task_inside_and_inner_amounts_win() -> 
 
 def test_the_run_s_local_cluster_offers_what_the_steps_ask_for_unless_configured() -> None:
     plan = build_plan(Pipeline(steps=[PythonTask(name="fit", function=noop, resources={"GPU": 1})]))
-    assert offered_by_local_cluster(DaskConfig(), plan).resources == {"GPU": 1.0}
+    # Enough for each of a worker's threads (4 by default) to run the step at once.
+    assert offered_by_local_cluster(DaskConfig(), plan).resources == {"GPU": 4.0}
+    assert offered_by_local_cluster(DaskConfig(threads_per_worker=2), plan).resources == {
+        "GPU": 2.0
+    }
     assert offered_by_local_cluster(DaskConfig(resources={"GPU": 4}), plan).resources == {
         "GPU": 4.0
     }
@@ -182,5 +186,5 @@ def test_local_cluster_started_for_the_run_offers_the_steps_resources(
 
     run_log = pipeline.execute(configuration_file=str(config), run_id="gpu-local")
 
-    assert run_log.parameters["offered"].value == {"GPU": 1.0}
-    assert "each offering GPU=1" in capsys.readouterr().out
+    assert run_log.parameters["offered"].value == {"GPU": 2.0}  # 2 threads x 1
+    assert "each offering GPU=2" in capsys.readouterr().out

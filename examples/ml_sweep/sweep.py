@@ -20,10 +20,10 @@ Needs the examples extra (`pip install -e ".[examples]"`: scikit-learn, matplotl
 
 The heaviest family, random forest (200 full-depth trees make the largest models), asks
 for worker resources: ``resources={"MEMORY": 2e9}`` on its Map, for every fit inside it.
-The LocalCluster started for the run gives each worker what the steps ask for, so each
-worker fits one random forest at a time (the other families run beside it). On a
-cluster of your own, start a worker that offers it, or those fits wait (the console
-says so): ``dask worker tcp://HOST:8786 --resources "MEMORY=2e9"``.
+The LocalCluster started for the run gives each worker enough of it for all its threads,
+so on a laptop the sweep runs as it would without it. On a cluster of your own, start a
+worker that offers it, or those fits wait (the console says so):
+``dask worker tcp://HOST:8786 --resources "MEMORY=8e9"`` runs up to four at once there.
 
 Run it from the repository root (a LocalCluster is started for the run):
 

@@ -17,6 +17,7 @@ from dask.utils import key_split
 
 from runnable_dask.config import DaskConfig
 from runnable_dask.exceptions import RunnableDaskError
+from runnable_dask.executors.cluster import DEFAULT_THREADS_PER_WORKER
 from runnable_dask.plan import Plan
 from runnable_dask.sdk.resources import Resources, amount_text, describe
 
@@ -28,9 +29,7 @@ class MissingResourcesError(RunnableDaskError):
 
 
 def pipeline_resources(plan: Plan) -> Resources:
-    """Each resource any step names, at the largest amount a step asks for: what every
-    worker of a ``LocalCluster`` started for the run offers, so each can run any step
-    (and runs at most as many at once as its amounts allow)."""
+    """Each resource any step names, at the largest amount a step asks for."""
     needed: Resources = {}
     for _, node in plan.nodes():
         for name, amount in (getattr(node.step, "resources", None) or {}).items():
@@ -40,10 +39,13 @@ def pipeline_resources(plan: Plan) -> Resources:
 
 def offered_by_local_cluster(config: DaskConfig, plan: Plan) -> DaskConfig:
     """``config`` with the resources its ``LocalCluster``'s workers offer: the configured
-    ones, else those the pipeline names (none when it runs on a cluster of its own)."""
+    ones, else every resource the steps name, enough for each of a worker's threads to
+    run the step that asks most (so on a laptop the annotations limit nothing, and the
+    pipeline runs as it would without them). Unchanged for a cluster of one's own."""
     if config.address or config.cluster_class or config.resources is not None:
         return config
-    needed = pipeline_resources(plan)
+    threads = config.threads_per_worker or DEFAULT_THREADS_PER_WORKER
+    needed = {name: amount * threads for name, amount in pipeline_resources(plan).items()}
     return config.model_copy(update={"resources": needed}) if needed else config
 
 

@@ -37,7 +37,7 @@ def test_sweep_runs_on_dask_scheduler_and_workers(
     # The random forest's fits ask for MEMORY (examples/ml_sweep/sweep.py): one more
     # worker offers it, as the example's docstring says to start one.
     command = [DASK, "worker", tcp_cluster.address, "--host", "127.0.0.1", "--no-dashboard"]
-    command += ["--nthreads", "2", "--resources", "MEMORY=2e9"]
+    command += ["--nthreads", "2", "--resources", "MEMORY=8e9"]
     log = tcp_cluster.worker_folder.parent / "memory-worker.log"
     tcp_cluster.processes.append(start(command, tcp_cluster.worker_folder, log))
     wait_for_workers(tcp_cluster, 3)
