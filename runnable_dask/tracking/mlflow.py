@@ -9,6 +9,8 @@ SQLite store). In the configuration::
         tracking_uri: sqlite:///mlflow.db   # default: MLflow's own (MLFLOW_TRACKING_URI)
         experiment_name: model-sweeps        # default: runnable_dask
         log_artifacts: true                  # the catalog's files (default: false)
+        artifact_location: s3://bucket/mlflow  # a new experiment's artifacts (default:
+                                               # MLflow's, ./mlruns beside an SQLite store)
 
 What goes where:
 
@@ -50,12 +52,14 @@ class MlflowTracker(Tracker):
         tracking_uri: str | None = None,
         experiment_name: str = "runnable_dask",
         log_artifacts: bool = False,
+        artifact_location: str | None = None,
     ) -> None:
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self.experiment_name = experiment_name
         self.log_artifacts = log_artifacts
+        self.artifact_location = artifact_location
         self._root = ""
         self._run_id = ""
         self._runs: dict[str, str] = {}  # branch internal name -> nested MLflow run id
@@ -73,7 +77,7 @@ class MlflowTracker(Tracker):
         experiment_id = (
             experiment.experiment_id
             if experiment is not None
-            else self.client.create_experiment(self.experiment_name)
+            else self.client.create_experiment(self.experiment_name, self.artifact_location)
         )
         self._experiment = experiment_id
         tags = {

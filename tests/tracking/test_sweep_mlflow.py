@@ -26,7 +26,9 @@ GRIDS = {
 def test_sweep_tracked_in_mlflow_with_a_nested_run_per_configuration(tmp_path: Path) -> None:
     config = yaml.safe_load((ROOT / "examples/configs/mlflow.yaml").read_text(encoding="utf-8"))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    config["tracking"]["config"]["tracking_uri"] = uri  # the example's, kept out of the repo
+    tracker = config["tracking"]["config"]
+    tracker["tracking_uri"] = uri  # the example's store and artifacts, kept out of the repo
+    tracker["artifact_location"] = str(tmp_path / "artifacts")
     config["pipeline-executor"] = {"type": "local"}
     config["run-log-store"] = {"type": "file-system", "config": {"log_folder": str(tmp_path)}}
     config["catalog"] = {"type": "file-system", "config": {"catalog_location": str(tmp_path)}}
@@ -77,3 +79,5 @@ def test_sweep_tracked_in_mlflow_with_a_nested_run_per_configuration(tmp_path: P
         assert nested.data.params == {"config": nested.info.run_name.split(".grid.")[1]}
     artifacts = {a.path for a in client.list_artifacts(root.info.run_id, "report")}
     assert artifacts == {"report/summary.md", "report/sweep-scores.png"}
+    assert (tmp_path / "artifacts").is_dir()
+    assert not (ROOT / "mlruns").exists()
