@@ -1,5 +1,5 @@
-"""Per-step worker resources on real processes: a ``dask scheduler`` and two ``dask
-worker`` processes, only one started with ``--resources "GPU=1"``."""
+"""Per-step worker resources (and a timeout) on real processes: a ``dask scheduler`` and
+two ``dask worker`` processes, only one started with ``--resources "GPU=1"``."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
-from runnable_dask import Map, Parallel, Pipeline, PythonTask, Stub
+from runnable_dask import ExecutionFailedError, Map, Parallel, Pipeline, PythonTask, Stub
 from runnable_dask.stores.runlog import RunLog
+from runnable_dask.stores.runlog_store import RunLogStore
 
 from .conftest import DASK, DaskProcesses, start, start_scheduler, stop, wait_for_workers
 
@@ -176,3 +178,48 @@ def test_a_step_waits_for_a_worker_with_its_resource_and_says_so(
     assert isinstance(run_log, RunLog)
     assert run_log.status == "SUCCESS"
     assert worker_names(gpu_cluster)[run_log.parameters["at"].value.split()[0]] == "tpu"
+
+
+def test_python_step_with_a_timeout_on_a_worker_is_stopped_there(
+    gpu_cluster: DaskProcesses, workdir: Path
+) -> None:
+    """A Dask worker process is daemonic: the step's child interpreter starts anyway, and
+    is killed at the limit on the worker."""
+
+    def hang(marks: str) -> None:
+        import os
+        import time
+
+        with open(marks, "a", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()}\n")
+        time.sleep(300)
+
+    def quick() -> int:
+        return 7
+
+    marks = workdir / "pids"
+    (workdir / "params.yaml").write_text(f"marks: {str(marks)!r}\n", encoding="utf-8")
+    pipeline = Pipeline(
+        steps=[
+            PythonTask(name="quick", function=quick, returns=["seven"], timeout=60),
+            PythonTask(name="hang", function=hang, timeout=3, resources={"GPU": 1}),
+        ]
+    )
+
+    with pytest.raises(ExecutionFailedError, match="timeout of 3 s"):
+        pipeline.execute(
+            configuration_file=str(gpu_cluster.config(workdir, performance_report=False)),
+            run_id="timeout-on-worker",
+            parameters_file="params.yaml",
+        )
+
+    run_log = RunLogStore(workdir / "run_logs").read("timeout-on-worker")
+    assert run_log.step("quick").attempts[-1].output_parameters["seven"].value == 7
+    assert run_log.step("hang").status == "FAIL"
+    (pid,) = [int(line) for line in marks.read_text(encoding="utf-8").split()]
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(pid) and time.monotonic() < deadline:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            break
+        time.sleep(0.1)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
