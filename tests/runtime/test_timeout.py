@@ -14,6 +14,7 @@ from runnable_dask import (
     ExecutionFailedError,
     NotebookTask,
     Pipeline,
+    PipelineDefinitionError,
     PythonTask,
     ShellTask,
     pickled,
@@ -177,3 +178,9 @@ def test_python_step_error_in_its_child_is_reported_as_raised(
     assert step.attempts[0].message == "ValueError: the grid is empty"
     log = (workdir / ".catalog" / "test-run" / "logs" / "broken.execution.log").read_text()
     assert ", in broken\nValueError: the grid is empty" in log  # the child's own traceback
+
+
+@pytest.mark.parametrize("timeout", [0, -5, "soon"])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(timeout: object) -> None:
+    with pytest.raises(PipelineDefinitionError, match=r"ShellTask 'wait': timeout: "):
+        ShellTask(name="wait", command="sleep 1", timeout=timeout)
