@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from typing import Any, TextIO
 
 from runnable_dask.runtime.binding import to_param
+from runnable_dask.runtime.deadline import notebook_options
 from runnable_dask.runtime.notebook_checks import check_kernel
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import NotebookTask
@@ -79,6 +80,7 @@ def run_notebook(
             "extra_arguments": ["--IPKernelApp.log_level=ERROR"],
             # The outputs are read by then; a graceful shutdown sometimes waits seconds.
             "shutdown_kernel": "immediate",
+            **notebook_options(),  # the task's timeout, if any
             **task.optional_ploomber_args,
         }
         try:
