@@ -7,12 +7,14 @@ report until the root's end is known.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import subprocess
 import time
 from typing import Any
 
+from runnable_dask._excepthook import quiet_interrupt
 from runnable_dask.claim import claim, launch_record
 from runnable_dask.config import CONFIGURATION_ENV, Configuration, load_configuration
 from runnable_dask.console import RunConsole
@@ -67,8 +69,10 @@ def execute(
     broken: Exception | None = None
     events: queue.SimpleQueue = queue.SimpleQueue()
     lowering: Lowering | None = None
+    interrupted: BaseException | None = None
     try:
-        with open_executor(config.pipeline_executor, events) as executor:
+        secrets = _secrets(plan)  # read before a cluster starts without them
+        with open_executor(config.pipeline_executor, events, frozenset(secrets)) as executor:
             dashboard = executor.dashboard_link
             console.run_started(run_log.run_id, executor.description, dashboard, log_path)
             if resumed:
@@ -80,7 +84,7 @@ def execute(
                 reporter=executor.reporter(run_log.run_id, events),
                 patches=mock_patches(config.pipeline_executor, plan),
                 project_dir=os.getcwd(),
-                secrets=_secrets(plan),
+                secrets=secrets,
                 checkpoints=recorder.checkpoints,
             )
             lowering = Lowering(plan, ctx)
@@ -95,6 +99,7 @@ def execute(
         broken = exc
     except BaseException as exc:  # an interrupt: record it, then let it stop the program
         recorder.fail_run(_describe(exc))
+        interrupted = exc
         raise
     finally:
         recorder.close()
@@ -104,9 +109,11 @@ def execute(
             log_path,
             catalog.url(),
             dashboard,
-            step_log=lambda internal_name: catalog.url(log_name(internal_name)),
+            step_log=lambda internal_name: _existing_log(catalog, internal_name),
             log_tail=lambda internal_name: _log_tail(catalog, internal_name),
         )
+        if interrupted is not None:  # the summary said it all: no traceback after it
+            quiet_interrupt(interrupted, run_log.run_id)
     if broken is not None:
         failures = run_log.failures() or [("run", _describe(broken))]
         raise ExecutionFailedError(run_log.run_id, failures, log_path) from broken
@@ -158,6 +165,11 @@ def _run_graph(
     try:
         with performance_report(client, catalog, _calling_code(recorder.run_log)) as report:
             _drive(events, GraphFeed(executor), lowering, recorder, params)
+    except BaseException as exc:  # the run stops early: so does what its steps started
+        if isinstance(exc, Exception):  # what siblings finished stays recorded
+            _wait_for_stragglers(events, recorder)
+        recorder.processes_ended(executor.stop_processes(recorder.run_log.run_id))
+        raise
     finally:
         if report.url:
             recorder.run_log.run_config["performance_report"] = report.url
@@ -201,7 +213,13 @@ def _drive(
         if not isinstance(item, Resolved):
             recorder.apply(item)
             continue
-        value = item.outcome()  # raises what Dask raised, if the graph itself broke
+        try:
+            value = item.outcome()  # raises what Dask raised, if the graph itself broke
+        except Exception as exc:  # name the step whose task Dask could not run
+            if getattr(exc, "task", None) is None:
+                with contextlib.suppress(AttributeError):
+                    exc.task = feed.executor.blamed(item.key)  # type: ignore[attr-defined]
+            raise
         if item.key == end_key:
             break
         frontier = feed.frontier(item.key)
@@ -209,6 +227,11 @@ def _drive(
             recorder.expand_map(frontier.node.internal_name, frontier.call.items, value)
         feed.add(lowering.expand(frontier, value))
         feed.expanded(frontier)
+    _wait_for_stragglers(events, recorder)
+
+
+def _wait_for_stragglers(events: queue.SimpleQueue, recorder: RunRecorder) -> None:
+    """Record the events still on their way from steps that were running (briefly)."""
     deadline = time.monotonic() + STRAGGLER_WAIT
     while recorder.unfinished and time.monotonic() < deadline:
         try:
@@ -224,6 +247,13 @@ def _drive(
             return
         if not isinstance(item, Resolved):
             recorder.apply(item)
+
+
+def _existing_log(catalog: RunCatalog, internal_name: str) -> str | None:
+    """Where a step's log is, if it has one (a step stopped mid-run or that printed
+    nothing has none)."""
+    relative = log_name(internal_name)
+    return catalog.url(relative) if catalog.read_bytes(relative) is not None else None
 
 
 def _log_tail(catalog: RunCatalog, internal_name: str, lines: int = 8) -> list[str]:

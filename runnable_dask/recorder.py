@@ -72,6 +72,7 @@ class RunRecorder:
                     b.internal_name for b in node.branches
                 ]
         self._started: dict[str, tuple[float, str, tuple[str, ...], str]] = {}
+        self._ended: dict[str, list[dict[str, Any]]] = {}
         self._last_write = 0.0
         self._write_cost = 0.0
         self._dirty = False
@@ -133,7 +134,21 @@ class RunRecorder:
             step = self._steps(branch, items)[internal_name]
             step.status = "FAIL"
             step.message = step.message or f"stopped while running: {message}"
+            ended = self._ended.get(internal_name)
+            if ended and "ended its" not in step.message:
+                pids = ", ".join(f"{r['pid']} on {r['host']}" for r in ended)
+                step.message += f"; ended its processes ({pids})"
             _end_running_attempt(step, now(), step.message)
+        self._dirty = True
+
+    def processes_ended(self, ended: list[dict[str, Any]]) -> None:
+        """The run stopped early and ended these child processes of its steps: each
+        stopped step's message says so, and the run log keeps the list."""
+        if not ended:
+            return
+        self.run_log.run_config["processes_ended"] = ended
+        for record in ended:
+            self._ended.setdefault(record["step"], []).append(record)
         self._dirty = True
 
     def idle(self) -> None:

@@ -61,15 +61,23 @@ class Executor(Protocol):
     def release(self, keys: Iterable[str]) -> None:
         """Later parts no longer read these kept keys."""
 
+    def stop_processes(self, run_id: str) -> list[dict[str, Any]]:
+        """End the child processes of the run's running steps, wherever they run; what
+        was ended (step, pid, command, host)."""
+
+    def blamed(self, key: str) -> str:
+        """The key of the task whose error ``key``'s task raised (itself, or an input)."""
+
 
 def open_executor(
-    spec: ExecutorSpec, events: queue.SimpleQueue
+    spec: ExecutorSpec, events: queue.SimpleQueue, secret_names: frozenset[str] = frozenset()
 ) -> AbstractContextManager[Executor]:
-    """The executor the configuration asks for (not yet entered)."""
+    """The executor the configuration asks for (not yet entered); a cluster it starts
+    has none of ``secret_names`` in its workers' environment."""
     if isinstance(spec, DaskExecutorSpec):
         from runnable_dask.executors.dask import DaskExecutor
 
-        return DaskExecutor(spec.config, events)
+        return DaskExecutor(spec.config, events, secret_names)
     from runnable_dask.executors.local import LocalExecutor
 
-    return LocalExecutor(spec.config, events)
+    return LocalExecutor(spec.config, events, secret_names)
