@@ -48,7 +48,7 @@ SIZES = {
     "nested": 3,
 }
 QUICK_SIZES = {**SIZES, "chain": 100, "wide": 50, "map": 200}
-SECTIONS = (*KINDS, "seed", "import")
+SECTIONS = (*KINDS, "seed", "import", "security")
 MAIN_CLUSTER = (2, 4)  # worker processes x threads: 8 threads, as fanout_sleep 8 needs
 
 
@@ -349,6 +349,10 @@ def _measure(args: argparse.Namespace, chosen: list[str], scratch: Path) -> Benc
         bench.seed()
     if "import" in chosen:
         bench.imports()
+    if "security" in chosen:
+        from benchmarks import security
+
+        bench.rows += security.measure(bench.sizes["wide"], bench.repeat, scratch)
     return bench
 
 

@@ -21,7 +21,7 @@ from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from runnable_dask.config import DaskConfig
 from runnable_dask.executors import Deps, Resolved, Tasks
 from runnable_dask.executors.cluster import ClusterError, connect, ship_graph, ship_user_modules
-from runnable_dask.executors.worker_setup import workers_without
+from runnable_dask.executors.worker_setup import closing_quietly, workers_without
 from runnable_dask.runtime.context import Reporter, TopicReporter
 
 
@@ -156,6 +156,8 @@ class DaskExecutor:
             return []
         try:
             found = self._client.run(stop_run, run_id)
+            if not (self.config.address or self.config.cluster_class):
+                self._client.run(closing_quietly)  # ours: its closing is not news
         except Exception:  # the workers are gone or unreachable: they end theirs
             return []
         return [record for records in found.values() for record in records]

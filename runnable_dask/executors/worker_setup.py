@@ -16,6 +16,7 @@ with tracebacks of their own.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -37,6 +38,12 @@ def dask_setup(worker: Any, withhold: tuple[str, ...]) -> None:
         os.environ.pop(name, None)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def closing_quietly() -> None:
+    """The run stopped early and closes its cluster now: a worker that loses its peer
+    mid-transfer while closing logs nothing (the run's summary says what happened)."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
 
 
 @contextmanager
