@@ -4,8 +4,8 @@ closing.
 
 Dask cannot stop a task's thread; a task that waits on a child process checks this
 instead and ends the child itself. This reads Dask internals (the worker's state
-machine and the executing thread's key); ``tests/runtime/test_abandoned.py`` fails if
-they change.
+machine and the executing thread's key); the killed-driver test of
+``tests/cluster/test_interrupts.py`` fails if they change.
 """
 
 from __future__ import annotations
