@@ -297,6 +297,12 @@ def _notes(bench: Bench, quick: bool) -> list[str]:
             f"(N=...) a smaller size than asked; time limit {bench.timeout:.0f} s. "
             "seed: best of runs as processes, in parallel mode and in turn (its default)."
         )
+    if any(row.workload.startswith("secure default") for row in bench.rows):
+        notes.append(
+            "secure default: the TLS cluster (Security.temporary(), as a run starts for "
+            "itself) in the runnable_dask column, the plain one in the bare Dask column; "
+            "runnable_dask reaches the TLS cluster by address with its credentials as files."
+        )
     if quick:
         notes.append(
             "--quick: small sizes; the targets are set for chain 1000, wide 1000 and map "
