@@ -162,6 +162,8 @@ class _RouteLogRecords(logging.Handler):
             sink.write(self.format(record) + "\n")
 
 
+_handler = _RouteLogRecords()
+_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 _original_popen_init = subprocess.Popen.__init__
 _original_system = os.system
 
@@ -195,9 +197,7 @@ def _install() -> None:
             sys.stderr = _Router(sys.stderr)
         root = logging.getLogger()
         if not any(isinstance(h, _RouteLogRecords) for h in root.handlers):
-            handler = _RouteLogRecords()
-            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-            root.addHandler(handler)
+            root.addHandler(_handler)
         subprocess.Popen.__init__ = _popen_init  # type: ignore[method-assign]
         os.system = _system
 
@@ -206,7 +206,9 @@ def _install() -> None:
 def capture_output() -> Iterator[StepOutput]:
     """Route this thread's stdout, stderr, log records and children's output into a
     fresh :class:`StepOutput` (the caller closes it once it has read it)."""
-    if not isinstance(sys.stdout, _Router):
+    # Checked each time: user code may replace the streams or the root's handlers.
+    routed = isinstance(sys.stdout, _Router) and isinstance(sys.stderr, _Router)
+    if not routed or _handler not in logging.root.handlers:
         _install()
     sink = StepOutput()
     previous = getattr(_local, "sink", None)
