@@ -12,7 +12,7 @@ import queue
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, nullcontext, suppress
 from typing import Any
 
 import msgpack
@@ -71,8 +71,13 @@ class DaskExecutor:
         return self.config.performance_report
 
     def __exit__(self, *exc_info: object) -> None:
+        from distributed.client import ClosedClientError
+
         for topic in self._topics:
-            self._client.unsubscribe_topic(topic)
+            # A client that lost its scheduler may have closed meanwhile (the run waits
+            # for its last events first): the subscription went with it.
+            with suppress(ClosedClientError):
+                self._client.unsubscribe_topic(topic)
         self._stack.close()
 
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
