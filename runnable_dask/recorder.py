@@ -122,9 +122,11 @@ class RunRecorder:
         """
         self.run_log.status = "FAIL"
         self.run_log.run_config["error"] = message
-        if culprit is not None and culprit not in self._started:
-            branch = self._branch_of.get(culprit, "")
-            self._steps(branch, ())[culprit] = StepLog(
+        branch = self._branch_of.get(culprit or "", "")
+        steps = self._steps(branch, ()) if culprit is not None else {}
+        # A step that reported its end keeps its record; any other blamed step gets one.
+        if culprit is not None and culprit not in self._started and culprit not in steps:
+            steps[culprit] = StepLog(
                 name=culprit.rsplit(".", 1)[-1],
                 internal_name=culprit,
                 step_type=self._type_of[culprit],
