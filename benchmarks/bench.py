@@ -48,7 +48,7 @@ SIZES = {
     "nested": 3,
 }
 QUICK_SIZES = {**SIZES, "chain": 100, "wide": 50, "map": 200}
-SECTIONS = (*KINDS, "seed", "import")
+SECTIONS = (*KINDS, "seed", "import", "security")
 MAIN_CLUSTER = (2, 4)  # worker processes x threads: 8 threads, as fanout_sleep 8 needs
 
 
@@ -297,6 +297,12 @@ def _notes(bench: Bench, quick: bool) -> list[str]:
             f"(N=...) a smaller size than asked; time limit {bench.timeout:.0f} s. "
             "seed: best of runs as processes, in parallel mode and in turn (its default)."
         )
+    if any(row.workload.startswith("secure default") for row in bench.rows):
+        notes.append(
+            "secure default: the TLS cluster (Security.temporary(), as a run starts for "
+            "itself) in the runnable_dask column, the plain one in the bare Dask column; "
+            "runnable_dask reaches the TLS cluster by address with its credentials as files."
+        )
     if quick:
         notes.append(
             "--quick: small sizes; the targets are set for chain 1000, wide 1000 and map "
@@ -349,6 +355,10 @@ def _measure(args: argparse.Namespace, chosen: list[str], scratch: Path) -> Benc
         bench.seed()
     if "import" in chosen:
         bench.imports()
+    if "security" in chosen:
+        from benchmarks import security
+
+        bench.rows += security.measure(bench.sizes["wide"], bench.repeat, scratch)
     return bench
 
 

@@ -63,8 +63,9 @@ class LocalConfig(_Strict):
 
     def open(self, events: queue.SimpleQueue, plan: Plan) -> AbstractContextManager[Executor]:
         from runnable_dask.executors.local import LocalExecutor
+        from runnable_dask.plan import secret_names
 
-        return LocalExecutor(self, events)
+        return LocalExecutor(self, events, secret_names(plan))
 
 
 _ADDRESS_SCHEMES = ("tcp", "tls", "ws", "wss")
@@ -187,8 +188,9 @@ class DaskConfig(_Strict):
     def open(self, events: queue.SimpleQueue, plan: Plan) -> AbstractContextManager[Executor]:
         from runnable_dask.executors.dask import DaskExecutor
         from runnable_dask.executors.resources import offered_by_local_cluster
+        from runnable_dask.plan import secret_names
 
-        return DaskExecutor(offered_by_local_cluster(self, plan), events)
+        return DaskExecutor(offered_by_local_cluster(self, plan), events, secret_names(plan))
 
     def _check_address(self, address: str) -> None:
         scheme = address.split("://", 1)[0] if "://" in address else "tcp"
@@ -236,8 +238,9 @@ class MockedConfig(_Strict):
 
     def open(self, events: queue.SimpleQueue, plan: Plan) -> AbstractContextManager[Executor]:
         from runnable_dask.executors.local import LocalExecutor
+        from runnable_dask.plan import secret_names
 
-        return LocalExecutor(self, events)
+        return LocalExecutor(self, events, secret_names(plan))
 
 
 class RunLogStoreConfig(_Strict):

@@ -74,7 +74,7 @@ class RunConsole:
         run_log_path: str,
         catalog: str,
         dashboard_link: str | None,
-        step_log: Callable[[str], str],
+        step_log: Callable[[str], str | None],
         log_tail: Callable[[str], list[str]] = lambda internal_name: [],
     ) -> None:
         """The summary; each failed step with its message, where its full log is, and the
@@ -98,7 +98,8 @@ class RunConsole:
         for step in run_log.failed_steps():
             name, message = escape(step.internal_name), escape(step.message)
             self.console.print(f"  {label} {name}: {message}")
-            if step.attempts:  # a step stopped mid-run has no log yet
-                self.console.print(f"         log: {escape(step_log(step.internal_name))}")
+            log = step_log(step.internal_name) if step.attempts else None
+            if log:  # a step stopped mid-run, or that printed nothing, has no log
+                self.console.print(f"         log: {escape(log)}")
                 for line in log_tail(step.internal_name):
                     self.console.print(f"         | {escape(line)}")

@@ -7,12 +7,14 @@ report until the root's end is known.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import subprocess
 import time
 from typing import Any
 
+from runnable_dask._excepthook import quiet_interrupt
 from runnable_dask.claim import claim, launch_record
 from runnable_dask.config import CONFIGURATION_ENV, Configuration, load_configuration
 from runnable_dask.console import RunConsole
@@ -23,7 +25,7 @@ from runnable_dask.feed import GraphFeed
 from runnable_dask.lower import Lowering
 from runnable_dask.mocking import mock_patches
 from runnable_dask.parameters import load_parameters
-from runnable_dask.plan import Plan, build_plan
+from runnable_dask.plan import Plan, build_plan, secret_names
 from runnable_dask.recorder import RunRecorder
 from runnable_dask.runtime import checkpoint
 from runnable_dask.runtime.attempt import log_name, task_environment
@@ -70,16 +72,17 @@ def execute(
     broken: Exception | None = None
     events: queue.SimpleQueue = queue.SimpleQueue()
     lowering: Lowering | None = None
+    interrupted: BaseException | None = None
     try:
+        secrets = _secrets(plan)  # read before a cluster starts without them
         with open_executor(config.pipeline_executor, events, plan) as executor:
             executor.notice = console.note
             dashboard = executor.dashboard_link
-            console.run_started(run_log.run_id, executor.description, dashboard, log_path)
-            if resumed:
-                console.resumed(run_log.run_id)
+            _announce(console, executor, run_log.run_id, log_path, resumed)
             _start_tracking(tracking, recorder, resumed, catalog, log_path)
             recorder.checkpoints = _checkpoints(executor, catalog, resumed)
-            lowering = Lowering(plan, _context(executor, config, plan, recorder, catalog, events))
+            ctx = _context(executor, config, plan, recorder, catalog, events, secrets)
+            lowering = Lowering(plan, ctx)
             # In-process tasks find the run id set for the whole run, not set per step.
             with task_environment({RUN_ID_ENV: run_log.run_id} if executor.in_process else {}):
                 _run_graph(executor, events, lowering, recorder, params, catalog)
@@ -91,6 +94,7 @@ def execute(
         broken = exc
     except BaseException as exc:  # an interrupt: record it, then let it stop the program
         recorder.fail_run(_describe(exc))
+        interrupted = exc
         raise
     finally:
         _close(recorder, tracking, store, catalog)
@@ -100,15 +104,31 @@ def execute(
             log_path,
             catalog.url(),
             dashboard,
-            step_log=lambda internal_name: catalog.url(log_name(internal_name)),
+            step_log=lambda internal_name: _existing_log(catalog, internal_name),
             log_tail=lambda internal_name: _log_tail(catalog, internal_name),
         )
+        if interrupted is not None:  # the summary said it all: no traceback after it
+            quiet_interrupt(interrupted, run_log.run_id)
+    _raise_unless_succeeded(run_log, broken, log_path)
+    return run_log
+
+
+def _raise_unless_succeeded(run_log: RunLog, broken: Exception | None, log_path: str) -> None:
+    """``ExecutionFailedError`` for a run that failed, naming what failed."""
     if broken is not None:
         failures = run_log.failures() or [("run", _describe(broken))]
         raise ExecutionFailedError(run_log.run_id, failures, log_path) from broken
     if run_log.status != "SUCCESS":
         raise ExecutionFailedError(run_log.run_id, run_log.failures(), log_path)
-    return run_log
+
+
+def _announce(
+    console: RunConsole, executor: Executor, run_id: str, log_path: str, resumed: bool
+) -> None:
+    """The run's first lines: where it runs, its dashboard and run log; a resume said."""
+    console.run_started(run_id, executor.description, executor.dashboard_link, log_path)
+    if resumed:
+        console.resumed(run_id)
 
 
 def _close(
@@ -129,6 +149,7 @@ def _context(
     recorder: RunRecorder,
     catalog: RunCatalog,
     events: queue.SimpleQueue,
+    secrets: dict[str, str],
 ) -> RunContext:
     """What every task of the run is given."""
     run_id = recorder.run_log.run_id
@@ -138,7 +159,7 @@ def _context(
         reporter=executor.reporter(run_id, events),
         patches=mock_patches(config.pipeline_executor, plan),
         project_dir=os.getcwd(),
-        secrets=_secrets(plan),
+        secrets=secrets,
         checkpoints=recorder.checkpoints,
     )
 
@@ -186,6 +207,11 @@ def _run_graph(
     try:
         with performance_report(client, catalog, _calling_code(recorder.run_log)) as report:
             _drive(events, GraphFeed(executor), lowering, recorder, params)
+    except BaseException as exc:  # the run stops early: so does what its steps started
+        if isinstance(exc, Exception):  # what siblings finished stays recorded
+            _wait_for_stragglers(events, recorder)
+        recorder.processes_ended(executor.stop_processes(recorder.run_log.run_id))
+        raise
     finally:
         if report.url:
             recorder.run_log.run_config["performance_report"] = report.url
@@ -229,7 +255,13 @@ def _drive(
         if not isinstance(item, Resolved):
             recorder.apply(item)
             continue
-        value = item.outcome()  # raises what Dask raised, if the graph itself broke
+        try:
+            value = item.outcome()  # raises what Dask raised, if the graph itself broke
+        except Exception as exc:  # name the step whose task Dask could not run
+            if getattr(exc, "task", None) is None:
+                with contextlib.suppress(AttributeError):
+                    exc.task = feed.executor.blamed(item.key)  # type: ignore[attr-defined]
+            raise
         if item.key == end_key:
             break
         frontier = feed.frontier(item.key)
@@ -237,6 +269,11 @@ def _drive(
             recorder.expand_map(frontier.node.internal_name, frontier.call.items, value)
         feed.add(lowering.expand(frontier, value))
         feed.expanded(frontier)
+    _wait_for_stragglers(events, recorder)
+
+
+def _wait_for_stragglers(events: queue.SimpleQueue, recorder: RunRecorder) -> None:
+    """Record the events still on their way from steps that were running (briefly)."""
     deadline = time.monotonic() + STRAGGLER_WAIT
     while recorder.unfinished and time.monotonic() < deadline:
         try:
@@ -275,6 +312,13 @@ def _finish_tracking(
         store.write(run_log)
 
 
+def _existing_log(catalog: RunCatalog, internal_name: str) -> str | None:
+    """Where a step's log is, if it has one (a step stopped mid-run or that printed
+    nothing has none)."""
+    relative = log_name(internal_name)
+    return catalog.url(relative) if catalog.read_bytes(relative) is not None else None
+
+
 def _log_tail(catalog: RunCatalog, internal_name: str, lines: int = 8) -> list[str]:
     """The last lines a failed step printed, read back from the catalog."""
     data = catalog.read_bytes(log_name(internal_name)) or b""
@@ -284,8 +328,7 @@ def _log_tail(catalog: RunCatalog, internal_name: str, lines: int = 8) -> list[s
 def _secrets(plan: Plan) -> dict[str, str]:
     """The values of the secrets tasks name, from this process's environment (a secret
     set only on the workers is found there when the task runs)."""
-    names = {name for _, node in plan.nodes() for name in getattr(node.step, "secrets", [])}
-    return {name: os.environ[name] for name in names if name in os.environ}
+    return {name: os.environ[name] for name in secret_names(plan) if name in os.environ}
 
 
 def _describe(exc: BaseException) -> str:

@@ -230,3 +230,8 @@ def _describe(branch: Branch, node: Node) -> dict[str, Any]:
         "on_failure": node.on_failure,
         **detail,
     }
+
+
+def secret_names(plan: Plan) -> frozenset[str]:
+    """The names of every secret a task of the plan asks for."""
+    return frozenset(name for _, node in plan.nodes() for name in getattr(node.step, "secrets", []))

@@ -76,6 +76,7 @@ class RunRecorder:
                     b.internal_name for b in node.branches
                 ]
         self._started: dict[str, tuple[float, str, tuple[str, ...], str]] = {}
+        self._ended: dict[str, list[dict[str, Any]]] = {}
         self._last_write = 0.0
         self._write_cost = 0.0
         self._dirty = False
@@ -127,9 +128,11 @@ class RunRecorder:
         """
         self.run_log.status = "FAIL"
         self.run_log.run_config["error"] = message
-        if culprit is not None and culprit not in self._started:
-            branch = self._branch_of.get(culprit, "")
-            self._steps(branch, ())[culprit] = StepLog(
+        branch = self._branch_of.get(culprit or "", "")
+        steps = self._steps(branch, ()) if culprit is not None else {}
+        # A step that reported its end keeps its record; any other blamed step gets one.
+        if culprit is not None and culprit not in self._started and culprit not in steps:
+            steps[culprit] = StepLog(
                 name=culprit.rsplit(".", 1)[-1],
                 internal_name=culprit,
                 step_type=self._type_of[culprit],
@@ -139,7 +142,21 @@ class RunRecorder:
             step = self._steps(branch, items)[internal_name]
             step.status = "FAIL"
             step.message = step.message or f"stopped while running: {message}"
+            ended = self._ended.get(internal_name)
+            if ended and "ended its" not in step.message:
+                pids = ", ".join(f"{r['pid']} on {r['host']}" for r in ended)
+                step.message += f"; ended its processes ({pids})"
             _end_running_attempt(step, now(), step.message)
+        self._dirty = True
+
+    def processes_ended(self, ended: list[dict[str, Any]]) -> None:
+        """The run stopped early and ended these child processes of its steps: each
+        stopped step's message says so, and the run log keeps the list."""
+        if not ended:
+            return
+        self.run_log.run_config["processes_ended"] = ended
+        for record in ended:
+            self._ended.setdefault(record["step"], []).append(record)
         self._dirty = True
 
     def idle(self) -> None:

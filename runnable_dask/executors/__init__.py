@@ -70,6 +70,13 @@ class Executor(Protocol):
     def release(self, keys: Iterable[str]) -> None:
         """Later parts no longer read these kept keys."""
 
+    def stop_processes(self, run_id: str) -> list[dict[str, Any]]:
+        """End the child processes of the run's running steps, wherever they run; what
+        was ended (step, pid, command, host)."""
+
+    def blamed(self, key: str) -> str:
+        """The key of the task whose error ``key``'s task raised (itself, or an input)."""
+
 
 class ExecutorConfig(Protocol):
     """What an executor type registers (entry-point group ``runnable_dask.executors``):

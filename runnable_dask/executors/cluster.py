@@ -149,6 +149,8 @@ def _start_local(config: DaskConfig, security: Security | None, stack: ExitStack
     n_workers = config.n_workers or min(os.cpu_count() or 1, 4)
     threads = config.threads_per_worker or DEFAULT_THREADS_PER_WORKER
     processes = True if config.processes is None else config.processes
+    if security is None and processes:  # only this run may connect: see run_only_security
+        security = run_only_security()
     tls = {"protocol": "tls://", "security": security} if security else {}
     try:
         with warnings.catch_warnings(), dask.config.set(_EMBEDDED_SCHEDULER):
@@ -185,6 +187,16 @@ def _start_local(config: DaskConfig, security: Security | None, stack: ExitStack
         f"LocalCluster ({n_workers} worker {kind} x {threads} threads{secured})",
         _dashboard(client),
     )
+
+
+def run_only_security() -> Security:
+    """TLS with a certificate made for this run alone, in memory (Dask's
+    ``Security.temporary``): scheduler, workers and this client trust only it, so no
+    other process on the machine can connect to the run's cluster, and what travels
+    between them (the graph, with the secrets tasks name) is encrypted."""
+    from distributed.security import Security
+
+    return Security.temporary()
 
 
 def _close_client(client: Client) -> None:

@@ -12,7 +12,7 @@ import queue
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext, suppress
 from typing import Any
 
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
@@ -23,6 +23,7 @@ from runnable_dask.executors import Deps, Resolved, Tasks
 from runnable_dask.executors.cluster import ClusterError, connect, ship_graph, ship_user_modules
 from runnable_dask.executors.dask_events import TopicReporter, put_each
 from runnable_dask.executors.resources import ResourceCheck
+from runnable_dask.executors.worker_setup import closing_quietly, workers_without
 from runnable_dask.runtime.context import Reporter
 
 
@@ -31,8 +32,11 @@ class DaskExecutor:
 
     in_process = False
 
-    def __init__(self, config: DaskConfig, events: queue.SimpleQueue) -> None:
+    def __init__(
+        self, config: DaskConfig, events: queue.SimpleQueue, secret_names: frozenset[str]
+    ) -> None:
         self.config = config
+        self.secret_names = secret_names
         self._events = events
         self._held: dict[str, Any] = {}
         self._watched: dict[str, Any] = {}  # a future nobody holds is cancelled
@@ -49,8 +53,11 @@ class DaskExecutor:
         self._resource_check: ResourceCheck | None = None
 
     def __enter__(self) -> DaskExecutor:
+        own_cluster = not (self.config.address or self.config.cluster_class)
         try:
-            self._client, self.description, self.dashboard_link = connect(self.config, self._stack)
+            with workers_without(self.secret_names) if own_cluster else nullcontext():
+                connected = connect(self.config, self._stack)
+            self._client, self.description, self.dashboard_link = connected
         except BaseException:
             self._stack.close()
             raise
@@ -69,8 +76,13 @@ class DaskExecutor:
         return self.config.performance_report
 
     def __exit__(self, *exc_info: object) -> None:
+        from distributed.client import ClosedClientError
+
         for topic in self._topics:
-            self._client.unsubscribe_topic(topic)
+            # A client that lost its scheduler may have closed meanwhile (the run waits
+            # for its last events first): the subscription went with it.
+            with suppress(ClosedClientError):
+                self._client.unsubscribe_topic(topic)
         self._stack.close()
 
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
@@ -177,9 +189,39 @@ class DaskExecutor:
         for key in keys:
             self._held.pop(key, None)
 
+    def stop_processes(self, run_id: str) -> list[dict[str, Any]]:
+        """Ask every worker to end the run's child processes (each worker also ends
+        them by itself when the task is cancelled or the worker closes)."""
+        from runnable_dask.runtime.processes import stop_run
+
+        if self._client is None or self._client.status != "running":
+            return []
+        try:
+            found = self._client.run(stop_run, run_id)
+            if not (self.config.address or self.config.cluster_class):
+                self._client.run(closing_quietly)  # ours: its closing is not news
+        except Exception:  # the workers are gone or unreachable: they end theirs
+            return []
+        return [record for records in found.values() for record in records]
+
+    def blamed(self, key: str) -> str:
+        """The task the scheduler blames for ``key``'s error: the client is told only
+        that the watched key erred, not which of the tasks before it raised."""
+        try:
+            return self._client.run_on_scheduler(_exception_blame, key) or key
+        except Exception:  # the scheduler is gone: the watched key is all we know
+            return key
+
     def _resolved(self, future: Any) -> None:
         self._watched.pop(future.key, None)
         self._events.put(Resolved(future.key, future.result))
+
+
+def _exception_blame(key: str, dask_scheduler: Any = None) -> str | None:
+    """On the scheduler: the key of the task that raised the error ``key`` carries."""
+    task = dask_scheduler.tasks.get(key)
+    blame = getattr(task, "exception_blame", None)
+    return None if blame is None else str(blame.key)
 
 
 def _with_futures(task: tuple[Any, ...], held: dict[str, Any]) -> tuple[Any, ...]:

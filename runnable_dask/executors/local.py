@@ -18,6 +18,7 @@ from typing import Any
 
 from runnable_dask.config import LocalConfig, MockedConfig
 from runnable_dask.executors import Deps, Resolved, Tasks
+from runnable_dask.runtime import processes
 from runnable_dask.runtime.context import QueueReporter, Reporter
 
 
@@ -34,7 +35,14 @@ class LocalExecutor:
     report_performance = False
     in_process = True
 
-    def __init__(self, config: LocalConfig | MockedConfig, events: queue.SimpleQueue) -> None:
+    def __init__(
+        self,
+        config: LocalConfig | MockedConfig,
+        events: queue.SimpleQueue,
+        secret_names: frozenset[str] = frozenset(),
+    ) -> None:
+        self.secret_names = secret_names
+        self._withheld: dict[str, str] = {}
         self.threads = config.max_workers or max(8, os.cpu_count() or 1)
         mocked = "mocked, " if isinstance(config, MockedConfig) else ""
         self.description = f"{mocked}local threads ({self.threads})"
@@ -51,11 +59,15 @@ class LocalExecutor:
         self._noted_resources = False
 
     def __enter__(self) -> LocalExecutor:
+        # Tasks share this process's environment: while the run goes on, a secret is
+        # in it only while a task that names it runs.
+        self._withheld = {n: os.environ.pop(n) for n in self.secret_names if n in os.environ}
         self._pool = DaemonThreadPool(self.threads)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self._pool.shutdown(wait=False)
+        os.environ.update(self._withheld)
 
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
         return QueueReporter(events)
@@ -98,6 +110,12 @@ class LocalExecutor:
             for key in keys:
                 self._keep.discard(key)
                 self._forget_if_unread(key)
+
+    def stop_processes(self, run_id: str) -> list[dict[str, Any]]:
+        return processes.stop_run(run_id)
+
+    def blamed(self, key: str) -> str:
+        return key  # a failing task is reported under its own key
 
     def _start(self, key: str) -> None:
         with self._lock:

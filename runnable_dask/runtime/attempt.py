@@ -9,13 +9,16 @@ from __future__ import annotations
 import os
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import cloudpickle
+
 from runnable_dask.runtime.capture import capture_output
+from runnable_dask.runtime.child import RemoteTraceback
 from runnable_dask.runtime.deadline import time_limit
 from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import BaseTask, NotebookTask, PythonTask, ShellTask
@@ -105,6 +108,23 @@ def task_environment(values: dict[str, str]) -> Iterator[None]:
                     os.environ[name] = before
 
 
+_secret_names: set[str] = set()
+"""Names of the secrets of the runs whose tasks ran in this process."""
+
+
+def note_secrets(names: Iterable[str]) -> None:
+    """Remember which names are secrets, to keep them from children of tasks that do
+    not name them."""
+    _secret_names.update(names)
+
+
+def child_environment(own: Iterable[str]) -> dict[str, str]:
+    """The environment for a task's child process: this process's, without the secrets
+    the task does not name (tasks running at once in this process set theirs)."""
+    keep = set(own)
+    return {k: v for k, v in os.environ.items() if k not in _secret_names or k in keep}
+
+
 def log_name(internal_name: str) -> str:
     """Where a step's captured output is kept in the run's catalog."""
     return f"logs/{internal_name}.execution.log"
@@ -134,6 +154,7 @@ def run_attempt(
                 records.extend(catalog.get(task.catalog.get))
             with time_limit(task.timeout):
                 outputs = _dispatch(task, params, log, catalog, internal_name)
+            _check_picklable(outputs)
         except (Exception, SystemExit) as exc:  # every failure is recorded, none escapes
             message = f"{type(exc).__name__}: {exc}"
             log.write(_user_traceback(exc))
@@ -148,10 +169,16 @@ def run_attempt(
                 except Exception as exc:
                     message = message or f"{type(exc).__name__}: {exc}"
                     log.write(traceback.format_exc())
-    ok = not message
-    output = log.getvalue()
+    output = log.getbytes()
+    log.close()
     if output:  # most steps of a wide map print nothing: an empty file per step is waste
-        catalog.write_text(log_name(internal_name), output)
+        try:
+            catalog.write_bytes(log_name(internal_name), output)
+        except Exception as exc:
+            message = message or (
+                f"could not store the step's log in the catalog ({type(exc).__name__}: {exc})"
+            )
+    ok = not message
     shown = {n: p for n, p in params.items() if n not in hidden}
     attempt = attempt_record(start_time, shown, outputs if ok else {}, message, attempt_number)
     return AttemptResult(
@@ -167,7 +194,31 @@ def _user_traceback(exc: BaseException) -> str:
     trace = exc.__traceback__
     while trace is not None and trace.tb_frame.f_code.co_filename.startswith(_PACKAGE + os.sep):
         trace = trace.tb_next
-    return "".join(traceback.format_exception(type(exc), exc, trace or exc.__traceback__))
+    if trace is None:
+        if isinstance(exc.__cause__, RemoteTraceback):  # the user's code ran in a child
+            return exc.__cause__.text
+        return "".join(traceback.format_exception_only(type(exc), exc))  # our own checks
+    return "".join(traceback.format_exception(type(exc), exc, trace))
+
+
+class UnpicklableReturnError(Exception):
+    """A ``pickled`` return cannot be pickled, so it can be neither kept nor moved."""
+
+
+def _check_picklable(outputs: dict[str, Param]) -> None:
+    """Pickled returns are checked where they are made: a value that cannot be pickled
+    fails its step, instead of the checkpoint or the transfer to the next worker."""
+    for name, param in outputs.items():
+        if param.kind != "object":
+            continue
+        try:
+            cloudpickle.dumps(param.value)
+        except Exception as exc:
+            raise UnpicklableReturnError(
+                f"returned value {name!r} ({type(param.value).__name__}) cannot be pickled "
+                f"({type(exc).__name__}: {exc}); return an object pickle can store (not a "
+                "lock, an open file or a connection), or what rebuilds it"
+            ) from exc
 
 
 def _check_secrets(task: BaseTask) -> None:
@@ -193,7 +244,7 @@ def _dispatch(
     if isinstance(task, ShellTask):
         from runnable_dask.runtime.shell_task import run_shell
 
-        return run_shell(task, params, log)
+        return run_shell(task, params, log, catalog.run_id, internal_name)
     if isinstance(task, NotebookTask):
         from runnable_dask.runtime.notebook_task import run_notebook
 

@@ -5,8 +5,8 @@ read it (:func:`remaining`) and stop what they started when it passes:
 
 - a ``PythonTask`` with a timeout runs in a child interpreter
   (:mod:`runnable_dask.runtime.child`), killed at the limit;
-- a ``ShellTask`` runs in a process group of its own (:func:`run_killable`), killed at
-  the limit with every process the command started;
+- a ``ShellTask`` runs in a process group of its own (:mod:`runnable_dask.runtime.processes`),
+  killed at the limit with every process the command started;
 - a ``NotebookTask``'s cells may run only for what is left of the limit; the cell that
   overruns stops the notebook and its kernel is killed, with its process group.
 
@@ -22,9 +22,9 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import Any
 
 _local = threading.local()
 
@@ -70,42 +70,16 @@ def remaining() -> float | None:
     return None if limit is None else max(limit[0] - time.monotonic(), 0.001)
 
 
+def expired() -> bool:
+    """Whether the running attempt has a limit, and it has passed."""
+    limit = getattr(_local, "limit", None)
+    return limit is not None and time.monotonic() >= limit[0]
+
+
 def current_limit() -> float | None:
     """The running attempt's ``timeout`` in seconds, if it has one."""
     limit = getattr(_local, "limit", None)
     return None if limit is None else limit[1]
-
-
-def run_killable(
-    args: Sequence[str], *, env: dict[str, str], partial_output: TextIO
-) -> subprocess.CompletedProcess[str]:
-    """Run ``args`` in a process group of its own, its output (stdout and stderr) read.
-
-    The group is killed (SIGKILL) when the attempt's deadline passes, or when this thread
-    is interrupted, so no process the command started is left running. What it printed
-    until then goes to ``partial_output`` before :class:`StepTimeoutError` is raised.
-    """
-    process = subprocess.Popen(
-        list(args),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        start_new_session=True,
-    )
-    try:
-        output, _ = process.communicate(timeout=remaining())
-    except subprocess.TimeoutExpired:
-        kill_group(process)
-        output, _ = process.communicate()
-        partial_output.write(output or "")
-        raise timed_out(current_limit() or 0.0) from None
-    except BaseException:
-        kill_group(process)
-        process.wait()
-        raise
-    return subprocess.CompletedProcess(process.args, process.returncode, output, None)
 
 
 def kill_group(process: subprocess.Popen[Any]) -> None:

@@ -16,7 +16,13 @@ from typing import Any, Literal
 from runnable_dask.compact import Compact
 from runnable_dask.plan import Node, fill
 from runnable_dask.runtime import checkpoint
-from runnable_dask.runtime.attempt import attempt_record, now, run_attempt, task_environment
+from runnable_dask.runtime.attempt import (
+    attempt_record,
+    note_secrets,
+    now,
+    run_attempt,
+    task_environment,
+)
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.starts import announced
 from runnable_dask.runtime.tokens import (
@@ -130,7 +136,10 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
     kept = ctx.checkpoints
     done = checkpoint.load(catalog, name) if kept is None else kept.load(name)
     if done is None:
-        done = _run_task(ctx, call, token, catalog)  # a failure has no outputs
+        try:
+            done = _run_task(ctx, call, token, catalog)  # a failure has no outputs
+        except Exception as exc:  # around the step, not in it: still the step's failure
+            done = _broken(ctx, call, token, exc)
     else:
         ctx.report({**done.event, "reused": True})
     return Token(
@@ -157,7 +166,9 @@ def _run_task(
     task = ctx.task_for(node)
     attempts: list[dict[str, Any]] = []
     environment = {RUN_ID_ENV: ctx.run_id}
-    environment.update((n, ctx.secrets[n]) for n in task.secrets if n in ctx.secrets)
+    if ctx.secrets:
+        note_secrets(ctx.secrets)
+        environment.update((n, ctx.secrets[n]) for n in task.secrets if n in ctx.secrets)
     environment.update((n, str(token.params[n].value)) for n in call.indexes if n in token.params)
     start = call.start_event(now())
     with announced(ctx.reporter.sender(), start), task_environment(environment):
@@ -181,12 +192,31 @@ def _run_task(
         ctx.report(event)
         return checkpoint.Checkpoint(target=node.on_failure, outputs={}, event=event)
     done = checkpoint.Checkpoint(target=node.on_success, outputs=result.outputs, event=event)
-    if ctx.checkpoints is None:
-        checkpoint.save(catalog, name, done)
-    else:
-        ctx.checkpoints.add(name, done)
+    try:
+        if ctx.checkpoints is None:
+            checkpoint.save(catalog, name, done)
+        else:
+            ctx.checkpoints.add(name, done)
+    except Exception as exc:  # the step ran, but what it returned cannot be kept
+        message = f"could not keep the step's outcome ({type(exc).__name__}: {exc})"
+        attempts[-1].update(
+            status="FAIL", message=message, output_parameters={}, user_defined_metrics={}
+        )
+        event.update(status="FAIL", message=message)
+        ctx.report(event)
+        return checkpoint.Checkpoint(target=node.on_failure, outputs={}, event=event)
     ctx.report(event)
     return done
+
+
+def _broken(ctx: RunContext, call: StepCall, token: Token, exc: Exception) -> checkpoint.Checkpoint:
+    """The step's record when runnable_dask itself failed around it: a FAIL naming the
+    error, so the run goes on along the step's failure path as for any failure."""
+    message = f"runnable_dask could not run the step ({type(exc).__name__}: {exc})"
+    attempt = attempt_record(now(), _shown(token.params, call.hidden), message=message)
+    event = call.event("FAIL", message, attempts=[attempt])
+    ctx.report(event)
+    return checkpoint.Checkpoint(target=call.node.on_failure, outputs={}, event=event)
 
 
 def run_parallel(

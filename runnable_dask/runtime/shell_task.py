@@ -11,8 +11,10 @@ import os
 import tempfile
 from typing import TextIO
 
+from runnable_dask.runtime import processes
+from runnable_dask.runtime.abandoned import abandoned_check
+from runnable_dask.runtime.attempt import child_environment
 from runnable_dask.runtime.binding import to_param
-from runnable_dask.runtime.deadline import run_killable
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import ShellTask
 
@@ -35,20 +37,31 @@ class ShellCommandError(Exception):
     """The command exited with a non-zero status."""
 
 
-def run_shell(task: ShellTask, params: dict[str, Param], log: TextIO) -> dict[str, Param]:
-    """Run the command; fail on a non-zero exit or a declared return it did not set."""
-    env = dict(os.environ)
+def run_shell(
+    task: ShellTask, params: dict[str, Param], log: TextIO, run_id: str, step: str
+) -> dict[str, Param]:
+    """Run the command; fail on a non-zero exit or a declared return it did not set.
+
+    The command runs in a session of its own, ended with its run (see
+    :mod:`runnable_dask.runtime.processes`).
+    """
+    env = child_environment(task.secrets)
     for name, param in params.items():
         if param.kind != "object":
             value = param.value
             env[name] = value if isinstance(value, str) else json.dumps(value)
     names = " ".join(r.name for r in task.returns)
-    with tempfile.TemporaryDirectory(prefix="runnable-dask-") as scratch:
+    with (
+        processes.tracked(run_id, step) as entry,
+        tempfile.TemporaryDirectory(prefix="runnable-dask-") as scratch,
+    ):
         returns_file = os.path.join(scratch, "returns")
         env[_RETURNS_FILE] = returns_file
         script = (_TRAP % (names, _RETURNS_FILE) if names else "") + task.command
-        completed = run_killable(["bash", "-c", script], env=env, partial_output=log)
+        completed = processes.run(entry, ["bash", "-c", script], env, abandoned_check())
         log.write(completed.stdout)
+        if entry.stopped:
+            raise ShellCommandError("the run was stopped: the command was ended")
         if completed.returncode != 0:
             tail = completed.stdout.strip().splitlines()[-3:]
             detail = f"; last output: {' | '.join(tail)}" if tail else ""

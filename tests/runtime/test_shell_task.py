@@ -20,7 +20,7 @@ def shell(command: str, params: dict[str, Any] | None = None, returns: list[Any]
     log = io.StringIO()
     task = ShellTask(name="sh", command=command, returns=returns or [])
     values = {n: Param(kind="json", value=v) for n, v in (params or {}).items()}
-    outputs = run_shell(task, values, log)
+    outputs = run_shell(task, values, log, "run", "step")
     return {name: param.value for name, param in outputs.items()}, log.getvalue()
 
 
@@ -35,7 +35,7 @@ def test_parameters_arrive_as_environment_variables(workdir: Path) -> None:
 def test_pickled_parameters_are_not_exported(workdir: Path) -> None:
     log = io.StringIO()
     task = ShellTask(name="sh", command='echo "[${model-unset}]"')
-    run_shell(task, {"model": Param(kind="object", value=object())}, log)
+    run_shell(task, {"model": Param(kind="object", value=object())}, log, "run", "step")
     assert log.getvalue() == "[unset]\n"
 
 
