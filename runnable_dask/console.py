@@ -28,6 +28,9 @@ class RunConsole:
             self.console.print(f"  Dashboard: [link={dashboard_link}]{dashboard_link}[/link]")
         self.console.print(f"  Run log:   {escape(run_log_path)}")
 
+    def note(self, text: str) -> None:
+        self.console.print(f"  [yellow]Note:[/] {escape(text)}")
+
     def resumed(self, run_id: str) -> None:
         self.console.print(
             f"  Resuming {escape(run_id)}: steps that finished before are not run again"

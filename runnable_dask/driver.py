@@ -71,6 +71,8 @@ def execute(
         with open_executor(config.pipeline_executor, events) as executor:
             dashboard = executor.dashboard_link
             console.run_started(run_log.run_id, executor.description, dashboard, log_path)
+            if executor.note:
+                console.note(executor.note)
             if resumed:
                 console.resumed(run_log.run_id)
             recorder.checkpoints = _checkpoints(executor, catalog, resumed)

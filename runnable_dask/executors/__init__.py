@@ -34,6 +34,8 @@ class Executor(Protocol):
 
     dashboard_link: str | None
     description: str
+    note: str
+    """Said under the first line of the run, when not empty (a cluster found gone)."""
     report_performance: bool
     """Whether the run's Dask performance report is kept (the ``dask`` executor's option)."""
     in_process: bool
