@@ -26,6 +26,7 @@ graph, so it needs runnable_dask too).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import inspect
@@ -109,10 +110,32 @@ def connect(config: DaskConfig, stack: ExitStack) -> Connection:
             if isinstance(connection, Connection):
                 return connection
             note = connection
+    if not _resource_tracker_running():  # first in, so called after the cluster's close
+        stack.callback(_end_resource_tracker)
     own = _start_local(config, security, stack)
     return own._replace(
         description=f"{own.description}, started for this run", ship_code=False, note=note
     )
+
+
+def _resource_tracker_running() -> bool:
+    from multiprocessing import resource_tracker
+
+    return getattr(resource_tracker._resource_tracker, "_pid", None) is not None
+
+
+def _end_resource_tracker() -> None:
+    """End the helper process multiprocessing started for the LocalCluster's workers.
+
+    It would otherwise stay until this process exits, one more process of the run left
+    behind; a later run that needs it starts it again. Private API, so guarded.
+    """
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if stop is not None:
+        with contextlib.suppress(Exception):
+            stop()
 
 
 def _from(connection: Connection, source: str) -> Connection:
