@@ -14,7 +14,12 @@ import time
 from typing import Any
 
 from runnable_dask.claim import claim, launch_record
-from runnable_dask.config import CONFIGURATION_ENV, Configuration, load_configuration
+from runnable_dask.config import (
+    AUTO_REPORT_SECONDS,
+    CONFIGURATION_ENV,
+    Configuration,
+    load_configuration,
+)
 from runnable_dask.console import RunConsole
 from runnable_dask.exceptions import ExecutionFailedError, RunnableDaskError
 from runnable_dask.executors import Executor, Resolved, open_executor
@@ -155,10 +160,14 @@ def _run_graph(
     catalog: RunCatalog,
 ) -> None:
     """Drive the run, with Dask's performance report kept in the catalog if asked for."""
-    client = executor.client if executor.report_performance else None
+    asked = executor.report_performance
+    client = executor.client if asked is not False else None
+    at_least = AUTO_REPORT_SECONDS if asked is None else 0.0
     report = PerformanceReport()
     try:
-        with performance_report(client, catalog, _calling_code(recorder.run_log)) as report:
+        with performance_report(
+            client, catalog, _calling_code(recorder.run_log), at_least
+        ) as report:
             _drive(events, GraphFeed(executor), lowering, recorder, params)
     finally:
         if report.url:

@@ -36,8 +36,9 @@ class Executor(Protocol):
     description: str
     note: str
     """Said under the first line of the run, when not empty (a cluster found gone)."""
-    report_performance: bool
-    """Whether the run's Dask performance report is kept (the ``dask`` executor's option)."""
+    report_performance: bool | None
+    """Whether the run's Dask performance report is kept (the ``dask`` executor's option;
+    None: when the run took long enough)."""
     in_process: bool
     """Whether tasks run as threads of the driving process (no worker can be lost)."""
 

@@ -64,7 +64,7 @@ class DaskExecutor:
         return self._client
 
     @property
-    def report_performance(self) -> bool:
+    def report_performance(self) -> bool | None:
         return self.config.performance_report
 
     def __exit__(self, *exc_info: object) -> None:
