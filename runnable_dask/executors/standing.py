@@ -83,6 +83,7 @@ class ClusterState:
     threads_per_worker: int
     memory_limit: str
     python: str
+    environment: str
     versions: dict[str, str] = field(default_factory=dict)
     started: float = 0.0
 
@@ -97,9 +98,9 @@ class ClusterState:
         return cls(**data)
 
     def same_environment(self) -> bool:
-        """Started from this interpreter with the packages this process has loaded: the
+        """Started from this environment with the packages this process has loaded: the
         scheduler and workers then run what this process runs, no need to ask them."""
-        return self.python == sys.executable and self.versions == loaded_versions()
+        return self.environment == sys.prefix and self.versions == loaded_versions()
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,7 @@ def start(sizes: Sizes, path: Path | None = None) -> ClusterState:
             threads_per_worker=sizes.threads_per_worker,
             memory_limit=sizes.memory_limit,
             python=sys.executable,
+            environment=sys.prefix,
             versions=loaded_versions(),
             started=began,
         )
