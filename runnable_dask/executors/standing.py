@@ -170,7 +170,7 @@ def find(path: Path | None = None) -> Found:
         return Found()
     if state.scheduler.alive():
         return Found(state)
-    end_processes(state)
+    end_processes(state, grace=0)  # workers would wait DEATH_TIMEOUT for their scheduler
     path.unlink(missing_ok=True)
     return Found(note=stale_note(state, path))
 
