@@ -110,7 +110,8 @@ def connect(config: DaskConfig, stack: ExitStack) -> Connection:
             connection = _connect_standing(found.state, stack)
             if isinstance(connection, Connection):
                 return connection
-            note = connection
+            # A scheduler that died since it was found is said (and cleaned up) as gone.
+            note = standing.find().note or connection
     if not _resource_tracker_running():  # first in, so called after the cluster's close
         stack.callback(_end_resource_tracker)
     own = _start_local(config, security, stack)
