@@ -32,12 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 import dask
 import distributed
 
-from benchmarks import runs
+from benchmarks import runs, standing
 from benchmarks.processes import ROOT, clean_env, copy_examples
 from benchmarks.report import Row, ratio, render, seconds, target, within_ratio
 from benchmarks.runnable_column import SEED, RunnableColumn
 from benchmarks.timing import best_of, import_seconds, run_process
 from benchmarks.workloads import KINDS, Workload
+from runnable_dask.executors.standing import read as read_cluster_state
 
 SIZES = {
     "chain": 1000,
@@ -48,7 +49,7 @@ SIZES = {
     "nested": 3,
 }
 QUICK_SIZES = {**SIZES, "chain": 100, "wide": 50, "map": 200}
-SECTIONS = (*KINDS, "seed", "import", "security")
+SECTIONS = (*KINDS, "standing", "seed", "import", "security")
 MAIN_CLUSTER = (2, 4)  # worker processes x threads: 8 threads, as fanout_sleep 8 needs
 
 
@@ -216,39 +217,120 @@ class Bench:
         )
         self.add(workload, _cluster_label(1, 1), best["ours on one"], best["bare on one"], [])
 
-    def seed(self) -> None:
-        """The seed's parallel example end to end, as a process, with each library."""
-        examples = copy_examples(self.scratch / "ours-examples", "runnable_dask")
-        env = clean_env(PYTHONPATH=str(examples))
-        ours: list[float] = []
-        theirs: dict[str, list[float]] = {"in parallel": [], "in turn": []}
-        for _ in range(self.repeat):
-            done = run_process([sys.executable, SEED], examples, env, self.timeout)
-            if done is None or done.returncode != 0:
-                detail = done.stderr[-2000:] if done else f"over {self.timeout:.0f} s"
-                raise RuntimeError(f"the seed failed with runnable_dask: {detail}")
-            ours.append(done.seconds)
-            if self.column is not None:
-                for mode, timings in theirs.items():
-                    outcome = self.column.seed(parallel=mode == "in parallel")
-                    if outcome.seconds is not None:
-                        timings.append(outcome.seconds)
-        cell = "; ".join(f"{min(v):.3f} s {mode}" for mode, v in theirs.items() if v)
-        fastest = min((min(v) for v in theirs.values() if v), default=None)
-        verdict = (
-            target("<= runnable 0.50.0 (its faster mode)", min(ours) <= fastest)
-            if fastest is not None
-            else "needs --runnable-python"
+    def standing(self) -> None:
+        """Eight 0.5 s branches on a running ``runnable-dask cluster`` and on a cluster the
+        run starts itself (bare Dask: ``client.get`` on the same cluster; a LocalCluster
+        started, used and closed); one Stub's ``execute()`` on the running cluster. Runs
+        use the default configuration: the cluster is found, not configured."""
+        fan = self.workload("fanout_sleep")
+        stub = Workload("chain", 1)
+        default = runs.write_config(self.scratch, "default", "dask")
+        with standing.pointed_at(self.scratch / "no-cluster" / "cluster.json"):
+            own = best_of(
+                self.repeat,
+                {
+                    "ours": lambda: runs.run_ours(runs.ours(fan), default),
+                    "bare": lambda: standing.bare_own_cluster(fan, *MAIN_CLUSTER),
+                },
+            )
+        folder = self.scratch / "standing"
+        folder.mkdir()
+        with (
+            standing.runnable_dask_cluster(folder, *MAIN_CLUSTER) as state_file,
+            standing.pointed_at(state_file),
+        ):
+            state = read_cluster_state(state_file)
+            assert state is not None, "runnable-dask cluster start wrote no state"
+            with distributed.Client(state.address, set_as_default=False) as client:
+                bare = partial(runs.run_bare_client, client=client)
+                runs.warm_up(default, bare)
+                on_it = best_of(
+                    max(self.repeat, 5),
+                    {
+                        "ours": lambda: runs.run_ours(runs.ours(fan), default),
+                        "bare": lambda: bare(fan),
+                        "stub": lambda: runs.run_ours(runs.ours(stub), default),
+                        "bare stub": lambda: bare(stub),
+                    },
+                )
+        label = f"{MAIN_CLUSTER[0]} proc x {MAIN_CLUSTER[1]} thr"
+        self.add(
+            fan,
+            f"dask, a runnable-dask cluster running ({label})",
+            on_it["ours"],
+            on_it["bare"],
+            [target("execute() <= 0.65 s", on_it["ours"] <= 0.65)],
+        )
+        self.add(
+            fan,
+            f"dask, the run starts its own LocalCluster ({label})",
+            own["ours"],
+            own["bare"],
+            [target("execute() <= 2.0 s", own["ours"] <= 2.0)],
         )
         self.rows.append(
             Row(
-                "seed: 06-parallel/parallel.py",
-                "a process, default configuration",
-                seconds(min(ours)),
-                runnable=cell or ("failed" if self.column else ""),
-                target=verdict,
+                "one Stub",
+                f"dask, a runnable-dask cluster running, best of {max(self.repeat, 5)}",
+                seconds(on_it["stub"]),
+                seconds(on_it["bare stub"]),
+                ratio(on_it["stub"], on_it["bare stub"]),
+                target=target("execute() < 0.1 s", on_it["stub"] < 0.1),
             )
         )
+
+    def seed(self) -> None:
+        """The seed's parallel example end to end, as a process, with each library; ours
+        with a ``runnable-dask cluster`` running and with nothing running, in turn."""
+        examples = copy_examples(self.scratch / "ours-examples", "runnable_dask")
+        folder = self.scratch / "seed-cluster"
+        folder.mkdir()
+        ours: dict[str, list[float]] = {"running": [], "nothing": []}
+        theirs: dict[str, list[float]] = {"in parallel": [], "in turn": []}
+        with standing.runnable_dask_cluster(folder, *MAIN_CLUSTER) as state_file:
+            found = {"running": state_file, "nothing": folder / "none" / "cluster.json"}
+            for _ in range(self.repeat):
+                for case, timings in ours.items():
+                    env = clean_env(
+                        PYTHONPATH=str(examples), RUNNABLE_DASK_CLUSTER_FILE=str(found[case])
+                    )
+                    done = run_process([sys.executable, SEED], examples, env, self.timeout)
+                    if done is None or done.returncode != 0:
+                        detail = done.stderr[-2000:] if done else f"over {self.timeout:.0f} s"
+                        raise RuntimeError(f"the seed failed with runnable_dask: {detail}")
+                    timings.append(done.seconds)
+                if self.column is not None:
+                    for mode, timings in theirs.items():
+                        outcome = self.column.seed(parallel=mode == "in parallel")
+                        if outcome.seconds is not None:
+                            timings.append(outcome.seconds)
+        cell = "; ".join(f"{min(v):.3f} s {mode}" for mode, v in theirs.items() if v)
+        fastest = min((min(v) for v in theirs.values() if v), default=None)
+        limits = {"running": 1.0, "nothing": 1.5}
+        for case, executor in (
+            ("running", "a process, default configuration, a runnable-dask cluster running"),
+            ("nothing", "a process, default configuration, nothing running"),
+        ):
+            mine = min(ours[case])
+            verdict = (
+                target(
+                    f"{mine / fastest:.2f}x runnable 0.50.0 (its faster mode) <= {limits[case]}x",
+                    mine <= limits[case] * fastest,
+                )
+                if fastest is not None
+                else "needs --runnable-python"
+            )
+            self.rows.append(
+                Row(
+                    "seed: 06-parallel/parallel.py",
+                    executor,
+                    seconds(mine),
+                    runnable=(cell or ("failed" if self.column else ""))
+                    if case == "running"
+                    else "",
+                    target=verdict,
+                )
+            )
 
     def imports(self) -> None:
         """``import runnable_dask`` (and ``import runnable``) in a fresh interpreter."""
@@ -285,6 +367,9 @@ def _notes(bench: Bench, quick: bool) -> list[str]:
         f"dask.threaded.get on a pool of {runs.LOCAL_THREADS} threads, in this process.",
         "dask: runnable_dask given the running cluster's address (a Client per run; "
         "performance_report: false) vs client.get on that cluster, from this process.",
+        "standing: runs on the default configuration find a `runnable-dask cluster` "
+        "(started by the command) or start their own LocalCluster; bare Dask runs "
+        "client.get on the same cluster, or starts, uses and closes a LocalCluster.",
         "map on dask: each run a process of its own (connecting included on both sides); "
         "peak RSS and run-log writing are the largest over the runs.",
         "Runs happen in a scratch folder: the workload functions are pickled by reference "
@@ -351,6 +436,8 @@ def _measure(args: argparse.Namespace, chosen: list[str], scratch: Path) -> Benc
         bench.on_cluster(on_cluster)
     if "fanout_cpu" in chosen:
         bench.fanout_cpu()
+    if "standing" in chosen:
+        bench.standing()
     if "seed" in chosen:
         bench.seed()
     if "import" in chosen:

@@ -69,6 +69,7 @@ class LocalConfig(_Strict):
 
 
 _ADDRESS_SCHEMES = ("tcp", "tls", "ws", "wss")
+AUTO_REPORT_SECONDS = 30.0  # a run at least this long keeps its report unless told not to
 _EMBEDDED_ONLY = ("threads_per_worker", "processes", "dashboard_address", "resources")
 
 
@@ -115,10 +116,12 @@ class DaskConfig(_Strict):
     - neither: a ``LocalCluster`` started for the run, on 127.0.0.1.
 
     ``security`` (TLS) applies to all three; ``timeout`` bounds starting or reaching it.
-    ``performance_report`` keeps Dask's report of the run in its catalog (rendering it
-    takes about half a second at the end of the run). ``resources`` are what each worker
-    of the ``LocalCluster`` started for the run offers (default: enough for its threads to
-    run the steps that ask for resources all at once).
+    ``performance_report`` keeps Dask's report of the run in its catalog: ``true`` always,
+    ``false`` never; unset, for runs that took at least ``AUTO_REPORT_SECONDS``, since
+    rendering it costs 0.3-3 s at the end of a run (the longer the scheduler has lived,
+    the more), as much as a short run itself, and a small share of a long one.
+    ``resources`` are what each worker of the ``LocalCluster`` started for the run offers
+    (default: enough for its threads to run the steps that ask for resources all at once).
     """
 
     address: str | None = None
@@ -131,7 +134,7 @@ class DaskConfig(_Strict):
     dashboard_address: str | None = None
     timeout: float = Field(default=30.0, gt=0)
     security: SecurityConfig | None = None
-    performance_report: bool = True
+    performance_report: bool | None = None
     resources: dict[str, float] | None = None
 
     @field_validator("resources", mode="before")

@@ -16,7 +16,12 @@ from typing import Any
 
 from runnable_dask._excepthook import quiet_interrupt
 from runnable_dask.claim import claim, launch_record
-from runnable_dask.config import CONFIGURATION_ENV, Configuration, load_configuration
+from runnable_dask.config import (
+    AUTO_REPORT_SECONDS,
+    CONFIGURATION_ENV,
+    Configuration,
+    load_configuration,
+)
 from runnable_dask.console import RunConsole
 from runnable_dask.exceptions import ExecutionFailedError, RunnableDaskError
 from runnable_dask.executors import Executor, Resolved, open_executor
@@ -127,6 +132,8 @@ def _announce(
 ) -> None:
     """The run's first lines: where it runs, its dashboard and run log; a resume said."""
     console.run_started(run_id, executor.description, executor.dashboard_link, log_path)
+    if executor.note:
+        console.run_note(executor.note)
     if resumed:
         console.resumed(run_id)
 
@@ -202,10 +209,14 @@ def _run_graph(
     catalog: RunCatalog,
 ) -> None:
     """Drive the run, with Dask's performance report kept in the catalog if asked for."""
-    client = executor.client if executor.report_performance else None
+    asked = executor.report_performance
+    client = executor.client if asked is not False else None
+    at_least = AUTO_REPORT_SECONDS if asked is None else 0.0
     report = PerformanceReport()
     try:
-        with performance_report(client, catalog, _calling_code(recorder.run_log)) as report:
+        with performance_report(
+            client, catalog, _calling_code(recorder.run_log), at_least
+        ) as report:
             _drive(events, GraphFeed(executor), lowering, recorder, params)
     except BaseException as exc:  # the run stops early: so does what its steps started
         if isinstance(exc, Exception):  # what siblings finished stays recorded
@@ -343,21 +354,25 @@ def _run_config(config: Configuration) -> dict[str, Any]:
 
 
 def _code_identities() -> list[dict[str, Any]]:
-    """The git commit the run's code came from, as runnable records it (if in git)."""
+    """The git commit the run's code came from, as runnable records it (if in git).
+
+    One ``git status`` gives both the commit and the changed files: a second git process
+    was a tenth of a run's fixed cost on a running cluster.
+    """
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain"],
+        lines = subprocess.run(
+            ["git", "status", "--porcelain=v2", "--branch"],
             capture_output=True,
             text=True,
             timeout=5,
-            check=False,
-        ).stdout.split("\n")
+            check=True,
+        ).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return []
-    dirty = [line[3:] for line in changed if line.strip()]
+    commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), "")
+    if not commit or commit == "(initial)":
+        return []
+    dirty = [_changed_path(line) for line in lines if not line.startswith("#")]
     return [
         {
             "code_identifier": commit,
@@ -367,3 +382,11 @@ def _code_identities() -> list[dict[str, Any]]:
             "code_identifier_message": "changes found in " + ", ".join(dirty[:20]) if dirty else "",
         }
     ]
+
+
+def _changed_path(line: str) -> str:
+    """The path in a line of ``git status --porcelain=v2`` (ordinary, renamed, unmerged or
+    untracked entry)."""
+    fields = {"1": 8, "2": 9, "u": 10}.get(line[:1])
+    path = line.split(" ", fields)[fields] if fields else line[2:]
+    return path.split("\t")[0]

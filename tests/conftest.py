@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,20 @@ from runnable_dask.stores.runlog import RunLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
 RUN_ID = "test-run"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Runs in the tests, and in the processes they start, find no cluster of the user's:
+    no ``DASK_SCHEDULER_ADDRESS``, and no ``runnable-dask cluster`` (its state file's
+    default folder, under ``XDG_RUNTIME_DIR``, is one of the session's own). Tests that
+    want a cluster start their own."""
+    os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="runnable-dask-tests-")
+    for name in ("DASK_SCHEDULER_ADDRESS", "RUNNABLE_DASK_CLUSTER_FILE"):
+        os.environ.pop(name, None)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ["XDG_RUNTIME_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

@@ -314,7 +314,10 @@ def test_secrets_reach_the_task_and_nothing_it_did_not_print(cluster, on_cluster
     assert "s3cr3t-value" not in capsys.readouterr().out
 
 
-def test_each_run_keeps_a_performance_report_naming_its_steps(on_cluster):
+def test_a_run_asked_for_a_performance_report_keeps_one_naming_its_steps(on_cluster):
+    config = yaml.safe_load(Path(on_cluster).read_text())
+    config["pipeline-executor"]["config"]["performance_report"] = True
+    Path(on_cluster).write_text(yaml.safe_dump(config))
     task = PythonTask(name="report_me", function=worker_pid, returns=["pid"])
     run_log = Pipeline(steps=[task]).execute(configuration_file=on_cluster, run_id="report")
     report = Path(run_log.run_config["performance_report"])
@@ -323,3 +326,12 @@ def test_each_run_keeps_a_performance_report_naming_its_steps(on_cluster):
     assert "report_me" in html
     # BokehJS is inside the file: no <script src=...> from a CDN, so it opens offline.
     assert re.search(r"<script[^>]*\bsrc=", html) is None
+
+
+def test_a_short_run_keeps_no_performance_report_unless_asked(on_cluster, capsys):
+    # Rendering the report costs as much as a short run (see AUTO_REPORT_SECONDS).
+    task = PythonTask(name="quick", function=worker_pid, returns=["pid"])
+    run_log = Pipeline(steps=[task]).execute(configuration_file=on_cluster, run_id="quick")
+    assert "performance_report" not in run_log.run_config
+    assert not (Path.cwd() / ".catalog" / "quick" / "dask-performance-report.html").exists()
+    assert "Report:" not in capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""The ``runnable-dask`` command: run pipeline files, list and inspect runs, draw pipelines.
+"""The ``runnable-dask`` command: run pipeline files, list and inspect runs, draw pipelines,
+keep a local cluster up between runs.
 
 Exit status: 0 on success, 1 when a run fails (or another runnable_dask error is
 raised), 2 on usage errors. Errors are one ``Error: ...`` message, never a traceback.
@@ -10,6 +11,7 @@ from typing import Any
 
 import click
 
+from runnable_dask.cli.cluster import cluster
 from runnable_dask.cli.execute import execute, retry
 from runnable_dask.cli.graph import graph
 from runnable_dask.cli.runs import runs
@@ -37,7 +39,7 @@ def cli() -> None:
     """Run runnable pipelines on Dask, and look at what they did."""
 
 
-for _command in (execute, retry, runs, show, graph):
+for _command in (execute, retry, runs, show, graph, cluster):
     cli.add_command(_command)
 
 

@@ -36,10 +36,13 @@ class Executor(Protocol):
 
     dashboard_link: str | None
     description: str
+    note: str
+    """Said under the first line of the run, when not empty (a cluster found gone)."""
 
     @property
-    def report_performance(self) -> bool:
-        """Whether the run's Dask performance report is kept (the ``dask`` executor's option)."""
+    def report_performance(self) -> bool | None:
+        """Whether the run's Dask performance report is kept (the ``dask`` executor's
+        option; None: when the run took long enough)."""
 
     in_process: bool
     """Whether tasks run as threads of the driving process (no worker can be lost)."""

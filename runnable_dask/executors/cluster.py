@@ -1,12 +1,22 @@
 """A ``distributed.Client`` for a :class:`DaskConfig`, and the user's code shipped to it.
 
-Three ways to a cluster, chosen by the configuration:
+Where a run's cluster comes from, in this order (the console names it):
 
-- ``address``: a running scheduler (``tcp://`` or ``tls://``); it is left running;
-- ``cluster_class``: any Dask cluster manager by dotted path (``dask_jobqueue.SLURMCluster``,
-  ``dask_kubernetes.operator.KubeCluster``, ``distributed.LocalCluster``), closed after;
-- neither: a ``LocalCluster`` started for the run, scheduler, workers and dashboard on
+- ``address`` in the configuration: a running scheduler (``tcp://`` or ``tls://``); it
+  is left running;
+- ``cluster_class`` in the configuration: any Dask cluster manager by dotted path
+  (``dask_jobqueue.SLURMCluster``, ``dask_kubernetes.operator.KubeCluster``,
+  ``distributed.LocalCluster``), closed after;
+- Dask's own default address, ``DASK_SCHEDULER_ADDRESS`` (the dask config
+  ``scheduler-address``); left running;
+- a running ``runnable-dask cluster`` (:mod:`runnable_dask.executors.standing`); left
+  running;
+- else a ``LocalCluster`` started for the run, scheduler, workers and dashboard on
   127.0.0.1 unless configured otherwise, closed after.
+
+A configuration that sizes the run's own LocalCluster (``n_workers``,
+``threads_per_worker``, ``processes``, ``dashboard_address``) or asks for TLS without an
+address gets one, whatever else is running: what is written wins over what happens to run.
 
 Everything opened is closed through the caller's ``ExitStack``. Remote clusters get their
 package versions checked on connect, since a scheduler or worker with another Dask or
@@ -16,6 +26,8 @@ graph, so it needs runnable_dask too).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
 import importlib.metadata
 import inspect
@@ -33,6 +45,7 @@ import dask
 
 from runnable_dask.config import DaskConfig, SecurityConfig
 from runnable_dask.exceptions import RunnableDaskError
+from runnable_dask.executors import standing
 from runnable_dask.executors.reach import refused
 
 if TYPE_CHECKING:
@@ -64,21 +77,141 @@ class ClusterError(RunnableDaskError):
 
 
 class Connection(NamedTuple):
-    """What the executor needs: the client, a line for the console, the dashboard."""
+    """What the executor needs: the client, a line for the console naming the cluster and
+    where it came from, the dashboard; whether the workers may lack the user's project
+    (``ship_code``); a note for the console (a cluster found gone)."""
 
     client: Client
     description: str
     dashboard_link: str | None
+    ship_code: bool = True
+    note: str = ""
+
+
+SCHEDULER_ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
+STANDING_TIMEOUT = 5.0  # seconds to reach a runnable-dask cluster before starting one
 
 
 def connect(config: DaskConfig, stack: ExitStack) -> Connection:
-    """A client for ``config``; whatever it opens is closed when ``stack`` closes."""
+    """A client for ``config``, from the first source that applies (see the module's
+    docstring); whatever it opens is closed when ``stack`` closes."""
     security = build_security(config.security, embedded=not config.address)
     if config.address:
-        return _connect_address(config, security, stack)
+        return _from(_connect_address(config, security, stack), "the configuration's address")
     if config.cluster_class:
-        return _start_manager(config, security, stack)
-    return _start_local(config, security, stack)
+        return _from(_start_manager(config, security, stack), "the configuration's cluster_class")
+    note = ""
+    if not _asks_for_its_own(config):
+        ambient = _dask_default_address()
+        if ambient is not None:
+            return _connect_ambient(*ambient, config, stack)
+        found = standing.find()
+        note = found.note
+        if found.state is not None:
+            connection = _connect_standing(found.state, stack)
+            if isinstance(connection, Connection):
+                return connection
+            # A scheduler that died since it was found is said (and cleaned up) as gone.
+            note = standing.find().note or connection
+    if not _resource_tracker_running():  # first in, so called after the cluster's close
+        stack.callback(_end_resource_tracker)
+    own = _start_local(config, security, stack)
+    return own._replace(
+        description=f"{own.description}, started for this run", ship_code=False, note=note
+    )
+
+
+def _resource_tracker_running() -> bool:
+    from multiprocessing import resource_tracker
+
+    return getattr(resource_tracker._resource_tracker, "_pid", None) is not None
+
+
+def _end_resource_tracker() -> None:
+    """End the helper process multiprocessing started for the LocalCluster's workers.
+
+    It would otherwise stay until this process exits, one more process of the run left
+    behind; a later run that needs it starts it again. Private API, so guarded.
+    """
+    from multiprocessing import resource_tracker
+
+    stop = getattr(resource_tracker._resource_tracker, "_stop", None)
+    if stop is not None:
+        with contextlib.suppress(Exception):
+            stop()
+
+
+def _from(connection: Connection, source: str) -> Connection:
+    return connection._replace(description=f"{connection.description}, from {source}")
+
+
+def _asks_for_its_own(config: DaskConfig) -> bool:
+    """Options only a LocalCluster started for the run can honour (a TLS one too, and
+    worker resources the steps ask for, which a running cluster's workers may not offer)."""
+    sized = (config.n_workers, config.threads_per_worker, config.processes, config.resources)
+    return any(v is not None for v in sized) or bool(config.dashboard_address or config.security)
+
+
+def _dask_default_address() -> tuple[str, str] | None:
+    """Dask's own default scheduler, and what set it: the environment variable (read now,
+    as it may be set after dask was imported) or the dask config."""
+    address = os.environ.get(SCHEDULER_ADDRESS_ENV)
+    if address:
+        return address, SCHEDULER_ADDRESS_ENV
+    configured = dask.config.get("scheduler-address", None)
+    return (str(configured), "the dask config scheduler-address") if configured else None
+
+
+def _connect_ambient(address: str, source: str, config: DaskConfig, stack: ExitStack) -> Connection:
+    """Dask's default scheduler: set on purpose, so a scheduler not there fails the run."""
+    from distributed import Client
+
+    security = build_security(config.security, embedded=False)
+    try:
+        client = Client(address, timeout=config.timeout, security=security, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {address}, named by {source}, within "
+            f"{config.timeout:g} s ({type(exc).__name__}: {exc}); start it, or unset "
+            f"{SCHEDULER_ADDRESS_ENV} to run on a runnable-dask cluster or a LocalCluster "
+            "started for the run"
+        ) from exc
+    stack.callback(_close_client, client)
+    workers = check_versions(client, f"the Dask cluster at {address}")
+    return Connection(
+        client,
+        f"Dask scheduler {address} ({workers} worker{'s' if workers != 1 else ''}), from {source}",
+        _dashboard(client),
+    )
+
+
+def _connect_standing(state: standing.ClusterState, stack: ExitStack) -> Connection | str:
+    """The running ``runnable-dask cluster``, or why it cannot serve (the run then starts
+    its own: the configuration did not ask for this cluster, so its trouble should not
+    stop the run). Started from this environment, its versions are known to match."""
+    from distributed import Client
+
+    try:
+        client = Client(state.address, timeout=STANDING_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        return (
+            f"the runnable-dask cluster at {state.address} runs (scheduler pid "
+            f"{state.scheduler.pid}) but did not answer within {STANDING_TIMEOUT:g} s "
+            f"({type(exc).__name__}); see runnable-dask cluster status, or stop it"
+        )
+    if not state.same_environment():
+        try:
+            check_versions(client, f"the runnable-dask cluster at {state.address}")
+        except ClusterError as exc:
+            _close_client(client)
+            return f"{exc}; or stop it and start it from this environment"
+    stack.callback(_close_client, client)
+    return Connection(
+        client,
+        f"runnable-dask cluster {state.address} ({state.n_workers} workers x "
+        f"{state.threads_per_worker} threads)",
+        state.dashboard,
+    )
 
 
 def build_security(config: SecurityConfig | None, embedded: bool) -> Security | None:
@@ -383,8 +516,13 @@ def _is_user_module(module: ModuleType | None, root: str) -> bool:
     location = getattr(module, "__file__", None)
     if not location:  # namespace package: use its first folder
         location = next(iter(getattr(module, "__path__", [])), None)
-    if not location:
-        return False
+    return bool(location) and _is_project_file(str(location), root)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_project_file(location: str, root: str) -> bool:
+    """Cached: resolving the links of every loaded module's path was a tenth of a run's
+    fixed cost on a running cluster (10 ms), and a file's place does not change."""
     path = os.path.realpath(location)
     inside = path == root or path.startswith(root + os.sep)
     return inside and not any(p in ("site-packages", "dist-packages") for p in path.split(os.sep))

@@ -1,9 +1,9 @@
 """The ``dask`` executor: the graph on a distributed cluster, ours or the user's.
 
-Without ``address`` it starts a ``LocalCluster`` for the run (worker processes, scheduler
-and dashboard on 127.0.0.1) and closes it at the end; with ``address`` it connects to a
-running scheduler and leaves it running. Tasks report events on a topic of the
-scheduler's event log, to which this process subscribes.
+It runs on the cluster :func:`~runnable_dask.executors.cluster.connect` finds: a running
+scheduler (left running), a cluster manager's, or a ``LocalCluster`` started for the run
+(worker processes, scheduler and dashboard on 127.0.0.1), closed at the end. Tasks report
+events on a topic of the scheduler's event log, to which this process subscribes.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class DaskExecutor:
         self._watched: dict[str, Any] = {}  # a future nobody holds is cancelled
         self.dashboard_link: str | None = None
         self.description = ""
+        self.note = ""
         self._stack = ExitStack()
         self._client: Any = None
         self._topics: list[str] = []
@@ -56,14 +57,16 @@ class DaskExecutor:
         own_cluster = not (self.config.address or self.config.cluster_class)
         try:
             with workers_without(self.secret_names) if own_cluster else nullcontext():
-                connected = connect(self.config, self._stack)
-            self._client, self.description, self.dashboard_link = connected
+                connection = connect(self.config, self._stack)
         except BaseException:
             self._stack.close()
             raise
-        # Workers the run did not start may not have the user's project: send its code,
-        # if it has any (wrapping every task for cloudpickle costs about 3 ms a task).
-        if self.config.address or self.config.cluster_class:
+        self._client, self.description, self.dashboard_link = connection[:3]
+        self.note = connection.note
+        # Workers the run did not start may not have the user's project, or hold an older
+        # import of it: send its code, if it has any (wrapping every task for cloudpickle
+        # costs about 3 ms a task).
+        if connection.ship_code:
             self._by_value = bool(ship_user_modules([]))
         return self
 
@@ -72,7 +75,7 @@ class DaskExecutor:
         return self._client
 
     @property
-    def report_performance(self) -> bool:
+    def report_performance(self) -> bool | None:
         return self.config.performance_report
 
     def __exit__(self, *exc_info: object) -> None:

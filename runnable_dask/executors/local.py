@@ -31,6 +31,7 @@ class LocalExecutor:
     """
 
     dashboard_link: str | None = None
+    note = ""
     client = None
     report_performance = False
     in_process = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,12 +38,13 @@ class PerformanceReport:
 
 @contextmanager
 def performance_report(
-    client: Client | None, catalog: RunCatalog, calling_code: str
+    client: Client | None, catalog: RunCatalog, calling_code: str, at_least: float = 0.0
 ) -> Iterator[PerformanceReport]:
     """Record the run's Dask performance and store it as ``<catalog>/<run_id>/`` + REPORT_NAME.
 
     ``calling_code`` fills the report's "Calling Code" section, which Dask would fill with
-    the line of our own code that closed the report.
+    the line of our own code that closed the report. A run shorter than ``at_least``
+    seconds gets no report (rendering it would cost as much as the run).
 
     Without a client (the ``local`` executor) it records nothing. A report that cannot be
     made (the scheduler is gone) is logged and noted in ``error``; it never hides the
@@ -60,17 +62,24 @@ def performance_report(
         # "inline": BokehJS inside the file, so it opens without network (Bokeh's
         # default loads it from a CDN, and an offline browser shows a blank page).
         recorder = dask_report(filename=path, mode="inline")
+        began = time.monotonic()
         started = _attempt(outcome, "start", lambda: _as_current(client, recorder.__enter__))
         try:
             yield outcome
         finally:
-            if started and _attempt(
-                outcome,
-                "render",
-                lambda: _as_current(
-                    client,
-                    lambda: client.sync(recorder.__aexit__, None, None, None, code=calling_code),
-                ),
+            if (
+                started
+                and time.monotonic() - began >= at_least
+                and _attempt(
+                    outcome,
+                    "render",
+                    lambda: _as_current(
+                        client,
+                        lambda: client.sync(
+                            recorder.__aexit__, None, None, None, code=calling_code
+                        ),
+                    ),
+                )
             ):
                 _attempt(outcome, "store", lambda: _store(outcome, catalog, path))
 
