@@ -1,0 +1,60 @@
+"""Warm kernels for a run: which kernels its notebooks use, prepared where they will run.
+
+On the ``local`` executor the pool is this process's, in use while the run lasts (no
+kernel outlives ``execute()``); on a Dask cluster each worker keeps its own through a
+worker plugin, registered once per cluster and kernel, so a standing cluster keeps its
+kernels ready from one run to the next.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from runnable_dask.executors import Executor
+from runnable_dask.plan import Plan
+from runnable_dask.runtime.context import RunContext
+from runnable_dask.runtime.kernel_pool import KernelKey
+from runnable_dask.sdk import NotebookTask
+
+
+def kernel_keys(plan: Plan, ctx: RunContext) -> set[KernelKey]:
+    """The kernels of the notebooks the run will execute (a mocked run: patched ones)."""
+    from runnable_dask.runtime.notebook_task import NotebookError, kernel_key, pooled
+
+    keys = set()
+    for _, node in plan.nodes():
+        if node.step is None or node.kind != "task" or ctx.skips(node):
+            continue
+        task = ctx.task_for(node)
+        if not isinstance(task, NotebookTask) or not pooled(task):
+            continue
+        try:
+            with open(task.notebook, encoding="utf-8") as handle:
+                metadata = json.load(handle).get("metadata", {})
+            keys.add(kernel_key(task, metadata))
+        except (OSError, ValueError, AttributeError, NotebookError):
+            continue  # the step itself says what is wrong with its notebook
+    return keys
+
+
+@contextmanager
+def warm_kernels(executor: Executor, plan: Plan, ctx: RunContext) -> Iterator[None]:
+    """Start the run's kernels ahead of its notebook steps, where those will run."""
+    keys = kernel_keys(plan, ctx)
+    if not keys:
+        yield
+        return
+    if executor.in_process:
+        from runnable_dask.runtime.kernel_pool import pool_in_use
+
+        with pool_in_use(keys):
+            yield
+        return
+    from runnable_dask.runtime.kernel_plugin import WarmKernels
+
+    for key in sorted(keys, key=repr):
+        plugin = WarmKernels(key)
+        executor.client.register_plugin(plugin, name=plugin.name)
+    yield
