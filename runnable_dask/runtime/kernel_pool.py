@@ -319,11 +319,23 @@ async def _kernel_info(manager: Any) -> dict[str, Any]:
         client.stop_channels()
 
 
+_imports = threading.Lock()
+
+
+def import_notebook_stack() -> None:
+    """Import papermill and what it brings (nbclient, jupyter_client, nbformat), one
+    thread at a time: two threads entering that stack by different modules at once can
+    meet a partly imported module ("cannot import name 'AsyncKernelManager'")."""
+    with _imports:
+        import nbformat  # noqa: F401
+        import papermill  # noqa: F401
+
+
 def _import_papermill() -> None:
     """What the first notebook step of a process would otherwise wait for: imports, and
     the notebook schema's validator (compiled on first use)."""
+    import_notebook_stack()
     import nbformat
-    import papermill  # noqa: F401
 
     import runnable_dask.runtime.notebook_task  # noqa: F401
 
@@ -355,6 +367,7 @@ def _manager_class() -> type:
     closed afterwards (it leaves them open when it does not own the manager)."""
     from queue import Empty
 
+    import_notebook_stack()
     from jupyter_client import AsyncKernelClient, AsyncKernelManager
 
     class PooledKernelClient(AsyncKernelClient):

@@ -20,7 +20,12 @@ from contextlib import ExitStack, contextmanager
 from typing import Any, TextIO
 
 from runnable_dask.runtime.binding import to_param
-from runnable_dask.runtime.kernel_pool import Kernel, KernelKey, kernel_pool
+from runnable_dask.runtime.kernel_pool import (
+    Kernel,
+    KernelKey,
+    import_notebook_stack,
+    kernel_pool,
+)
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import NotebookTask
 from runnable_dask.stores.catalog import RunCatalog
@@ -52,6 +57,7 @@ def run_notebook(
     internal_name: str,
 ) -> dict[str, Param]:
     """Execute the notebook with the parameters injected; store it; return its values."""
+    import_notebook_stack()
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
