@@ -70,6 +70,8 @@ class Kernel:
 
     def process_output(self) -> str:
         """What the kernel process itself printed (not its cells' output)."""
+        if self.output.closed:  # the pool closed while the notebook ran
+            return ""
         self.output.flush()
         self.output.seek(0)
         return self.output.read()
@@ -143,9 +145,7 @@ class KernelPool:
                 client.stop_channels()
         with self._lock:
             self._lent.discard(kernel)
-            if self._closed:
-                _kill_group(kernel)
-                _remove(kernel)
+            if self._closed:  # ended by close() already
                 return
         self._submit(self._shutdown(kernel))
 
@@ -171,6 +171,7 @@ class KernelPool:
             self._submit(self._shutdown_when_started(waiting))
         for kernel in lent:
             _reap(kernel)
+            _remove(kernel)
         while True:  # starts and shutdowns under way, including those just submitted
             with self._lock:
                 pending = [f for f in self._pending if not f.done()]
@@ -206,6 +207,7 @@ class KernelPool:
         manager = manager_class(kernel_name=key.name)
         manager.transport = "ipc"  # sockets are files: no port race, no TCP to warn about
         manager.ip = os.path.join(folder, "kernel")
+        manager.connection_file = os.path.join(folder, "connection.json")
         environ = base_environment() if warm else dict(os.environ)
         cwd = cwd or os.getcwd()
         self.started += 1
