@@ -8,6 +8,7 @@ it runs (its run was interrupted) has its kernel ended with the processes it sta
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -36,8 +37,8 @@ class WarmKernels(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         kernel_pool().prepare([self.key])
 
-    def teardown(self, worker: Any) -> None:
-        close_pool()
+    async def teardown(self, worker: Any) -> None:
+        await asyncio.to_thread(close_pool)  # waits for kernels to exit: not on the loop
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         if start in _RUNNING and finish in _DROPPED:

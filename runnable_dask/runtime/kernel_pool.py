@@ -85,6 +85,7 @@ class KernelPool:
     """
 
     def __init__(self) -> None:
+        self._folder = _own_folder()
         self._lock = threading.RLock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -182,6 +183,8 @@ class KernelPool:
                     future.result(timeout=START_TIMEOUT)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        with contextlib.suppress(OSError):
+            os.rmdir(self._folder)
 
     # --- on the pool's loop ------------------------------------------------------------
 
@@ -202,7 +205,7 @@ class KernelPool:
         (no step's secrets or run id), in the process's working folder.
         """
         manager_class = _manager_class()
-        folder = tempfile.mkdtemp(prefix="runnable-dask-kernel-")
+        folder = tempfile.mkdtemp(prefix="k-", dir=self._folder)
         output = open(os.path.join(folder, "kernel.log"), "w+")  # noqa: SIM115 (kept open)
         manager = manager_class(kernel_name=key.name)
         manager.transport = "ipc"  # sockets are files: no port race, no TCP to warn about
@@ -342,6 +345,37 @@ def _import_papermill() -> None:
     import runnable_dask.runtime.notebook_task  # noqa: F401
 
     nbformat.validate(nbformat.v4.new_notebook())
+
+
+_FOLDERS = "runnable-dask-kernels-"
+
+
+def _own_folder() -> str:
+    """The folder of this process's kernels (their sockets, connection files, output).
+
+    A process killed outright leaves its folder behind (its kernels end by themselves:
+    each watches its parent); the folders of processes that no longer run are removed
+    here, when the next pool on the machine starts.
+    """
+    base = tempfile.gettempdir()
+    for name in os.listdir(base):
+        if name.startswith(_FOLDERS) and name[len(_FOLDERS) :].isdigit():
+            pid = int(name[len(_FOLDERS) :])
+            if pid != os.getpid() and not _running(pid):
+                shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+    folder = os.path.join(base, f"{_FOLDERS}{os.getpid()}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _kill_group(kernel: Kernel) -> None:

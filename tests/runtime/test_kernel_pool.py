@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,3 +172,27 @@ def test_close_ends_idle_and_lent_kernels(tmp_path: Path) -> None:
     assert not os.path.exists(lent.folder), "its sockets and connection file are removed"
     with pytest.raises(RuntimeError, match="closed"):
         pool.take(PYTHON, str(tmp_path))
+
+
+@pytest.mark.timeout(60)
+def test_a_pool_removes_what_a_killed_process_left_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    left = tmp_path / f"runnable-dask-kernels-{int(ended.stdout)}"
+    (left / "k-1").mkdir(parents=True)
+    (left / "k-1" / "connection.json").write_text("{}")
+    running = tmp_path / f"runnable-dask-kernels-{os.getppid()}"
+    running.mkdir()
+
+    pool = KernelPool()
+    pool.close()
+    assert not left.exists(), "the folder of a process that no longer runs is removed"
+    assert running.exists(), "a running process's folder is left alone"
+    assert not (tmp_path / f"runnable-dask-kernels-{os.getpid()}").exists()
