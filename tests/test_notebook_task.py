@@ -108,3 +108,27 @@ def test_a_missing_notebook_fails_the_step_naming_it(run: Run) -> None:
     task = NotebookTask(name="ghost", notebook="not_here.ipynb")
     with pytest.raises(ExecutionFailedError, match=r"notebook 'not_here\.ipynb' does not exist"):
         run(Pipeline(steps=[task]))
+
+
+def test_a_notebook_without_a_kernel_fails_the_step_saying_how_to_choose_one(
+    run: Run, workdir: Path
+) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(notebook, str(workdir / "bare.ipynb"))
+    task = NotebookTask(name="bare", notebook="bare.ipynb")
+    with pytest.raises(ExecutionFailedError, match=r"bare\.ipynb names no kernel") as failed:
+        run(Pipeline(steps=[task]))
+    assert "optional_ploomber_args={'kernel_name': 'python3'}" in str(failed.value)
+
+
+def test_a_kernel_that_is_not_installed_fails_the_step_naming_it(run: Run, workdir: Path) -> None:
+    notebook = write_notebook(workdir / "other.ipynb", "x = 1")
+    task = NotebookTask(
+        name="other", notebook=notebook, optional_ploomber_args={"kernel_name": "no-such-kernel"}
+    )
+    with pytest.raises(
+        ExecutionFailedError, match="kernel 'no-such-kernel', which is not"
+    ) as failed:
+        run(Pipeline(steps=[task]))
+    assert "installed: python3" in str(failed.value)

@@ -128,10 +128,9 @@ class KernelPool:
         kernel = self._ready(waiting, cwd) if waiting is not None else None
         if kernel is None:
             kernel = self._run(self._start(key, warm=False, cwd=cwd), START_TIMEOUT)
-        else:
-            self.taken_warm += 1
         kernel.owner = owner
         with self._lock:
+            self.taken_warm += kernel.warm
             self._lent.add(kernel)
             closed = self._closed
         if closed:  # closed while it started: end it rather than lend it

@@ -140,7 +140,17 @@ def _pooled_kernel(
     pool = kernel_pool()
     # papermill runs the notebook in ``cwd`` when given: a kernel started then starts there.
     cwd = os.path.abspath(options.get("cwd") or os.getcwd())
-    kernel = pool.take(key, cwd, owner=_running_task())
+    try:
+        kernel = pool.take(key, cwd, owner=_running_task())
+    except LookupError as exc:  # jupyter_client's NoSuchKernel
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        installed = ", ".join(sorted(KernelSpecManager().find_kernel_specs())) or "none"
+        raise NotebookError(
+            f"{task.notebook} runs in kernel {key.name!r}, which is not installed where the "
+            f"step runs (installed: {installed}); install it there, or pass "
+            "optional_ploomber_args={'kernel_name': ...} with one that is"
+        ) from exc
     options.pop("extra_arguments", None)  # start arguments: the kernel has started
     options["km"] = kernel.manager
     try:
