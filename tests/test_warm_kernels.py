@@ -67,7 +67,11 @@ def prepare_data() -> None:
 
 def two_notebooks(workdir: Path) -> Pipeline:
     """``define`` sets a variable; ``look`` checks whether it can see it."""
-    define = write_notebook(workdir / "define.ipynb", KERNEL_FACTS, "private_value = 42")
+    define = write_notebook(
+        workdir / "define.ipynb",
+        KERNEL_FACTS,
+        "private_value = 42\ntime.sleep(0.5)",  # the next kernel starts meanwhile
+    )
     look = write_notebook(
         workdir / "look.ipynb", KERNEL_FACTS, "leaked = 'private_value' in globals()"
     )

@@ -63,7 +63,6 @@ class Kernel:
     cwd: str
     language: str
     pid: int
-    started: float  # time.time() when it was ready
     warm: bool = False
     owner: str | None = None
     clients: list[Any] = field(default_factory=list)
@@ -134,7 +133,9 @@ class KernelPool:
             self._lent.add(kernel)
             closed = self._closed
         if closed:  # closed while it started: end it rather than lend it
-            self.give_back(kernel)
+            _kill_group(kernel)
+            _reap(kernel)
+            _remove(kernel)
             raise RuntimeError("the kernel pool is closed: the run or worker is ending")
         return kernel
 
@@ -238,7 +239,6 @@ class KernelPool:
             cwd=cwd,
             language=info["content"].get("language_info", {}).get("name", ""),
             pid=manager.provisioner.pid,
-            started=time.time(),
             warm=warm,
             clients=manager.lent_to,
         )
@@ -276,7 +276,8 @@ class KernelPool:
         """The idle kernel, once started, aligned with this step; None if it cannot serve."""
         try:
             kernel = waiting.result(timeout=START_TIMEOUT)
-        except Exception:  # it failed to start: a kernel started for the step says why
+        except Exception:  # it failed to start (a kernel started for the step says why)
+            self._submit(self._shutdown_when_started(waiting))  # or is starting still
             return None
         try:
             if self._run(self._align(kernel, cwd), START_TIMEOUT):

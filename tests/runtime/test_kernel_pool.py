@@ -61,6 +61,18 @@ def run_code(kernel: Kernel, code: str) -> dict[str, Any]:
     return asyncio.run(execute())
 
 
+def prepared(pool: KernelPool) -> set[int]:
+    """Prepare a python3 kernel and wait until its process exists (it has its
+    environment then); its pid."""
+    before = kernel_children()
+    pool.prepare([PYTHON])
+    deadline = time.monotonic() + 60
+    while not (kernel_children() - before):
+        assert time.monotonic() < deadline, "no kernel started"
+        time.sleep(0.05)
+    return kernel_children() - before
+
+
 @pytest.fixture
 def pool() -> Iterator[KernelPool]:
     before = kernel_children()
@@ -76,15 +88,13 @@ def pool() -> Iterator[KernelPool]:
 def test_a_prepared_kernel_is_taken_warm_and_the_next_one_starts(
     pool: KernelPool, tmp_path: Path
 ) -> None:
-    pool.prepare([PYTHON])
-    time.sleep(0.5)
-    asked = time.time()
+    ready = prepared(pool)
     kernel = pool.take(PYTHON, str(tmp_path))
 
     assert kernel.warm
+    assert kernel.pid in ready, "the step got the kernel started before it asked"
     assert pool.taken_warm == 1
     assert pool.started == 2, "taking the idle kernel starts the next one"
-    assert psutil.Process(kernel.pid).create_time() < asked
     shown = run_code(kernel, "import os\nresult = os.getcwd()")
     assert shown["data"]["text/plain"] == repr(str(tmp_path))
 
@@ -112,8 +122,7 @@ def test_a_taken_kernel_has_the_environment_of_now(
     pool: KernelPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("RD_TEST_GONE", "set when the kernel started")
-    pool.prepare([PYTHON])
-    time.sleep(0.5)
+    prepared(pool)
     monkeypatch.setenv("RD_TEST_NEW", "set after")
     monkeypatch.delenv("RD_TEST_GONE")
     kernel = pool.take(PYTHON, str(tmp_path))
@@ -129,8 +138,7 @@ def test_a_taken_kernel_has_the_environment_of_now(
 def test_a_start_only_variable_that_changed_gets_a_kernel_of_its_own(
     pool: KernelPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pool.prepare([PYTHON])
-    time.sleep(0.5)
+    prepared(pool)
     monkeypatch.setenv("PYTHONHASHSEED", "7")  # read only when the interpreter starts
     kernel = pool.take(PYTHON, str(tmp_path))
     assert not kernel.warm
