@@ -34,10 +34,13 @@ first_cell_at = time.time()
 kernel_pid = os.getpid()
 cwd = os.getcwd()
 run_id = os.environ.get("RUNNABLE_RUN_ID")
-kernels_here = [
-    p.pid for p in psutil.Process().parent().children()
-    if "ipykernel_launcher" in " ".join(p.cmdline())
-]
+kernels_here = []
+for _p in psutil.Process().parent().children():  # this kernel and its siblings
+    try:
+        if "ipykernel_launcher" in " ".join(_p.cmdline()):
+            kernels_here.append(_p.pid)
+    except psutil.Error:  # one that has just ended
+        pass
 """
 FACTS = ["kernel_age", "first_cell_at", "kernel_pid", "cwd", "run_id", "kernels_here"]
 
