@@ -193,3 +193,20 @@ def test_an_interrupted_run_ends_its_notebooks_kernel(workdir: Path, executor: s
     assert "KeyboardInterrupt" in output
     left = [pid for pid in (kernel, child) if alive(pid)]
     assert not left, f"{left} outlived the interrupted driver ({executor})"
+
+
+@pytest.mark.timeout(120)
+def test_a_step_that_names_its_kernel_manager_gets_a_kernel_of_its_own(
+    run: Any, workdir: Path
+) -> None:
+    notebook = write_notebook(workdir / "own.ipynb", KERNEL_FACTS)
+    own = {"kernel_manager_class": "jupyter_client.manager.AsyncKernelManager"}
+    pipeline = Pipeline(
+        steps=[
+            PythonTask(name="prepare", function=prepare_data),
+            NotebookTask(name="own", notebook=notebook, returns=FACTS, optional_ploomber_args=own),
+        ]
+    )
+    seen = facts(run(pipeline), "own")
+    assert not seen["warm"], "papermill started the kernel for the step, as asked"
+    assert not alive(seen["kernel_pid"])

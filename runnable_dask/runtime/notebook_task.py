@@ -86,7 +86,9 @@ def run_notebook(
             "stdout_file": log,
             "stderr_file": log,
             # Only for a kernel papermill starts itself (a kernel_manager_class or
-            # engine_name of the user's): a graceful shutdown sometimes waits seconds.
+            # engine_name of the user's): quiet, and shut down without the graceful
+            # wait, which sometimes takes seconds.
+            "extra_arguments": ["--IPKernelApp.log_level=ERROR"],
             "shutdown_kernel": "immediate",
             **task.optional_ploomber_args,
         }
