@@ -11,24 +11,29 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from runnable_dask.executors import Executor
 from runnable_dask.plan import Plan
 from runnable_dask.runtime.context import RunContext
-from runnable_dask.runtime.kernel_pool import KernelKey
 from runnable_dask.sdk import NotebookTask
+
+if TYPE_CHECKING:
+    from runnable_dask.runtime.kernel_pool import KernelKey
 
 
 def kernel_keys(plan: Plan, ctx: RunContext) -> set[KernelKey]:
     """The kernels of the notebooks the run will execute (a mocked run: patched ones)."""
-    from runnable_dask.runtime.notebook_task import NotebookError, kernel_key, pooled
-
-    keys = set()
+    keys: set[KernelKey] = set()
     for _, node in plan.nodes():
         if node.step is None or node.kind != "task" or ctx.skips(node):
             continue
-        task = ctx.task_for(node)
-        if not isinstance(task, NotebookTask) or not pooled(task):
+        if not isinstance(node.step if ctx.patches is None else ctx.task_for(node), NotebookTask):
+            continue
+        task = ctx.task_for(node)  # its notebook's path, resolved
+        from runnable_dask.runtime.notebook_task import NotebookError, kernel_key, pooled
+
+        if not pooled(task):
             continue
         try:
             with open(task.notebook, encoding="utf-8") as handle:
