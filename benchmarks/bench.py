@@ -230,7 +230,8 @@ class Bench:
                 f"{seconds(best['warm'])} (step {seconds(warm_step)})",
                 seconds(best["bare"]),
                 ratio(best["warm"], best["bare"]),
-                target=target("execute() < 0.3 s", best["warm"] < 0.3),
+                # issue 12's target is the step's; execute() adds the run's fixed costs
+                target=target("step < 0.3 s", warm_step < 0.3),
             )
         )
         self.rows.append(
