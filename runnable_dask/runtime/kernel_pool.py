@@ -246,9 +246,11 @@ class KernelPool:
     async def _align(self, kernel: Kernel, cwd: str) -> bool:
         """Give a warm kernel the environment and working folder of a kernel started now.
 
-        False when it cannot (a variable only read at start differs, or the kernel is
-        not Python): the step then starts a kernel of its own.
+        False when it cannot (it died while idle, a variable only read at start differs,
+        or the kernel is not Python): the step then starts a kernel of its own.
         """
+        if not await kernel.manager.is_alive():  # it died while idle (killed, out of memory)
+            return False
         now = dict(os.environ)
         changed = {n: v for n, v in now.items() if kernel.environ.get(n) != v}
         removed = [n for n in kernel.environ if n not in now]

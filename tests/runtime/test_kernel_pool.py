@@ -204,3 +204,18 @@ def test_a_pool_removes_what_a_killed_process_left_behind(
     assert not left.exists(), "the folder of a process that no longer runs is removed"
     assert running.exists(), "a running process's folder is left alone"
     assert not (tmp_path / f"runnable-dask-kernels-{os.getpid()}").exists()
+
+
+@pytest.mark.timeout(120)
+def test_an_idle_kernel_that_died_is_replaced_for_the_step(
+    pool: KernelPool, tmp_path: Path
+) -> None:
+    (idle,) = prepared(pool)
+    time.sleep(0.5)  # let it finish starting
+    psutil.Process(idle).kill()  # as the OOM killer would
+    kernel = pool.take(PYTHON, str(tmp_path))
+    assert not kernel.warm
+    assert kernel.pid != idle
+    shown = run_code(kernel, "result = 6 * 7")
+    assert shown["data"]["text/plain"] == "42"
+    pool.give_back(kernel)
