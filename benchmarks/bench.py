@@ -9,7 +9,7 @@ It prints one table: each workload run by runnable_dask, as the same shape on ba
 on the same scheduler, and (given ``--runnable-python``) by runnable 0.50.0; seconds are
 the best of ``--repeat`` runs taken in turn, and the last column checks issue 5's targets.
 Clusters are started before anything is timed, on 127.0.0.1, and stopped at the end; runs
-happen in a scratch folder. Nothing is asserted here: ``tests/test_benchmark_guard.py``
+happen in a scratch folder. Nothing is asserted here: ``benchmarks/test_ratio_guard.py``
 guards the ratios.
 """
 

@@ -3,8 +3,9 @@ failed run it resumes.
 
 Resuming is asking for the id of a run that did not succeed: its run log is reopened,
 its initial parameters are used again, and only what did not finish runs (tasks that
-finished find their checkpoints). A run whose pipeline changed since, that succeeded,
-or whose driver is still alive is refused.
+finished find their checkpoints). A run whose pipeline changed since or that succeeded
+is refused, and so is a run another driver holds: the claim is the run's lock in the
+run-log store, so of drivers started together with one id exactly one runs.
 """
 
 from __future__ import annotations
@@ -13,20 +14,19 @@ import os
 import re
 import socket
 import sys
-from typing import Any
 
-from runnable_dask.exceptions import ConfigurationError, RunLogExistsError
+from runnable_dask.exceptions import ConfigurationError, RunLogExistsError, RunLogStoreError
 from runnable_dask.run_id import generate_run_id
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.stores.runlog import RunLog
-from runnable_dask.stores.runlog_store import RunLogStore
+from runnable_dask.stores.runlog_store import RunLogStorage
 
 ENTRY_ENV = "RUNNABLE_DASK_ENTRY"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def claim(
-    store: RunLogStore, requested: str, template: RunLog, params: dict[str, Param]
+    store: RunLogStorage, requested: str, template: RunLog, params: dict[str, Param]
 ) -> tuple[RunLog, dict[str, Param], bool]:
     """The run log to write, the initial parameters, and whether this run resumes one."""
     if requested and not _RUN_ID.fullmatch(requested):
@@ -36,19 +36,28 @@ def claim(
         )
     template.run_config["initial_parameters"] = {n: p.value for n, p in params.items()}
     template.run_config["driver"] = {"host": socket.gethostname(), "pid": os.getpid()}
-    if requested and store.path(requested).exists():
-        previous = store.read(requested)
-        return _resume(previous, template), _initial(previous), True
-    if requested:
-        run_log = template.model_copy(update={"run_id": requested})
-        store.create(run_log)
-        return run_log, params, False
     while True:
-        run_log = template.model_copy(update={"run_id": generate_run_id()})
+        run_id = requested or generate_run_id()
         try:
+            store.lock(run_id)  # one driver per run id: a second one is refused here
+            if requested and store.exists(requested):
+                previous = store.read(requested)
+                run_log = _resume(previous, template)
+                store.write(run_log)  # its driver is this one; the store is writable
+                return run_log, _initial(previous), True
+            run_log = template.model_copy(update={"run_id": run_id})
             store.create(run_log)
         except RunLogExistsError:
-            continue
+            store.release(run_id)
+            if requested:
+                raise
+            continue  # a generated id already used: draw another
+        except RunLogStoreError as exc:
+            store.release(run_id)
+            raise RunLogStoreError(f"{exc}; no step has run") from None
+        except BaseException:
+            store.release(run_id)
+            raise
         return run_log, params, False
 
 
@@ -77,12 +86,6 @@ def _resume(previous: RunLog, template: RunLog) -> RunLog:
             f"(dag hash {previous.dag_hash[:12]} then, {template.dag_hash[:12]} now); "
             "restore the definition to resume it, or start a new run"
         )
-    driver = previous.run_config.get("driver", {})
-    if previous.status == "PROCESSING" and _alive(driver):
-        raise ConfigurationError(
-            f"run {run_id!r} is still running (process {driver.get('pid')} on "
-            f"{driver.get('host')}); wait for it to end, then resume it"
-        )
     resumes = int(previous.run_config.get("resumed", 0)) + 1
     config = {
         **template.run_config,
@@ -96,18 +99,3 @@ def _resume(previous: RunLog, template: RunLog) -> RunLog:
 def _initial(previous: RunLog) -> dict[str, Param]:
     stored = previous.run_config.get("initial_parameters", {})
     return {name: Param(kind="json", value=value) for name, value in stored.items()}
-
-
-def _alive(driver: dict[str, Any]) -> bool:
-    pid = driver.get("pid")
-    if driver.get("host") != socket.gethostname() or not isinstance(pid, int):
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -18,4 +18,5 @@ class Compact:
     __slots__ = ()
 
     def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
-        return type(self), tuple(getattr(self, name) for name in self.__slots__)  # type: ignore[attr-defined]
+        fields: tuple[str, ...] = self.__slots__
+        return type(self), tuple(getattr(self, name) for name in fields)

@@ -14,19 +14,31 @@ runnable's shape, with runnable_dask's executor types::
 
 Chosen by ``RUNNABLE_CONFIGURATION_FILE``, else the ``configuration_file`` argument, else
 the defaults (an embedded ``LocalCluster``). Unknown keys are refused with the valid ones.
+
+Each section's ``type`` is looked up among the registered ones (``runnable_dask.plugins``);
+the models here are the built-in types' configurations, and each opens what it configures.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
+import queue
 import typing
-from typing import Annotated, Any, Literal
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from runnable_dask import plugins
 from runnable_dask.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from runnable_dask.executors import Executor
+    from runnable_dask.stores.catalog import RunCatalog
+    from runnable_dask.stores.runlog_store import RunLogStorage
 
 CONFIGURATION_ENV = "RUNNABLE_CONFIGURATION_FILE"
 
@@ -39,6 +51,11 @@ class LocalConfig(_Strict):
     """In-process threads, no cluster: quick runs and tests."""
 
     max_workers: int | None = Field(default=None, gt=0)
+
+    def open(self, events: queue.SimpleQueue) -> AbstractContextManager[Executor]:
+        from runnable_dask.executors.local import LocalExecutor
+
+        return LocalExecutor(self, events)
 
 
 _ADDRESS_SCHEMES = ("tcp", "tls", "ws", "wss")
@@ -148,6 +165,11 @@ class DaskConfig(_Strict):
             )
         return self
 
+    def open(self, events: queue.SimpleQueue) -> AbstractContextManager[Executor]:
+        from runnable_dask.executors.dask import DaskExecutor
+
+        return DaskExecutor(self, events)
+
     def _check_address(self, address: str) -> None:
         scheme = address.split("://", 1)[0] if "://" in address else "tcp"
         if scheme not in _ADDRESS_SCHEMES or not address.rstrip("/").split("://")[-1]:
@@ -177,16 +199,6 @@ def _check_dotted_path(path: str) -> None:
         )
 
 
-class LocalExecutorSpec(_Strict):
-    type: Literal["local"]
-    config: LocalConfig = Field(default_factory=LocalConfig)
-
-
-class DaskExecutorSpec(_Strict):
-    type: Literal["dask"]
-    config: DaskConfig = Field(default_factory=DaskConfig)
-
-
 class Patch(_Strict):
     """What a mocked run runs instead of a step: a function's dotted path (for a
     PythonTask), a shell command (ShellTask) or a notebook path (NotebookTask); and,
@@ -202,33 +214,34 @@ class MockedConfig(_Strict):
     patches: dict[str, Patch] = Field(default_factory=dict)
     max_workers: int | None = Field(default=None, gt=0)
 
+    def open(self, events: queue.SimpleQueue) -> AbstractContextManager[Executor]:
+        from runnable_dask.executors.local import LocalExecutor
 
-class MockedExecutorSpec(_Strict):
-    type: Literal["mocked"]
-    config: MockedConfig = Field(default_factory=MockedConfig)
-
-
-ExecutorSpec = Annotated[
-    DaskExecutorSpec | LocalExecutorSpec | MockedExecutorSpec, Field(discriminator="type")
-]
+        return LocalExecutor(self, events)
 
 
 class RunLogStoreConfig(_Strict):
+    """Run logs as JSON files in a folder or at any fsspec URL."""
+
     log_folder: str = ".run_log_store"
 
+    def open(self) -> RunLogStorage:
+        from runnable_dask.stores.runlog_store import RunLogStore
 
-class RunLogStoreSpec(_Strict):
-    type: Literal["file-system"] = "file-system"
-    config: RunLogStoreConfig = Field(default_factory=RunLogStoreConfig)
+        return RunLogStore(self.log_folder)
 
 
 class CatalogConfig(_Strict):
+    """The catalog in a folder or at any fsspec URL."""
+
     catalog_location: str = ".catalog"
 
+    def open(self, run_id: str) -> RunCatalog:
+        from runnable_dask.stores.catalog import RunCatalog
 
-class CatalogSpec(_Strict):
-    type: Literal["file-system"] = "file-system"
-    config: CatalogConfig = Field(default_factory=CatalogConfig)
+        location = self.catalog_location
+        # A local folder as an absolute path: workers may run in another folder.
+        return RunCatalog(location if "://" in location else os.path.abspath(location), run_id)
 
 
 class SecretsSpec(_Strict):
@@ -236,21 +249,27 @@ class SecretsSpec(_Strict):
     config: dict[str, Any] = Field(default_factory=dict, max_length=0)
 
 
-class Configuration(_Strict):
-    """The whole configuration file."""
+class Section(_Strict):
+    """A section that names a registered type and holds that type's own ``config``
+    (an instance of the model the type registered; see ``runnable_dask.plugins``)."""
 
-    pipeline_executor: ExecutorSpec = Field(
-        default_factory=lambda: DaskExecutorSpec(type="dask"), alias="pipeline-executor"
-    )
-    run_log_store: RunLogStoreSpec = Field(default_factory=RunLogStoreSpec, alias="run-log-store")
-    catalog: CatalogSpec = Field(default_factory=CatalogSpec)
+    type: str
+    config: Any
+
+
+class Configuration(_Strict):
+    """The whole configuration file; each section's type is found by name when parsed."""
+
+    pipeline_executor: Section = Field(alias="pipeline-executor")
+    run_log_store: Section = Field(alias="run-log-store")
+    catalog: Section
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
 
 
-_EXECUTOR_TYPES: dict[str, type[BaseModel]] = {
-    "dask": DaskExecutorSpec,
-    "local": LocalExecutorSpec,
-    "mocked": MockedExecutorSpec,
+DEFAULT_TYPES = {
+    "pipeline-executor": "dask",
+    "run-log-store": "file-system",
+    "catalog": "file-system",
 }
 
 
@@ -258,7 +277,7 @@ def load_configuration(configuration_file: str = "") -> Configuration:
     """Read the configuration: the environment's file, else the argument, else defaults."""
     path = os.environ.get(CONFIGURATION_ENV) or configuration_file
     if not path:
-        return Configuration()
+        return parse_configuration({})
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle) or {}
@@ -274,37 +293,60 @@ def parse_configuration(data: Any, source: str = "the configuration") -> Configu
     if not isinstance(data, dict):
         raise ConfigurationError(f"{source}: expected a mapping of sections, got {data!r}")
     try:
-        return Configuration.model_validate(data)
+        model = _model_for(_types(data))
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{source} is not a valid configuration: {exc}") from None
+    try:
+        return model.model_validate(data)
     except ValidationError as exc:
-        lines = [_explain(error) for error in exc.errors()]
+        lines = [_explain(error, model) for error in exc.errors()]
         raise ConfigurationError(
             f"{source} is not a valid configuration:\n" + "\n".join(f"  - {x}" for x in lines)
         ) from None
 
 
-def _explain(error: Any) -> str:
+def _types(data: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The type each section names (its default where it names none)."""
+    chosen = []
+    for section, default in DEFAULT_TYPES.items():
+        value = data.get(section)
+        kind = value.get("type", default) if isinstance(value, dict) else default
+        chosen.append((section, kind if isinstance(kind, str) else default))
+    return tuple(chosen)
+
+
+@functools.cache
+def _model_for(types: tuple[tuple[str, str], ...]) -> type[Configuration]:
+    """``Configuration`` with each section's ``config`` typed by the model its type
+    registered, so that pydantic checks it and locates every error in it."""
+    fields: dict[str, Any] = {}
+    for section, kind in types:
+        config = plugins.config_model(section, kind)
+        spec = create_model(
+            f"{config.__name__}Section",
+            __base__=Section,
+            type=(Literal[kind], kind),  # type: ignore[arg-type]
+            config=(config, Field(default_factory=config)),
+        )
+        name = section.replace("-", "_")
+        fields[name] = (spec, Field(default_factory=spec, alias=section))
+    return create_model("Configuration", __base__=Configuration, **fields)
+
+
+def _explain(error: Any, model: type[BaseModel]) -> str:
     location = [str(part) for part in error["loc"]]
-    where = ".".join(part for part in location if part not in _EXECUTOR_TYPES) or "(top)"
+    where = ".".join(location) or "(top)"
     if error["type"] == "extra_forbidden":
-        valid = _valid_keys(location[:-1])
+        valid = _valid_keys(location[:-1], model)
         close = difflib.get_close_matches(location[-1], valid, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return f"{where}: unknown key{hint}; valid keys here: {', '.join(valid)}"
-    if error["type"] == "union_tag_invalid":
-        return (
-            f"{where}: type {error['input'].get('type')!r} is unknown; "
-            "valid types: dask, local, mocked"
-        )
     message = str(error["msg"]).removeprefix("Value error, ")
     return f"{where}: {message} (got {error.get('input')!r})"
 
 
-def _valid_keys(location: list[str]) -> list[str]:
-    model: type[BaseModel] = Configuration
+def _valid_keys(location: list[str], model: type[BaseModel]) -> list[str]:
     for part in location:
-        if part in _EXECUTOR_TYPES:
-            model = _EXECUTOR_TYPES[part]
-            continue
         field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
         annotation = getattr(field, "annotation", None)
         for candidate in typing.get_args(annotation) or (annotation,):  # `Model | None` too

@@ -34,7 +34,7 @@ from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import Pipeline
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import ParameterRecord, RunLog
-from runnable_dask.stores.runlog_store import RunLogStore
+from runnable_dask.stores.runlog_store import RunLogStorage
 
 RUN_ID_ENV = "RUNNABLE_RUN_ID"
 PARAMETERS_ENV = "RUNNABLE_PARAMETERS_FILE"
@@ -56,14 +56,14 @@ def execute(
     config = load_configuration(configuration_file)
     plan = build_plan(pipeline)
     parameters_file = parameters_file or os.environ.get(PARAMETERS_ENV, "")
-    store = RunLogStore(config.run_log_store.config.log_folder)
+    store = config.run_log_store.config.open()
     run_log, params, resumed = _open_run_log(
         store, plan, config, run_id, tag, configuration_file, parameters_file
     )
-    catalog = RunCatalog(_absolute(config.catalog.config.catalog_location), run_log.run_id)
+    catalog = config.catalog.config.open(run_log.run_id)
     console = RunConsole()
     recorder = RunRecorder(run_log, plan, store, console, _code_identities())
-    log_path = str(store.path(run_log.run_id))
+    log_path = store.url(run_log.run_id)
     dashboard = None
     broken: Exception | None = None
     events: queue.SimpleQueue = queue.SimpleQueue()
@@ -101,7 +101,10 @@ def execute(
         recorder.fail_run(_describe(exc))
         raise
     finally:
-        recorder.close()
+        try:
+            recorder.close()
+        finally:
+            store.release(run_log.run_id)
         console.run_finished(
             run_log,
             time.monotonic() - began,
@@ -120,7 +123,7 @@ def execute(
 
 
 def _open_run_log(
-    store: RunLogStore,
+    store: RunLogStorage,
     plan: Plan,
     config: Configuration,
     run_id: str,
@@ -248,11 +251,6 @@ def _describe(exc: BaseException) -> str:
     if "scheduler-connection-lost" in text:  # Dask names the lost key, which says little
         return "Dask lost the connection to the scheduler; steps running then did not report"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _absolute(location: str) -> str:
-    """A local catalog folder as an absolute path: workers may run in another folder."""
-    return location if "://" in location else os.path.abspath(location)
 
 
 def _run_config(config: Configuration) -> dict[str, Any]:

@@ -27,6 +27,11 @@ class RunLogExistsError(RunnableDaskError):
     """A run log with the requested run id exists already; runs never overwrite one."""
 
 
+class RunLogStoreError(RunnableDaskError):
+    """The run-log store cannot be written: refused before any step runs, or the run is
+    stopped when a write fails mid-run (the message says where the last good log is)."""
+
+
 class ExecutionFailedError(RunnableDaskError):
     """The pipeline ran and ended in FAIL; the run log says which step failed and why."""
 
@@ -36,3 +41,7 @@ class ExecutionFailedError(RunnableDaskError):
         self.run_log_path = run_log_path
         detail = "; ".join(f"{name}: {message}" for name, message in failures) or "see the run log"
         super().__init__(f"Run {run_id!r} failed ({detail}). Run log: {run_log_path}")
+
+
+class RunInUseError(RunnableDaskError):
+    """Another live driver holds the run id: one driver per run, resumes included."""

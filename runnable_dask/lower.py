@@ -47,7 +47,7 @@ from runnable_dask.runtime.node import (
     run_step,
     run_step_and_end,
 )
-from runnable_dask.runtime.tokens import Bind, Entry, Token
+from runnable_dask.runtime.tokens import Bind, Entry, ParamKind, Token
 
 Input = str | Token
 Span = tuple[str, ...]
@@ -157,7 +157,7 @@ class Lowering:
                 )
                 for index, item in enumerate(value or ())
             ]
-            task = (run_map_join, ctx, call, ends, token)
+            task = (run_map_join, ctx, call, ends, token, () if ends else _returned(node))
             part.add(frontier.join, task, scope.span, ends, token)
         elif not value:
             part.add(frontier.join, (passthrough, token), scope.span, token)
@@ -208,7 +208,9 @@ class Lowering:
             for target in dict.fromkeys((node.on_success, node.on_failure)):
                 routes[target].append(keys[node.internal_name])
 
-        terminals = {name: (name, kind) for name, kind in branch.terminals.items()}
+        terminals: dict[str, tuple[str, str]] = {
+            name: (name, kind) for name, kind in branch.terminals.items()
+        }
         end_inputs: list[Input] = list(
             dict.fromkeys(k for t in branch.terminals for k in routes.get(t, []))
         )
@@ -236,8 +238,9 @@ class Lowering:
                     if node is not steps[-1]
                     else (run_step_and_end, self.ctx, call, end_call, *previous)
                 )
-                previous = [part.add(keys[node.internal_name], task, scope.span, *previous)]
-            return previous[0]
+                last = part.add(keys[node.internal_name], task, scope.span, *previous)
+                previous = [last]
+            return last
 
         for node in steps:
             is_entry = node.internal_name == branch.entry
@@ -332,3 +335,12 @@ def _light(node: Node) -> Node:
     if not node.branches:
         return node
     return replace(node, branches=tuple(replace(b, nodes=()) for b in node.branches))
+
+
+def _returned(node: Node) -> tuple[tuple[str, ParamKind], ...]:
+    """The names a composite's branch returns anywhere inside it, with their kinds."""
+    kinds: dict[str, ParamKind] = {}
+    for _, inner in node.branches[0].walk():
+        for spec in getattr(inner.step, "returns", ()):
+            kinds.setdefault(spec.name, spec.kind)
+    return tuple(kinds.items())

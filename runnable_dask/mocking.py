@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import importlib
 
-from runnable_dask.config import ExecutorSpec, MockedExecutorSpec, Patch
+from runnable_dask.config import MockedConfig, Patch, Section
 from runnable_dask.exceptions import ConfigurationError
 from runnable_dask.plan import Plan
 from runnable_dask.sdk import BaseTask, NotebookTask, PythonTask, ShellTask, TaskReturn
 
 
-def mock_patches(spec: ExecutorSpec, plan: Plan) -> dict[str, BaseTask] | None:
+def mock_patches(spec: Section, plan: Plan) -> dict[str, BaseTask] | None:
     """The replacement task of every patched step; None when the run is not mocked."""
-    if not isinstance(spec, MockedExecutorSpec):
+    if not isinstance(spec.config, MockedConfig):
         return None
     tasks = {
         key: node
@@ -40,7 +40,8 @@ def _replacement(step: BaseTask, patch: Patch) -> BaseTask:
     update: dict[str, object] = {}
     if patch.returns is not None:
         update["returns"] = [
-            TaskReturn(name=r) if isinstance(r, str) else TaskReturn(**r) for r in patch.returns
+            TaskReturn(name=r) if isinstance(r, str) else TaskReturn.model_validate(r)
+            for r in patch.returns
         ]
     if isinstance(step, PythonTask):
         update["function"] = _function(step, patch.command)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from runnable_dask.compact import Compact
@@ -157,7 +159,7 @@ def _sub_branches(step: Any, own: str) -> tuple[Branch, ...]:
     return tuple(_plan_branch(sub, f"{own}.{key}", key) for key, sub in branches.items())
 
 
-def _terminal_name(pipeline: Pipeline, kind: type, default: str) -> str:
+def _terminal_name(pipeline: Pipeline, kind: type[Any], default: str) -> str:
     last: Any = pipeline.steps[-1]
     return last.name if isinstance(last, kind) else default
 
@@ -188,13 +190,26 @@ _SHAPE_FIELDS = (
 )
 
 
+def function_identity(function: Any) -> str:
+    """``module.qualname``, the same however the pipeline's file was started.
+
+    A function defined in a script run as ``python flow.py`` lives in ``__main__``;
+    ``runnable-dask retry`` imports that file as the module ``flow``. Named by its file's
+    stem both ways, the step keeps its identity, and the retry its dag hash.
+    """
+    module = getattr(function, "__module__", None) or ""
+    if module == "__main__":
+        script = getattr(sys.modules.get("__main__"), "__file__", None)
+        module = Path(script).stem if script else module
+    return f"{module}.{getattr(function, '__qualname__', '')}"
+
+
 def _describe(branch: Branch, node: Node) -> dict[str, Any]:
     """What the dag hash covers: the shape and the code each step points to."""
     step = node.step
     detail: dict[str, Any] = {}
     if isinstance(step, PythonTask):
-        function = step.function
-        detail["function"] = f"{function.__module__}.{getattr(function, '__qualname__', '')}"
+        detail["function"] = function_identity(step.function)
     elif isinstance(step, ShellTask):
         detail["command"] = step.command
     elif isinstance(step, NotebookTask):

@@ -14,12 +14,13 @@ from datetime import datetime
 from typing import Any
 
 from runnable_dask.console import RunConsole
+from runnable_dask.exceptions import RunLogStoreError
 from runnable_dask.plan import PLACEHOLDER, Plan, fill
 from runnable_dask.runtime.attempt import now
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import Event
 from runnable_dask.stores.runlog import Attempt, BranchLog, ParameterRecord, RunLog, StepLog
-from runnable_dask.stores.runlog_store import RunLogStore
+from runnable_dask.stores.runlog_store import RunLogStorage
 
 WRITE_COST_FACTOR = 100
 LOST_WORKER = "the worker running this attempt was lost; Dask ran the step again"
@@ -38,7 +39,7 @@ class RunRecorder:
         self,
         run_log: RunLog,
         plan: Plan,
-        store: RunLogStore,
+        store: RunLogStorage,
         console: RunConsole,
         code_identities: list[dict[str, Any]] | None = None,
         min_interval: float = 0.25,
@@ -75,6 +76,8 @@ class RunRecorder:
         self._last_write = 0.0
         self._write_cost = 0.0
         self._dirty = False
+        self._store_failed = False
+        self._last_good = now()  # the driver wrote the run log when it claimed the run
         self._close_interrupted_steps()
 
     @property
@@ -142,10 +145,11 @@ class RunRecorder:
             self._write_if_due()
 
     def close(self) -> None:
-        """Write the final run log."""
+        """Write the final run log, unless the store already refused a write."""
         if self.run_log.status in ("CREATED", "PROCESSING"):
             self.run_log.status = "FAIL"
-        self._write()
+        if not self._store_failed:
+            self._write()
 
     def _close_interrupted_steps(self) -> None:
         """A resumed run's log may hold steps its driver never heard end: close them."""
@@ -258,10 +262,26 @@ class RunRecorder:
         began = time.monotonic()
         if self.checkpoints is not None:
             self.checkpoints.flush()
-        self.store.write(self.run_log)
+        try:
+            self.store.write(self.run_log)
+        except RunLogStoreError as exc:
+            self._store_failed = True
+            raise RunLogStoreError(self._stopped(exc)) from None
         self._last_write = time.monotonic()
+        self._last_good = now()
         self._write_cost = self._last_write - began
         self._dirty = False
+
+    def _stopped(self, exc: RunLogStoreError) -> str:
+        """A write failed mid-run: the run stops; say where its record is."""
+        run_id = self.run_log.run_id
+        return (
+            f"{exc}. The run was stopped: a run that cannot be recorded does not go on. "
+            f"The last good run log is {self.store.url(run_id)}, as written at "
+            f"{self._last_good} (steps that ended since are missing from it); the steps' "
+            f"logs and checkpoints are in the catalog, so once the folder is writable "
+            f"`runnable-dask retry {run_id}` resumes the run"
+        )
 
 
 def _parameters(records: dict[str, Any]) -> dict[str, ParameterRecord]:

@@ -17,12 +17,11 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypedDict
 
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import RunLog, StepLog
-from runnable_dask.stores.runlog_store import RunLogNotFoundError, RunLogStore
+from runnable_dask.stores.runlog_store import RunLogNotFoundError, RunLogStorage, RunLogStore
 
 DEFAULT_LOG_FOLDER = ".run_log_store"
 TERMINAL_TYPES = ("success", "fail")
@@ -37,7 +36,6 @@ __all__ = [
     "load_run",
     "metrics",
     "parameters",
-    "run_files",
     "runs",
     "steps",
     "to_dataframe",
@@ -89,40 +87,39 @@ class MetricRow(TypedDict):
     value: Any
 
 
-def load_run(run_id: str, log_folder: str | os.PathLike[str] = DEFAULT_LOG_FOLDER) -> RunLog:
+Store = str | os.PathLike[str] | RunLogStorage
+"""Where runs are read from: a folder or fsspec URL of run logs, or an opened store."""
+
+
+def open_store(store: Store) -> RunLogStorage:
+    """``store`` itself if it is one, else the run logs kept at that folder or URL."""
+    return RunLogStore(store) if isinstance(store, (str, os.PathLike)) else store
+
+
+def load_run(run_id: str, log_folder: Store = DEFAULT_LOG_FOLDER) -> RunLog:
     """The run log of ``run_id``; an unknown id is refused, naming the recent ones."""
-    folder = Path(log_folder)
+    store = open_store(log_folder)
     try:
-        return RunLogStore(folder).read(run_id)
+        return store.read(run_id)
     except RunLogNotFoundError:
-        recent = [path.stem for path in run_files(folder, SUGGESTED_IDS)]
+        recent = store.run_ids(SUGGESTED_IDS)
         hint = f"; recent runs: {', '.join(recent)}" if recent else "; it holds no run logs"
-        raise RunLogNotFoundError(f"no run {run_id!r} in {folder}{hint}") from None
+        raise RunLogNotFoundError(f"no run {run_id!r} in {_where(log_folder)}{hint}") from None
 
 
-def run_files(log_folder: str | os.PathLike[str], limit: int | None = None) -> list[Path]:
-    """Run log files, the most recently written first (a run writes its log as it goes)."""
-    folder = Path(log_folder)
-    stamped = []
-    for path in folder.glob("*.json") if folder.is_dir() else ():
-        try:
-            stamped.append((path.stat().st_mtime, path))
-        except FileNotFoundError:  # removed while listing
-            continue
-    stamped.sort(reverse=True)
-    return [path for _, path in stamped[:limit]]
-
-
-def runs(
-    log_folder: str | os.PathLike[str] = DEFAULT_LOG_FOLDER, limit: int | None = None
-) -> list[RunRow]:
+def runs(log_folder: Store = DEFAULT_LOG_FOLDER, limit: int | None = None) -> list[RunRow]:
     """The ``limit`` most recently written runs, newest start first.
 
-    Read as plain JSON, since run logs of large maps are large; a file that cannot be
+    Read as plain JSON, since run logs of large maps are large; a log that cannot be
     read is listed with status ``UNREADABLE``.
     """
-    rows = [_run_row(path) for path in run_files(log_folder, limit)]
+    store = open_store(log_folder)
+    rows = [_run_row(store, run_id) for run_id in store.run_ids(limit)]
     return sorted(rows, key=_newest_first, reverse=True)
+
+
+def _where(store: Store) -> str:
+    return os.fspath(store) if isinstance(store, (str, os.PathLike)) else store.location
 
 
 def steps(run_log: RunLog) -> list[StepRow]:
@@ -253,14 +250,14 @@ def format_seconds(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} m"
 
 
-def _run_row(path: Path) -> RunRow:
+def _run_row(store: RunLogStorage, run_id: str) -> RunRow:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(store.read_bytes(run_id))
         span = Span.of(_json_attempt_times(data.get("steps", {})))
-    except (OSError, ValueError, AttributeError, TypeError):
+    except (OSError, ValueError, AttributeError, TypeError, RunLogNotFoundError):
         data, span = {"status": "UNREADABLE"}, Span()
     return RunRow(
-        run_id=str(data.get("run_id", path.stem)),
+        run_id=str(data.get("run_id", run_id)),
         status=str(data.get("status", "UNREADABLE")),
         tag=str(data.get("tag", "")),
         start=span.start,

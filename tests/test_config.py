@@ -8,8 +8,8 @@ import pytest
 
 from runnable_dask import ConfigurationError, Pipeline, Stub
 from runnable_dask.config import (
-    DaskExecutorSpec,
-    LocalExecutorSpec,
+    DaskConfig,
+    LocalConfig,
     load_configuration,
     parse_configuration,
 )
@@ -22,7 +22,8 @@ def write(path: Path, text: str) -> str:
 
 def test_defaults_without_a_file(workdir: Path) -> None:
     config = load_configuration("")
-    assert isinstance(config.pipeline_executor, DaskExecutorSpec)
+    assert config.pipeline_executor.type == "dask"
+    assert isinstance(config.pipeline_executor.config, DaskConfig)
     assert config.pipeline_executor.config.address is None
     assert config.run_log_store.config.log_folder == ".run_log_store"
     assert config.catalog.config.catalog_location == ".catalog"
@@ -33,7 +34,8 @@ def test_local_executor(workdir: Path) -> None:
         workdir / "c.yaml", "pipeline-executor:\n  type: local\n  config:\n    max_workers: 3\n"
     )
     config = load_configuration(path)
-    assert isinstance(config.pipeline_executor, LocalExecutorSpec)
+    assert config.pipeline_executor.type == "local"
+    assert isinstance(config.pipeline_executor.config, LocalConfig)
     assert config.pipeline_executor.config.max_workers == 3
 
 
@@ -52,7 +54,7 @@ def test_dask_executor_with_cluster_options(workdir: Path) -> None:
     )
     config = load_configuration(path)
     executor = config.pipeline_executor
-    assert isinstance(executor, DaskExecutorSpec)
+    assert isinstance(executor.config, DaskConfig)
     assert (executor.config.n_workers, executor.config.threads_per_worker) == (2, 4)
     assert executor.config.processes is False
     assert config.run_log_store.config.log_folder == "logs"
@@ -95,7 +97,8 @@ def test_dask_executor_with_an_address() -> None:
         ),
         pytest.param(
             {"pipeline-executor": {"type": "argo"}},
-            r"type 'argo' is unknown; valid types: dask, local",
+            r"type 'argo' is unknown; valid types: dask, local, mocked\. A package adds a "
+            r"type through the entry-point group 'runnable_dask\.executors'",
             id="unknown executor type",
         ),
         pytest.param(
@@ -179,7 +182,7 @@ def test_environment_variable_wins_over_the_argument(
     argument = write(workdir / "arg.yaml", "pipeline-executor:\n  type: dask\n")
     chosen = write(workdir / "env.yaml", "pipeline-executor:\n  type: local\n")
     monkeypatch.setenv("RUNNABLE_CONFIGURATION_FILE", chosen)
-    assert isinstance(load_configuration(argument).pipeline_executor, LocalExecutorSpec)
+    assert load_configuration(argument).pipeline_executor.type == "local"
 
 
 def test_missing_file_is_named(workdir: Path) -> None:

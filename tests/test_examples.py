@@ -1,9 +1,10 @@
 """Run every example as a user would, and check what the user would look at.
 
-Each example runs as ``python examples/<folder>/<file>.py`` from the repository root, in
-a subprocess, with ``RUNNABLE_RUN_ID`` set so the test finds its run log in
-``.run_log_store/<run_id>.json`` and its catalog in ``.catalog/<run_id>/``. Both are
-removed afterwards (and ``data/`` or ``report/``, if the example created it).
+Each example runs as ``python examples/<folder>/<file>.py`` from a copy of the repository
+root (``project_copy.py``: nothing is written into the checkout), in a subprocess, with
+``RUNNABLE_RUN_ID`` set so the test finds its run log in ``.run_log_store/<run_id>.json``
+and its catalog in ``.catalog/<run_id>/``. Both are removed afterwards (and ``data/`` or
+``report/``, if the example created it).
 
 Most examples run with examples/configs/local.yaml (threads in one process) to keep the
 suite quick; those marked ``cluster`` run on the default configuration or
@@ -25,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from project_copy import project_root
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = project_root()  # a copy: runs write nothing into the checkout
 LOCAL = "examples/configs/local.yaml"
 DASK = "examples/configs/dask.yaml"
 DEFAULT = ""  # no configuration file: the default LocalCluster

@@ -546,3 +546,37 @@ def test_many_failed_items_are_listed_up_to_ten(
     assert m.message.startswith("17 of 20 iterations failed: 3, 4, 5")
     assert m.message.endswith("12 ...")
     assert len(m.branches) == 20
+
+
+# --- a map over an empty list reduces to nothing (issue 17, point 9) -------------------
+
+
+def test_an_empty_list_reduces_to_an_empty_list_the_next_step_reads(
+    run: Run, workdir: Path
+) -> None:
+    def count(sq: list[int]) -> int:
+        return len(sq)
+
+    pipeline = Pipeline(steps=[square_map(), task("count", count, ["n"])])
+    run_log = run(pipeline, parameters_file=write_params(workdir, "items: []\n"))
+    assert run_log.parameters["sq"].value == []
+    assert run_log.parameters["n"].value == 0
+
+
+def test_an_empty_list_calls_a_custom_reducer_with_no_values(run: Run, workdir: Path) -> None:
+    pipeline = Pipeline(steps=[square_map(reducer="lambda *x: max(x, default=-1)")])
+    run_log = run(pipeline, parameters_file=write_params(workdir, "items: []\n"))
+    assert run_log.parameters["sq"].value == -1
+
+
+def test_a_reducer_that_needs_values_fails_an_empty_map_saying_why(
+    run: Run, workdir: Path, stored_run_log: Callable[..., Any]
+) -> None:
+    pipeline = Pipeline(steps=[square_map(reducer="lambda *x: max(x)")])
+    with pytest.raises(ExecutionFailedError):
+        run(pipeline, parameters_file=write_params(workdir, "items: []\n"))
+    assert stored_run_log().steps["m"].message == (
+        "reducer 'lambda *x: max(x)' raised ValueError: max() arg is an empty sequence; "
+        "'items' was empty, so the reducer was called with no values: make it accept none "
+        "(e.g. 'lambda *x: max(x, default=None)')"
+    )

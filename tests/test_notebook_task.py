@@ -110,16 +110,38 @@ def test_a_missing_notebook_fails_the_step_naming_it(run: Run) -> None:
         run(Pipeline(steps=[task]))
 
 
-def test_a_notebook_without_a_kernel_fails_the_step_saying_how_to_choose_one(
+def _without_kernelspec(path: Path) -> str:
+    name = write_notebook(path, "x = 1", "y = x + 1")
+    notebook = nbformat.read(str(path), as_version=4)
+    del notebook.metadata["kernelspec"]
+    nbformat.write(notebook, str(path))
+    return name
+
+
+def test_a_notebook_without_a_kernelspec_fails_naming_the_step_and_the_fix(
     run: Run, workdir: Path
 ) -> None:
-    notebook = nbformat.v4.new_notebook()
-    notebook.cells = [nbformat.v4.new_code_cell("x = 1")]
-    nbformat.write(notebook, str(workdir / "bare.ipynb"))
-    task = NotebookTask(name="bare", notebook="bare.ipynb")
-    with pytest.raises(ExecutionFailedError, match=r"bare\.ipynb names no kernel") as failed:
+    task = NotebookTask(name="explore", notebook=_without_kernelspec(workdir / "bare.ipynb"))
+    with pytest.raises(
+        ExecutionFailedError,
+        match=r"explore: NotebookKernelError: NotebookTask 'explore': notebook 'bare\.ipynb' "
+        r"names no kernel \(its metadata has no kernelspec\); choose a kernel in Jupyter and "
+        r"save the notebook, or name one in the step: "
+        r"optional_ploomber_args=\{'kernel_name': 'python3'\}",
+    ):
         run(Pipeline(steps=[task]))
-    assert "optional_ploomber_args={'kernel_name': 'python3'}" in str(failed.value)
+
+
+def test_a_kernel_named_by_the_step_runs_a_notebook_without_a_kernelspec(
+    run: Run, workdir: Path
+) -> None:
+    task = NotebookTask(
+        name="explore",
+        notebook=_without_kernelspec(workdir / "bare.ipynb"),
+        optional_ploomber_args={"kernel_name": "python3"},
+        returns=["y"],
+    )
+    assert run(Pipeline(steps=[task])).parameters["y"].value == 2
 
 
 def test_a_kernel_that_is_not_installed_fails_the_step_naming_it(run: Run, workdir: Path) -> None:
@@ -128,7 +150,9 @@ def test_a_kernel_that_is_not_installed_fails_the_step_naming_it(run: Run, workd
         name="other", notebook=notebook, optional_ploomber_args={"kernel_name": "no-such-kernel"}
     )
     with pytest.raises(
-        ExecutionFailedError, match="kernel 'no-such-kernel', which is not"
+        ExecutionFailedError,
+        match=r"NotebookTask 'other': notebook 'other\.ipynb' runs in kernel 'no-such-kernel', "
+        "which is not installed",
     ) as failed:
         run(Pipeline(steps=[task]))
     assert "installed: python3" in str(failed.value)

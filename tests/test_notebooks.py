@@ -16,8 +16,9 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+from project_copy import project_root
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = project_root()  # a copy: runs write nothing into the checkout
 NOTEBOOKS = ROOT / "notebooks"
 SMALL_SWEEP = """\
 test_size: 0.25

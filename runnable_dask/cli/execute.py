@@ -9,7 +9,7 @@ import click
 from runnable_dask.cli.errors import UsageProblem
 from runnable_dask.cli.launch import Entry, launch
 from runnable_dask.cli.options import EXISTING_FILE, configuration_option, store_options
-from runnable_dask.cli.runlogs import read_run_log, resolve_log_folder
+from runnable_dask.cli.runlogs import read_run_log, resolve_store
 
 
 @click.command()
@@ -57,7 +57,7 @@ def retry(run_id: str, configuration_file: str | None, log_folder: str | None) -
 
     Exit status: as the run's; 2 if the run is unknown, succeeded or has no launch record.
     """
-    run_log = read_run_log(resolve_log_folder(configuration_file, log_folder), run_id)
+    run_log = read_run_log(resolve_store(configuration_file, log_folder), run_id)
     if run_log.status == "SUCCESS":
         raise UsageProblem(f"run {run_id!r} succeeded already; there is nothing to retry")
     record = run_log.run_config.get("launch")

@@ -18,11 +18,11 @@ def configuration_option(help: str) -> Callable[[F], F]:
 
 
 def store_options(function: F) -> F:
-    """``--config`` and ``--log-folder``, read by :func:`runlogs.resolve_log_folder`."""
+    """``--config`` and ``--log-folder``, read by :func:`runlogs.resolve_store`."""
     function = click.option(
         "--log-folder",
         type=click.Path(file_okay=False),
         default=None,
-        help="Run log folder; default: the configuration's run-log-store folder.",
+        help="Run log folder or fsspec URL; default: the configuration's run-log store.",
     )(function)
     return configuration_option("Configuration file whose run-log-store holds the runs.")(function)

@@ -7,27 +7,26 @@ a refusal as a usage problem (exit status 2).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from runnable_dask.cli.errors import UsageProblem
 from runnable_dask.config import load_configuration
 from runnable_dask.results import load_run
 from runnable_dask.stores.runlog import RunLog
-from runnable_dask.stores.runlog_store import RunLogNotFoundError
+from runnable_dask.stores.runlog_store import RunLogNotFoundError, RunLogStorage, RunLogStore
 
 
-def resolve_log_folder(configuration_file: str | None, log_folder: str | None) -> Path:
-    """``--log-folder``, else the configuration's run-log-store folder."""
+def resolve_store(configuration_file: str | None, log_folder: str | None) -> RunLogStorage:
+    """The run logs at ``--log-folder``, else the configuration's run-log store."""
     if log_folder:
-        return Path(log_folder)
-    return Path(load_configuration(configuration_file or "").run_log_store.config.log_folder)
+        return RunLogStore(log_folder)
+    store: RunLogStorage = load_configuration(configuration_file or "").run_log_store.config.open()
+    return store
 
 
-def read_run_log(folder: Path, run_id: str) -> RunLog:
+def read_run_log(store: RunLogStorage, run_id: str) -> RunLog:
     """One run log; an unknown id is refused with the most recent ids to choose from."""
     try:
-        return load_run(run_id, folder)
+        return load_run(run_id, store)
     except RunLogNotFoundError as exc:
         raise UsageProblem(str(exc)) from None
     except ValueError as exc:
-        raise UsageProblem(f"run log {folder / run_id}.json cannot be read: {exc}") from None
+        raise UsageProblem(f"run log {store.url(run_id)} cannot be read: {exc}") from None

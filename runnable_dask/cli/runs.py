@@ -10,7 +10,7 @@ from rich.table import Table
 
 from runnable_dask import results
 from runnable_dask.cli.options import store_options
-from runnable_dask.cli.runlogs import resolve_log_folder
+from runnable_dask.cli.runlogs import resolve_store
 
 STATUS_STYLE = {"SUCCESS": "green", "FAIL": "red", "PROCESSING": "yellow"}
 
@@ -24,14 +24,14 @@ def runs(limit: int, configuration_file: str | None, log_folder: str | None) -> 
     The LIMIT most recently written run logs, ordered by start time (the earliest attempt).
     A run still going shows PROCESSING and no duration.
     """
-    folder = resolve_log_folder(configuration_file, log_folder)
-    rows = results.runs(folder, limit)
+    store = resolve_store(configuration_file, log_folder)
+    rows = results.runs(store, limit)
     # Piped or captured output gets room for full run ids instead of rich's 80 columns.
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     if not rows:
-        console.print(f"No runs in {folder}")
+        console.print(f"No runs in {store.location}")
         return
-    table = Table(title=f"Runs in {folder}", title_justify="left")
+    table = Table(title=f"Runs in {store.location}", title_justify="left")
     for column in ("run id", "status", "started", "duration", "tag"):
         table.add_column(column, no_wrap=column != "tag")
     for row in rows:

@@ -12,7 +12,7 @@ from rich.tree import Tree
 
 from runnable_dask import results
 from runnable_dask.cli.options import store_options
-from runnable_dask.cli.runlogs import read_run_log, resolve_log_folder
+from runnable_dask.cli.runlogs import read_run_log, resolve_store
 from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times
 from runnable_dask.runtime.attempt import log_name
 from runnable_dask.stores.runlog import StepLog
@@ -33,8 +33,8 @@ def show(
     Branches are nested under their composite step. Of a composite with more than 20
     branches, the first 20 and every failed one are listed; --all lists them all.
     """
-    folder = resolve_log_folder(configuration_file, log_folder)
-    run_log = read_run_log(folder, run_id)
+    store = resolve_store(configuration_file, log_folder)
+    run_log = read_run_log(store, run_id)
     catalog = results.catalog(run_log)
     span = Span.of(attempt_times(run_log.steps.values()))
     tree = Tree(
@@ -51,7 +51,7 @@ def show(
     _add_steps(tree, run_log.steps.values(), show_all)
     console = Console(highlight=False, soft_wrap=True)  # paths stay whole, to copy
     console.print(tree, soft_wrap=False)  # wrapped at the width, never cut: messages whole
-    console.print(Text(f"  Run log:   {folder / (run_log.run_id + '.json')}"))
+    console.print(Text(f"  Run log:   {store.url(run_log.run_id)}"))
     console.print(Text(f"  Step logs: {catalog.url('logs')}/"))
     for step in run_log.walk():  # after the tree, whole, so the paths can be copied
         if step.status == "FAIL" and step.step_type == "task" and step.attempts:

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from runnable_dask.config import DaskExecutorSpec, ExecutorSpec
+from runnable_dask.config import Section
 from runnable_dask.runtime.context import Reporter
 
 Tasks = dict[str, tuple[Any, ...]]
@@ -34,8 +34,11 @@ class Executor(Protocol):
 
     dashboard_link: str | None
     description: str
-    report_performance: bool
-    """Whether the run's Dask performance report is kept (the ``dask`` executor's option)."""
+
+    @property
+    def report_performance(self) -> bool:
+        """Whether the run's Dask performance report is kept (the ``dask`` executor's option)."""
+
     in_process: bool
     """Whether tasks run as threads of the driving process (no worker can be lost)."""
 
@@ -62,14 +65,16 @@ class Executor(Protocol):
         """Later parts no longer read these kept keys."""
 
 
-def open_executor(
-    spec: ExecutorSpec, events: queue.SimpleQueue
-) -> AbstractContextManager[Executor]:
-    """The executor the configuration asks for (not yet entered)."""
-    if isinstance(spec, DaskExecutorSpec):
-        from runnable_dask.executors.dask import DaskExecutor
+class ExecutorConfig(Protocol):
+    """What an executor type registers (entry-point group ``runnable_dask.executors``):
+    the pydantic model of its ``config`` section, which opens the executor for a run."""
 
-        return DaskExecutor(spec.config, events)
-    from runnable_dask.executors.local import LocalExecutor
+    def open(self, events: queue.SimpleQueue) -> AbstractContextManager[Executor]:
+        """The executor, not yet entered; it puts :class:`Resolved` items on ``events``."""
+        ...
 
-    return LocalExecutor(spec.config, events)
+
+def open_executor(spec: Section, events: queue.SimpleQueue) -> AbstractContextManager[Executor]:
+    """The executor the configuration's ``pipeline-executor`` section asks for."""
+    config: ExecutorConfig = spec.config
+    return config.open(events)

@@ -26,13 +26,14 @@ import warnings
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import cloudpickle
 import dask
 
 from runnable_dask.config import DaskConfig, SecurityConfig
 from runnable_dask.exceptions import RunnableDaskError
+from runnable_dask.executors.reach import refused
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -114,6 +115,12 @@ def _connect_address(config: DaskConfig, security: Security | None, stack: ExitS
     from distributed import Client
 
     address = str(config.address)
+    why = refused(address, config.timeout)
+    if why:
+        raise ClusterError(
+            f"cannot reach the Dask scheduler at {address}: {why}; start it there "
+            "(dask scheduler --host 127.0.0.1 --port PORT), or fix pipeline-executor.config.address"
+        )
     try:
         client = Client(address, timeout=config.timeout, security=security, set_as_default=False)
     except (OSError, TimeoutError) as exc:
@@ -266,7 +273,7 @@ def check_versions(client: Client, where: str) -> int:
     ``get_versions(check=True)`` only warns in this Dask; a mismatch here is an error,
     since a task graph pickled with one version of these packages is read by another.
     """
-    versions = client.get_versions(packages=["runnable_dask"])
+    versions = cast("dict[str, Any]", client.get_versions(packages=["runnable_dask"]))
     mine = _comparable(versions["client"])
     rows = []
     peers = {"scheduler": versions["scheduler"], **versions["workers"]}

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgpack
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+from dask.typing import Key
 
 from runnable_dask.config import DaskConfig
 from runnable_dask.executors import Deps, Resolved, Tasks
@@ -116,7 +117,9 @@ class DaskExecutor:
                     depends[names[path]].add(names[layer_of[dep]])
         # Dask finds each key's dependencies layer by layer, comparing every key with
         # every layer (seconds for a Parallel of a thousand branches): they are known.
-        key_dependencies = {key: {d for d in deps[key] if d in layer_of} for key in layer_of}
+        key_dependencies: dict[Key, set[Key]] = {
+            key: {d for d in deps[key] if d in layer_of} for key in layer_of
+        }
         return HighLevelGraph(
             {
                 names[path]: MaterializedLayer(keys, annotations={"span": self._span(path)})

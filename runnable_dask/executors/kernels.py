@@ -30,17 +30,18 @@ def kernel_keys(plan: Plan, ctx: RunContext) -> set[KernelKey]:
             continue
         if not isinstance(node.step if ctx.patches is None else ctx.task_for(node), NotebookTask):
             continue
-        task = ctx.task_for(node)  # its notebook's path, resolved
-        from runnable_dask.runtime.notebook_task import NotebookError, kernel_key, pooled
+        from runnable_dask.runtime.notebook_task import kernel_key, pooled
 
-        if not pooled(task):
+        task = ctx.task_for(node)  # with its notebook's path resolved
+        if not isinstance(task, NotebookTask) or not pooled(task):
             continue
         try:
             with open(task.notebook, encoding="utf-8") as handle:
-                metadata = json.load(handle).get("metadata", {})
-            keys.add(kernel_key(task, metadata))
-        except (OSError, ValueError, AttributeError, NotebookError):
+                key = kernel_key(task, json.load(handle).get("metadata", {}))
+        except (OSError, ValueError, AttributeError):
             continue  # the step itself says what is wrong with its notebook
+        if key is not None:
+            keys.add(key)
     return keys
 
 

@@ -106,9 +106,16 @@ def _cast(name: str, value: Any, annotation: Any) -> Any:
     try:
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             return annotation.model_validate(value)
+        if annotation is int and isinstance(value, float) and not value.is_integer():
+            raise BindingError(
+                f"argument {name!r} = {value!r} is annotated int, and reading it as one would "
+                f"cut it to {int(value)}; pass a whole number, or annotate it float"
+            )
         if annotation in _BUILTIN_CASTS:
             return annotation(value)
         return _validator(annotation).validate_python(value)
+    except BindingError:
+        raise
     except Exception as exc:
         raise BindingError(
             f"argument {name!r} = {value!r} cannot be read as {_type_name(annotation)}: {exc}"

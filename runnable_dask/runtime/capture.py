@@ -36,8 +36,8 @@ class _Router(io.TextIOBase):
     def isatty(self) -> bool:
         return False if getattr(_local, "buffer", None) else self.original.isatty()
 
-    @property
-    def encoding(self) -> str:
+    @property  # typeshed has a plain attribute; here it is the original stream's
+    def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.original, "encoding", "utf-8")
 
 

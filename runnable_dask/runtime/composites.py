@@ -19,7 +19,14 @@ from typing import Any
 from runnable_dask.runtime.attempt import now
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.node import StepCall, join_branches
-from runnable_dask.runtime.tokens import NOT_REACHED, BranchEnd, Param, Token, arrived
+from runnable_dask.runtime.tokens import (
+    NOT_REACHED,
+    BranchEnd,
+    Param,
+    ParamKind,
+    Token,
+    arrived,
+)
 
 MAX_LISTED = 10
 
@@ -45,8 +52,19 @@ def map_items(call: StepCall, probe: Token) -> tuple[str, ...] | None:
     return tuple(str(item) for item in probe.params[call.node.step.iterate_on].value)
 
 
-def run_map_join(ctx: RunContext, call: StepCall, ends: list[BranchEnd], probe: Token) -> Token:
-    """Record the map and route; on success each returned name is reduced over the items."""
+def run_map_join(
+    ctx: RunContext,
+    call: StepCall,
+    ends: list[BranchEnd],
+    probe: Token,
+    returned: tuple[tuple[str, ParamKind], ...] = (),
+) -> Token:
+    """Record the map and route; on success each returned name is reduced over the items.
+
+    A map over an empty list has no iterations to say what they set: ``returned`` (the
+    names its branch returns, and their kinds) are reduced from no values instead, so
+    the steps after it find them (``[]`` with the default reducer).
+    """
     if probe.target != call.node.internal_name:
         return probe  # not reached, or refused at its start (already recorded)
     step = call.node.step
@@ -58,10 +76,18 @@ def run_map_join(ctx: RunContext, call: StepCall, ends: list[BranchEnd], probe: 
         ctx.report(call.event("FAIL", message))
         return Token(target=call.node.on_failure, params=probe.params, changed=probe.changed)
     try:
-        reduced = _reduce(step.reducer, ends)
+        reduced = _reduce(step.reducer, ends) if ends else _reduce_nothing(step.reducer, returned)
     except Exception as exc:  # the user's reducer: recorded as the step's failure
+        empty = (
+            ""
+            if ends
+            else f"; {step.iterate_on!r} was empty, so the reducer was called with no values: "
+            "make it accept none (e.g. 'lambda *x: max(x, default=None)')"
+        )
         ctx.report(
-            call.event("FAIL", f"reducer {step.reducer!r} raised {type(exc).__name__}: {exc}")
+            call.event(
+                "FAIL", f"reducer {step.reducer!r} raised {type(exc).__name__}: {exc}{empty}"
+            )
         )
         return Token(target=call.node.on_failure, params=probe.params, changed=probe.changed)
     ctx.report(call.event("SUCCESS"))
@@ -167,9 +193,19 @@ def _reduce(reducer: str | None, ends: list[BranchEnd]) -> dict[str, Param]:
     for name in names:
         params = [end.params[name] for end in ends if name in end.params]
         kinds = {p.kind for p in params}
-        kind = "object" if "object" in kinds else "metric" if kinds == {"metric"} else "json"
+        kind: ParamKind = (
+            "object" if "object" in kinds else "metric" if kinds == {"metric"} else "json"
+        )
         reduced[name] = Param(kind=kind, value=function(*(p.value for p in params)))
     return reduced
+
+
+def _reduce_nothing(
+    reducer: str | None, returned: tuple[tuple[str, ParamKind], ...]
+) -> dict[str, Param]:
+    """What an empty map sets: the reducer called with no values, for every name."""
+    function = _reducer(reducer)
+    return {name: Param(kind=kind, value=function()) for name, kind in returned}
 
 
 def _reducer(reducer: str | None) -> Callable[..., Any]:

@@ -26,6 +26,7 @@ from runnable_dask.runtime.kernel_pool import (
     import_notebook_stack,
     kernel_pool,
 )
+from runnable_dask.runtime.notebook_checks import check_kernel
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import NotebookTask
 from runnable_dask.stores.catalog import RunCatalog
@@ -75,6 +76,7 @@ def run_notebook(
         source = os.path.join(scratch, os.path.basename(task.notebook))
         executed = os.path.join(scratch, "executed.ipynb")
         notebook = nbformat.read(task.notebook, as_version=4)
+        check_kernel(task, notebook)
         if names:
             cell = nbformat.v4.new_code_cell(_RETURNS_CELL.format(path=returns_file, names=names))
             cell.metadata["tags"] = [_RETURNS_TAG]
@@ -119,16 +121,14 @@ def pooled(task: NotebookTask) -> bool:
     return not any(name in task.optional_ploomber_args for name in _OWN_KERNEL_OPTIONS)
 
 
-def kernel_key(task: NotebookTask, metadata: dict[str, Any]) -> KernelKey:
+def kernel_key(task: NotebookTask, metadata: dict[str, Any]) -> KernelKey | None:
     """The kernel a notebook runs in: papermill's ``kernel_name`` if given, else the
-    notebook's kernelspec (as papermill decides), with the user's kernel arguments."""
+    notebook's kernelspec (as papermill decides), with the user's kernel arguments;
+    None when it names none (:func:`check_kernel` says so to the user)."""
     args = task.optional_ploomber_args
     name = args.get("kernel_name") or (metadata.get("kernelspec") or {}).get("name")
     if not name:
-        raise NotebookError(
-            f"{task.notebook} names no kernel (its metadata has no kernelspec); choose one "
-            "in Jupyter and save it, or pass optional_ploomber_args={'kernel_name': 'python3'}"
-        )
+        return None
     return KernelKey(str(name), tuple(args.get("extra_arguments") or ()))
 
 
@@ -139,6 +139,7 @@ def _pooled_kernel(
     """A kernel from this process's pool, given to papermill as ``km``; shut down after,
     with what its process printed added to the step's log."""
     key = kernel_key(task, metadata)
+    assert key is not None, "check_kernel refuses a notebook that names no kernel"
     pool = kernel_pool()
     # papermill runs the notebook in ``cwd`` when given: a kernel started then starts there.
     cwd = os.path.abspath(options.get("cwd") or os.getcwd())
@@ -149,9 +150,9 @@ def _pooled_kernel(
 
         installed = ", ".join(sorted(KernelSpecManager().find_kernel_specs())) or "none"
         raise NotebookError(
-            f"{task.notebook} runs in kernel {key.name!r}, which is not installed where the "
-            f"step runs (installed: {installed}); install it there, or pass "
-            "optional_ploomber_args={'kernel_name': ...} with one that is"
+            f"{task.who}: notebook {task.notebook!r} runs in kernel {key.name!r}, which is "
+            f"not installed where the step runs (installed: {installed}); install it there, "
+            "or name one that is: optional_ploomber_args={'kernel_name': ...}"
         ) from exc
     options.pop("extra_arguments", None)  # start arguments: the kernel has started
     options["km"] = kernel.manager

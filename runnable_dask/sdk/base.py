@@ -8,6 +8,7 @@ generic report.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -15,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from runnable_dask.exceptions import PipelineDefinitionError
 
 FORBIDDEN_NAME_CHARACTERS = (".", "%")
+_LINE_BREAKING = ("Cc", "Zl", "Zp")
+"""Control characters (newline, tab, escape) and line separators: never in a name."""
 
 
 class SdkModel(BaseModel):
@@ -38,6 +41,14 @@ def check_name(value: str, what: str) -> str:
     """Refuse names that would break internal names such as ``step.branch.step``."""
     if not value:
         raise ValueError(f"{what} must not be empty; give it a short descriptive name")
+    unprintable = sorted({c for c in value if unicodedata.category(c) in _LINE_BREAKING})
+    if unprintable:
+        shown = ", ".join(repr(c) for c in unprintable)
+        suggestion = " ".join("".join(" " if c in unprintable else c for c in value).split())
+        raise ValueError(
+            f"{what} {value!r} contains {shown}, which would break the console's lines, the "
+            f"run log's names and file names; use printable characters, e.g. {suggestion!r}"
+        )
     bad = [c for c in FORBIDDEN_NAME_CHARACTERS if c in value]
     if bad:
         suggestion = value.replace(".", "_").replace("%", "_")

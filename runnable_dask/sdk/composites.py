@@ -58,7 +58,7 @@ class Parallel(BaseStep):
     Each branch sees the parameters as they were when the step started; on success the
     values returned inside the branches are merged back in branch order.
 
-    Example:
+    Examples:
         >>> from runnable_dask import Pipeline, Stub
         >>> branch = Pipeline(steps=[Stub(name="work")])
         >>> Parallel(name="fan", branches={"a": branch, "b": branch}).name
@@ -81,8 +81,10 @@ class Map(BaseStep):
     inside the branch is reduced over the iterations, in list order, and becomes a
     parameter: by default the list of values; else ``reducer``, a ``"lambda *x: ..."``
     string or the dotted path of a function taking the values as positional arguments.
+    An empty list runs no iteration and reduces every name the branch returns from no
+    values: ``[]`` by default; a custom reducer is called with no arguments.
 
-    Example:
+    Examples:
         >>> from runnable_dask import Pipeline, Stub
         >>> Map(name="sweep", branch=Pipeline(steps=[Stub(name="train")]),
         ...     iterate_on="alphas", iterate_as="alpha").iterate_as

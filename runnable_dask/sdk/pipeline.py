@@ -27,7 +27,7 @@ class Pipeline(SdkModel):
     ``terminate_with_failure``, ``Success`` or ``Fail``). A failing step runs its
     ``on_failure`` pipeline if it has one, else the pipeline fails.
 
-    Example:
+    Examples:
         >>> from runnable_dask import Pipeline, Stub
         >>> pipeline = Pipeline(steps=[Stub(name="first"), Stub(name="second")])
         >>> [step.name for step in pipeline.steps]

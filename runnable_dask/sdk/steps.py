@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from runnable_dask.exceptions import PipelineDefinitionError
 from runnable_dask.sdk.base import SdkModel, check_name, subject
-from runnable_dask.sdk.catalog import Catalog
+from runnable_dask.sdk.catalog import Catalog, escaping_patterns
 from runnable_dask.sdk.returns import TaskReturn
 
 
@@ -101,11 +102,20 @@ class BaseTask(BaseStep):
             raise ValueError(f"returns names {repeated} more than once; each name once")
         return value
 
+    @field_validator("catalog")
+    @classmethod
+    def _catalog_stays_inside(cls, value: Catalog | None, info: ValidationInfo) -> Catalog | None:
+        problems = escaping_patterns(value) if value is not None else []
+        if problems:
+            who = subject(cls.__name__, info.data.get("name"))
+            raise PipelineDefinitionError([f"{who}: {problem}" for problem in problems])
+        return value
+
 
 class PythonTask(BaseTask):
     """Runs a Python function; its arguments are bound by name from the parameters.
 
-    Example:
+    Examples:
         >>> def add(x: int, y: int = 1):
         ...     return x + y
         >>> PythonTask(name="add", function=add, returns=["total"]).name

@@ -11,8 +11,9 @@ import functools
 import glob
 import hashlib
 import os
+import posixpath
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import fsspec
 from fsspec.core import url_to_fs
@@ -57,6 +58,8 @@ class RunCatalog:
                 )
             for match in matches:
                 relative = match[len(root) + 1 :]
+                _check_inside(fs, "get", pattern, match, root, "the run's catalog")
+                _check_inside(None, "get", pattern, relative, os.getcwd(), "the working folder")
                 folder = os.path.dirname(relative)
                 if folder:
                     os.makedirs(folder, exist_ok=True)
@@ -83,8 +86,10 @@ class RunCatalog:
                     "must write it there (relative to the working folder), or fix the pattern"
                 )
             for relative in files:
+                _check_inside(None, "put", pattern, relative, os.getcwd(), "the working folder")
                 if store_copy:
                     target = f"{root}/{relative}"
+                    _check_inside(fs, "put", pattern, target, root, "the run's catalog")
                     fs.makedirs(os.path.dirname(target), exist_ok=True)
                     fs.put_file(relative, target)
                 records.append(self._record(relative, "put"))
@@ -161,6 +166,35 @@ def _write_local(path: str, data: bytes) -> None:
         handle.write(data)
 
 
+def _check_inside(
+    fs: fsspec.AbstractFileSystem | None,
+    stage: str,
+    pattern: str,
+    path: str,
+    folder: str,
+    folder_name: str,
+) -> None:
+    """Refuse a copy whose file resolves outside ``folder`` (``fs`` None: the local disk).
+
+    On a local disk symlinks are followed, so a link in the working folder or the
+    catalog cannot carry a copy elsewhere; an object store has no links to follow.
+    """
+    if fs is None or isinstance(fs, LocalFileSystem):
+        resolved = os.path.realpath(path)
+        base = os.path.realpath(folder)
+        inside = os.path.commonpath([resolved, base]) == base
+    else:
+        resolved = posixpath.normpath(path)
+        base = posixpath.normpath(folder)
+        inside = resolved.startswith(f"{base}/")
+    if not inside:
+        raise CatalogError(
+            f"catalog {stage} {pattern!r} refused: {path!r} resolves to {resolved}, outside "
+            f"{folder_name} ({base}); a catalog copy stays inside the working folder and the "
+            "run's catalog, so copy that file in the step itself or move it inside"
+        )
+
+
 def _local_files(pattern: str) -> list[str]:
     found: list[str] = []
     for match in sorted(glob.glob(pattern, recursive=True)):
@@ -178,3 +212,12 @@ def _sha256(path: str) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class CatalogOpener(Protocol):
+    """What a catalog type registers (entry-point group ``runnable_dask.catalogs``): the
+    pydantic model of its ``config`` section, which gives a run its catalog. Tasks reach
+    the catalog through fsspec, so a type chooses where (and with which fsspec options)
+    runs keep their files, for instance a bucket named per team."""
+
+    def open(self, run_id: str) -> RunCatalog: ...

@@ -1,18 +1,38 @@
-"""Run logs on disk: ``<log_folder>/<run_id>.json``, written atomically, never overwritten.
+"""Run logs as ``<log_folder>/<run_id>.json`` in a folder or at any fsspec URL.
 
-Only the driving process writes here. Each write replaces the whole document through a
-temporary file and ``os.replace``, so a reader never sees half a run log. The JSON is
-compact: indented, a map of 10,000 items was 32 MB instead of 13 and took twice as long
-to write (``runnable-dask show`` reads it for people).
+Only the driving process writes here, and only one driver per run id: it holds the run's
+lock from the claim to the end (:mod:`runnable_dask.stores.run_lock` in a local folder;
+elsewhere a lock object created only if absent). A run log is never half-written: in a
+local folder each write goes to a temporary file that ``os.replace`` puts in place; on
+other file systems the whole document is written as one object (an object store's put
+replaces it whole) or, where the file system can move files, to a temporary name that is
+then moved. A write that fails leaves the last good one in place. The JSON is compact:
+indented, a map of 10,000 items was 32 MB instead of 13 and took twice as long to write.
+
+:class:`RunLogStorage` is what the driver, ``results`` and the CLI need from a store; a
+run-log store type of another package implements it (see ``runnable_dask.plugins``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import tempfile
+import uuid
 from pathlib import Path
+from typing import Any, Protocol
 
-from runnable_dask.exceptions import RunLogExistsError, RunnableDaskError
+from fsspec.core import url_to_fs
+from fsspec.implementations.local import LocalFileSystem
+
+from runnable_dask.exceptions import (
+    RunInUseError,
+    RunLogExistsError,
+    RunLogStoreError,
+    RunnableDaskError,
+)
+from runnable_dask.stores.run_lock import RunLock
 from runnable_dask.stores.runlog import RunLog
 
 
@@ -20,46 +40,221 @@ class RunLogNotFoundError(RunnableDaskError):
     """No run log with that id."""
 
 
+class RunLogStorage(Protocol):
+    """Where run logs are kept: one document per run id, written by one driver at a time.
+
+    ``create`` refuses an id already used (:class:`RunLogExistsError`); ``write`` replaces a
+    run's log whole (a reader never sees half of one); ``read`` and ``read_bytes`` raise
+    :class:`RunLogNotFoundError` for an unknown id; a write that cannot be done raises
+    :class:`RunLogStoreError`. ``lock`` claims a run id for this driver until ``release``
+    (a second driver gets :class:`RunInUseError`).
+    """
+
+    location: str
+    """Where the store is, as a person would name it (a folder, a URL)."""
+
+    def url(self, run_id: str) -> str:
+        """Where a person finds the run's log (a path or a URL)."""
+        ...
+
+    def exists(self, run_id: str) -> bool: ...
+
+    def create(self, run_log: RunLog) -> None: ...
+
+    def write(self, run_log: RunLog) -> None: ...
+
+    def read(self, run_id: str) -> RunLog: ...
+
+    def read_bytes(self, run_id: str) -> bytes: ...
+
+    def run_ids(self, limit: int | None = None) -> list[str]:
+        """The stored run ids, the most recently written first."""
+        ...
+
+    def lock(self, run_id: str) -> None: ...
+
+    def release(self, run_id: str) -> None: ...
+
+
+class StoreConfig(Protocol):
+    """What a run-log store type registers (entry-point group
+    ``runnable_dask.run_log_stores``): the pydantic model of its ``config`` section, which
+    opens the store."""
+
+    def open(self) -> RunLogStorage: ...
+
+
 class RunLogStore:
-    """A folder of run logs."""
+    """A folder of run logs, local or at an fsspec URL (``memory://``, ``s3://``, ...)."""
 
     def __init__(self, log_folder: str | os.PathLike[str] = ".run_log_store") -> None:
-        self.folder = Path(log_folder)
+        self.location = os.fspath(log_folder)
+        self._fs, self._root = url_to_fs(self.location)
+        self._local = isinstance(self._fs, LocalFileSystem)
+        self._locks: dict[str, RunLock | str] = {}
 
-    def path(self, run_id: str) -> Path:
-        return self.folder / f"{run_id}.json"
+    def __repr__(self) -> str:
+        return f"RunLogStore({self.location!r})"
 
-    def create(self, run_log: RunLog) -> Path:
-        """Claim ``run_id`` and write the first version; refuse an id already used."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.path(run_log.run_id)
+    def url(self, run_id: str) -> str:
+        return f"{self.location.rstrip('/')}/{run_id}.json"
+
+    def _path(self, run_id: str) -> str:
+        return f"{self._root.rstrip('/')}/{run_id}.json"
+
+    def exists(self, run_id: str) -> bool:
+        return bool(self._fs.exists(self._path(run_id)))
+
+    def lock(self, run_id: str) -> None:
+        """Claim ``run_id`` for this driver until :meth:`release`; refuse one in use."""
         try:
-            with open(path, "x", encoding="utf-8") as handle:
-                handle.write(run_log.model_dump_json())
+            if self._local:
+                self._locks[run_id] = RunLock.acquire(Path(self._root), run_id)
+            else:
+                self._locks[run_id] = self._create_lock_object(run_id)
+        except OSError as exc:
+            raise self._unwritable(exc, self.location) from None
+
+    def _create_lock_object(self, run_id: str) -> str:
+        """A lock object created only if absent. Unlike a local lock, it outlives a crashed
+        driver: the refusal says which driver made it and how to remove it."""
+        path = f"{self._root.rstrip('/')}/.{run_id}.lock"
+        self._fs.makedirs(self._root, exist_ok=True)
+        try:
+            with self._fs.open(path, "xb") as handle:
+                handle.write(f"pid {os.getpid()} on {socket.gethostname()}".encode())
         except FileExistsError:
-            raise RunLogExistsError(
-                f"a run log for run id {run_log.run_id!r} exists already at {path}; "
-                "runs never overwrite one: choose another run_id or leave it empty"
+            holder = self._fs.cat_file(path).decode("utf-8", "replace")
+            raise RunInUseError(
+                f"run {run_id!r} is being driven by another process ({holder}); one driver "
+                f"per run: wait for it to end. If that driver is gone, remove "
+                f"{self.location.rstrip('/')}/.{run_id}.lock, then resume the run "
+                f"(runnable-dask retry {run_id})"
             ) from None
         return path
 
+    def release(self, run_id: str) -> None:
+        """End this driver's claim of ``run_id`` (kept until the process ends otherwise)."""
+        held = self._locks.pop(run_id, None)
+        if isinstance(held, RunLock):
+            held.release()
+        elif held is not None:
+            # Gone already, or the store turned read-only: a later refusal names the file.
+            with contextlib.suppress(OSError):
+                self._fs.rm_file(held)
+
+    def create(self, run_log: RunLog) -> None:
+        """Write the first version of a new run's log; refuse an id already used."""
+        path = self._path(run_log.run_id)
+        try:
+            self._fs.makedirs(self._root, exist_ok=True)
+            with self._fs.open(path, "xb") as handle:
+                handle.write(run_log.model_dump_json().encode())
+        except FileExistsError:
+            raise RunLogExistsError(
+                f"a run log for run id {run_log.run_id!r} exists already at "
+                f"{self.url(run_log.run_id)}; runs never overwrite one: choose another "
+                "run_id or leave it empty"
+            ) from None
+        except OSError as exc:
+            raise self._unwritable(exc, self.url(run_log.run_id)) from None
+
     def write(self, run_log: RunLog) -> None:
-        """Replace the stored run log atomically."""
-        text = run_log.model_dump_json()
+        """Replace the stored run log whole; a failure leaves the last one in place."""
+        data = run_log.model_dump_json().encode()
+        try:
+            if self._local:
+                self._replace_local(run_log.run_id, data)
+            else:
+                self._replace(run_log.run_id, data)
+        except OSError as exc:
+            raise self._unwritable(exc, self.url(run_log.run_id)) from None
+
+    def _replace_local(self, run_id: str, data: bytes) -> None:
         descriptor, temporary = tempfile.mkstemp(
-            dir=self.folder, prefix=f".{run_log.run_id}.", suffix=".tmp"
+            dir=self._root, prefix=f".{run_id}.", suffix=".tmp"
         )
         try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(temporary, self.path(run_log.run_id))
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(data)
+            os.replace(temporary, self._path(run_id))
         except BaseException:
             if os.path.exists(temporary):
                 os.unlink(temporary)
             raise
 
+    def _replace(self, run_id: str, data: bytes) -> None:
+        path = self._path(run_id)
+        if _writes_objects_whole(self._fs):
+            self._fs.pipe_file(path, data)
+            return
+        temporary = f"{self._root.rstrip('/')}/.{run_id}.{uuid.uuid4().hex}.tmp"
+        self._fs.pipe_file(temporary, data)
+        try:
+            self._fs.mv(temporary, path)
+        finally:
+            if self._fs.exists(temporary):
+                self._fs.rm_file(temporary)
+
+    def read_bytes(self, run_id: str) -> bytes:
+        try:
+            return bytes(self._fs.cat_file(self._path(run_id)))
+        except FileNotFoundError:
+            raise RunLogNotFoundError(
+                f"no run log for run id {run_id!r} in {self.location}"
+            ) from None
+
     def read(self, run_id: str) -> RunLog:
-        path = self.path(run_id)
-        if not path.exists():
-            raise RunLogNotFoundError(f"no run log for run id {run_id!r} in {self.folder}")
-        return RunLog.model_validate_json(path.read_text(encoding="utf-8"))
+        return RunLog.model_validate_json(self.read_bytes(run_id))
+
+    def run_ids(self, limit: int | None = None) -> list[str]:
+        if self._local:
+            return _newest_local(Path(self._root), limit)
+        try:
+            entries = self._fs.ls(self._root, detail=True)
+        except FileNotFoundError:
+            return []
+        stamped = [
+            (_written(entry), entry["name"].rsplit("/", 1)[-1].removesuffix(".json"))
+            for entry in entries
+            if entry["name"].endswith(".json") and entry.get("type") == "file"
+        ]
+        stamped.sort(reverse=True)
+        return [run_id for _, run_id in stamped[:limit]]
+
+    def _unwritable(self, exc: OSError, where: str) -> RunLogStoreError:
+        return RunLogStoreError(
+            f"cannot write the run log at {where} ({type(exc).__name__}: "
+            f"{exc.strerror or exc}); make {self.location} a "
+            f"{'folder' if self._local else 'location'} this process can write, or choose "
+            "another with run-log-store.config.log_folder"
+        )
+
+
+def _newest_local(folder: Path, limit: int | None) -> list[str]:
+    stamped = []
+    for path in folder.glob("*.json") if folder.is_dir() else ():
+        try:
+            stamped.append((path.stat().st_mtime, path.stem))
+        except FileNotFoundError:  # removed while listing
+            continue
+    stamped.sort(reverse=True)
+    return [run_id for _, run_id in stamped[:limit]]
+
+
+def _written(entry: dict[str, Any]) -> float:
+    """When a listed object was last written, as fsspec implementations name it."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = entry.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
+        if value is not None and hasattr(value, "timestamp"):  # a datetime
+            return float(value.timestamp())
+    return 0.0
+
+
+def _writes_objects_whole(fs: Any) -> bool:
+    """File systems whose put replaces an object whole (object stores, memory): there a
+    temporary copy and a move would only double the work."""
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return bool({"memory", "s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"} & set(protocols))

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from project_copy import project_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = project_root()  # a copy: runs write nothing into the checkout
 SCRIPT = Path(sys.executable).with_name("runnable-dask")
 
 

@@ -108,7 +108,7 @@ def test_tag_needs_the_function_form(invoke: Invoke, flow: Path, store: RunLogSt
     result = invoke("execute", "flow.py", "--tag", "x")
     assert result.exit_code == 2
     assert "--tag needs FILE.py:function" in result.stderr
-    assert not store.folder.exists()  # nothing ran
+    assert not Path(store.location).exists()  # nothing ran
 
 
 def test_an_error_in_the_users_file_is_one_line_naming_where(invoke: Invoke, workdir: Path) -> None:
@@ -128,7 +128,9 @@ def test_a_bad_configuration_is_reported_not_raised(
     (workdir / "typo.yaml").write_text("pipeline-executor:\n  type: lokal\n")
     result = invoke("execute", "flow.py:passing", "-c", "typo.yaml")
     assert result.exit_code == 1
-    assert "type 'lokal' is unknown; valid types: dask, local" in result.stderr
+    assert "type 'lokal' is unknown (did you mean 'local'?); valid types: dask, local" in (
+        result.stderr
+    )
     assert "Traceback" not in result.output
 
 

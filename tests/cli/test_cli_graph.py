@@ -108,7 +108,6 @@ def test_composites_are_clusters_that_edges_enter_and_leave() -> None:
     assert re.search(r"n\d+ -> n\d+ \[ltail=cluster_n1\];", dot)
 
 
-@pytest.mark.skipif(not hasattr(runnable_dask, "Map"), reason="Map is not in the SDK yet")
 def test_a_map_template_is_one_cluster_with_placeholder_free_ids() -> None:
     template = Pipeline(steps=[PythonTask(name="train", function=print)])
     pipeline = Pipeline(

@@ -7,6 +7,9 @@ run given its id; until it does, the end-to-end tests are expected to fail.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,3 +106,66 @@ def test_retrying_a_run_that_fails_again_exits_1(
     assert result.exit_code == 1
     assert "RuntimeError: not fixed yet" in result.stdout
     assert store.read("r").status == "FAIL"
+
+
+SCRIPT = """
+import os
+
+from runnable_dask import Pipeline, PythonTask, Stub
+
+
+def train():
+    if os.environ.get("TRAINING_FIXED") != "1":
+        raise RuntimeError("not fixed yet")
+    print("trained")
+
+
+def main():
+    steps = [Stub(name="before"), PythonTask(name="train", function=train)]
+    if os.environ.get("EXTRA_STEP"):
+        steps.append(Stub(name="extra"))
+    Pipeline(steps=steps).execute(configuration_file="local.yaml")
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def _process(args: list[str], workdir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
+    return subprocess.run(
+        args,
+        cwd=workdir,
+        env={**environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.timeout(240)
+def test_a_run_started_as_python_script_is_retried_by_its_id(
+    workdir: Path, local_config: Path
+) -> None:
+    """Issue 17, point 5: the script's functions live in ``__main__`` when it runs and in
+    the module ``pipe`` when ``retry`` imports it; the step keeps its identity."""
+    (workdir / "pipe.py").write_text(SCRIPT)
+    cli = str(Path(sys.executable).with_name("runnable-dask"))
+    first = _process([sys.executable, "pipe.py"], workdir, RUNNABLE_RUN_ID="script-run")
+    assert first.returncode == 1
+    assert "runnable-dask retry script-run" in first.stdout  # what the summary tells a user
+
+    changed = _process([cli, "retry", "script-run"], workdir, EXTRA_STEP="1")
+    assert changed.returncode == 1
+    assert "run 'script-run' cannot resume: the pipeline's definition changed" in (
+        changed.stdout + changed.stderr
+    )
+
+    retried = _process([cli, "retry", "script-run"], workdir, TRAINING_FIXED="1")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    run_log = json.loads((workdir / ".run_log_store" / "script-run.json").read_text())
+    assert run_log["status"] == "SUCCESS"
+    attempts = [a["status"] for a in run_log["steps"]["train"]["attempts"]]
+    assert attempts == ["FAIL", "SUCCESS"]

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from project_copy import project_root
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = project_root()  # a copy: runs write nothing into the checkout
 DASK = str(Path(sys.executable).with_name("dask"))
 START_TIMEOUT = 30.0
 

@@ -412,9 +412,10 @@ def test_driver_killed_mid_run_resumes_only_the_rest(
 
 def run_and_lose_the_scheduler(
     base: Path, project: Path, run_id: str, drivers: list[subprocess.Popen]
-) -> tuple[int, str, str, float]:
+) -> tuple[int, str, str]:
     """Run THREE_STEPS by address; SIGKILL ``dask scheduler`` while B sleeps. The driver's
-    exit status, stdout, stderr, and the seconds it took to give up."""
+    exit status, stdout and stderr; a driver that has not given up after 90 s fails the
+    test (its reconnect timeout is 5 s)."""
     script, marks = project / "three_steps.py", project / "marks"
     run_log = project / "run_logs" / f"{run_id}.json"
     cluster = start_scheduler(base)
@@ -433,10 +434,8 @@ def run_and_lose_the_scheduler(
             "A finished and B running (both in the run log)",
             driver,
         )
-        began = time.monotonic()
         os.kill(cluster.processes[0].pid, signal.SIGKILL)  # the `dask scheduler` process
-        code, out, err = finish(driver, 90)
-        return code, out, err, time.monotonic() - began
+        return finish(driver, 90)
     finally:
         stop(cluster.processes)
 
@@ -469,10 +468,9 @@ def test_scheduler_lost_fails_clearly_then_resumes_elsewhere(
     (tmp_path / "first").mkdir()
     (tmp_path / "second").mkdir()
 
-    code, out, err, took = run_and_lose_the_scheduler(tmp_path / "first", project, run_id, drivers)
+    code, out, err = run_and_lose_the_scheduler(tmp_path / "first", project, run_id, drivers)
 
     assert code != 0, out + err
-    assert took < 60, f"the driver took {took:.0f} s to give up"
     assert "Traceback" not in err, err
     log = read_log(run_log)
     assert log is not None and log["status"] == "FAIL"

@@ -180,3 +180,32 @@ def test_metric_and_pickled_returns_keep_their_kind() -> None:
     assert collected["score"] == Param(kind="metric", value=0.9)
     assert collected["thing"].kind == "object"
     assert collected["thing"].value is thing
+
+
+def test_a_fraction_is_not_cut_to_an_int() -> None:
+    """Issue 17, point 9: ``RUNNABLE_PRM_x=3.7`` reached ``x: int`` as 3."""
+
+    def f(x: int) -> int:
+        return x
+
+    with pytest.raises(
+        BindingError,
+        match=r"argument 'x' = 3\.7 is annotated int, and reading it as one would cut it to 3; "
+        r"pass a whole number, or annotate it float",
+    ):
+        bind(f, {"x": Param(kind="json", value=3.7)})
+    assert bind(f, {"x": Param(kind="json", value=3.0)}) == {"x": 3}
+
+
+def test_a_fraction_from_the_environment_fails_its_step(
+    run: Any, monkeypatch: pytest.MonkeyPatch, stored_run_log: Any
+) -> None:
+    from runnable_dask import ExecutionFailedError, Pipeline, PythonTask
+
+    def use(x: int) -> None:
+        raise AssertionError(f"must not run with {x!r}")
+
+    monkeypatch.setenv("RUNNABLE_PRM_x", "3.7")
+    with pytest.raises(ExecutionFailedError, match=r"use x: BindingError: argument 'x' = 3\.7"):
+        run(Pipeline(steps=[PythonTask(name="use x", function=use)]))
+    assert stored_run_log().steps["use x"].status == "FAIL"

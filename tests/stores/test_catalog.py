@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runnable_dask import Catalog, ExecutionFailedError, Pipeline, PythonTask
+from runnable_dask import Catalog, ExecutionFailedError, Pipeline, PythonTask, ShellTask
 from runnable_dask.stores.catalog import CatalogError, RunCatalog
 
 
@@ -166,3 +166,57 @@ def test_a_get_that_matches_nothing_fails_the_step(
     ):
         run(Pipeline(steps=[task]))
     assert stored_run_log().steps["needs"].status == "FAIL"
+
+
+# --- copies stay inside the working folder and the run's catalog (issue 17, point 1) ---
+
+
+def test_a_put_of_a_symlink_to_a_file_outside_is_refused(
+    run: Callable[..., Any], workdir: Path, stored_run_log: Callable[..., Any]
+) -> None:
+    """A link the step leaves in its folder would copy a file from anywhere into the run."""
+    secret = workdir.parent / f"{workdir.name}-secret.txt"
+    secret.write_text("not for the catalog")
+    task = ShellTask(
+        name="leak", command=f"ln -s {secret} link.txt", catalog=Catalog(put=["*.txt"])
+    )
+    with pytest.raises(
+        ExecutionFailedError,
+        match=r"leak: CatalogError: catalog put '\*\.txt' refused: 'link\.txt' resolves to "
+        r".*-secret\.txt, outside the working folder",
+    ):
+        run(Pipeline(steps=[task]))
+    assert stored_run_log().steps["leak"].status == "FAIL"
+    assert not list((workdir / ".catalog" / "test-run").glob("*.txt"))
+
+
+def test_a_get_through_a_symlinked_folder_is_refused(
+    run: Callable[..., Any], workdir: Path
+) -> None:
+    """A folder link in the working folder would make a get write elsewhere."""
+    elsewhere = workdir.parent / f"{workdir.name}-elsewhere"
+    elsewhere.mkdir()
+    (workdir / "data").mkdir()
+    (workdir / "data" / "victim.txt").write_text("from the catalog")
+    put = ShellTask(name="put", command="true", catalog=Catalog(put=["data/victim.txt"]))
+    swap = ShellTask(name="swap", command=f"rm -r data && ln -s {elsewhere} data")
+    get = ShellTask(name="get", command="true", catalog=Catalog(get=["data/*.txt"]))
+    with pytest.raises(
+        ExecutionFailedError,
+        match=r"get: CatalogError: catalog get 'data/\*\.txt' refused: 'data/victim\.txt' "
+        r"resolves to .*-elsewhere/victim\.txt, outside the working folder",
+    ):
+        run(Pipeline(steps=[put, swap, get]))
+    assert not (elsewhere / "victim.txt").exists()
+
+
+def test_a_get_of_a_catalog_symlink_to_a_file_outside_is_refused(
+    workdir: Path, catalog: RunCatalog
+) -> None:
+    outside = workdir.parent / f"{workdir.name}-other-run.log"
+    outside.write_text("another run's log")
+    (workdir / ".catalog" / "r1" / "logs").mkdir(parents=True)
+    (workdir / ".catalog" / "r1" / "logs" / "x.log").symlink_to(outside)
+    with pytest.raises(CatalogError, match=r"outside the run's catalog"):
+        catalog.get(["logs/*"])
+    assert not (workdir / "logs").exists()

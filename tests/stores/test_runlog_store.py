@@ -35,7 +35,8 @@ def sample(run_id: str = "r1", steps: int = 1) -> RunLog:
 def test_create_then_read_back(tmp_path: Path) -> None:
     store = RunLogStore(tmp_path / "logs")
     run_log = sample()
-    path = store.create(run_log)
+    store.create(run_log)
+    path = Path(store.url("r1"))
     assert path == tmp_path / "logs" / "r1.json"
     assert store.read("r1") == run_log
     on_disk = json.loads(path.read_text())
@@ -47,10 +48,10 @@ def test_create_then_read_back(tmp_path: Path) -> None:
 def test_create_refuses_an_existing_id_and_keeps_the_file(tmp_path: Path) -> None:
     store = RunLogStore(tmp_path)
     store.create(sample())
-    before = store.path("r1").read_bytes()
+    before = Path(store.url("r1")).read_bytes()
     with pytest.raises(RunLogExistsError, match=r"run log for run id 'r1' exists already"):
         store.create(sample().model_copy(update={"tag": "other"}))
-    assert store.path("r1").read_bytes() == before
+    assert Path(store.url("r1")).read_bytes() == before
 
 
 def test_write_replaces_the_document(tmp_path: Path) -> None:
@@ -89,7 +90,7 @@ def test_a_reader_never_sees_a_partial_run_log(tmp_path: Path) -> None:
     def read_repeatedly() -> None:
         nonlocal reads
         while not done.is_set():
-            text = store.path("r1").read_text(encoding="utf-8")
+            text = Path(store.url("r1")).read_text(encoding="utf-8")
             reads += 1
             try:
                 json.loads(text)

@@ -7,6 +7,9 @@ chains are long enough that the cost per step, not a run's fixed start-up, decid
 ratio. The workloads and the way they run are the benchmark's own
 (``benchmarks/workloads.py``, ``benchmarks/runs.py``); ``python benchmarks/bench.py``
 prints the full table.
+
+Run with ``python -m pytest benchmarks``: a tight ratio on a shared machine is a coin toss,
+so the default test run (``tests/``) does not include it.
 """
 
 from __future__ import annotations
