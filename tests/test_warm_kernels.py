@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -149,7 +150,7 @@ LONG_NOTEBOOK = """\
 import os, subprocess, time
 child = subprocess.Popen(["sleep", "120"])
 with open("pids.tmp", "w") as handle:
-    handle.write(f"{os.getpid()} {child.pid}")
+    handle.write(f"{os.getpid()} {child.pid} {os.getppid()}")
 os.replace("pids.tmp", "pids.txt")
 time.sleep(120)
 """
@@ -181,7 +182,7 @@ def test_an_interrupted_run_ends_its_notebooks_kernel(workdir: Path, executor: s
             assert driver.poll() is None, driver.communicate()[0]
             assert time.monotonic() < deadline, "the notebook step never started"
             time.sleep(0.1)
-        kernel, child = (int(pid) for pid in pids_file.read_text().split())
+        kernel, child, runner = (int(pid) for pid in pids_file.read_text().split())
         assert alive(kernel) and alive(child)
 
         driver.send_signal(signal.SIGINT)
@@ -193,20 +194,28 @@ def test_an_interrupted_run_ends_its_notebooks_kernel(workdir: Path, executor: s
     assert "KeyboardInterrupt" in output
     left = [pid for pid in (kernel, child) if alive(pid)]
     assert not left, f"{left} outlived the interrupted driver ({executor})"
+    # The private copy of the notebook, the kernel's sockets: in the folder of the process
+    # that ran the step (the driver, or a worker), removed with it.
+    scratch = Path(tempfile.gettempdir()) / f"runnable-dask-kernels-{runner}"
+    assert not scratch.exists(), f"{scratch} is left behind"
 
 
 @pytest.mark.timeout(120)
 def test_a_step_that_names_its_kernel_manager_gets_a_kernel_of_its_own(
     run: Any, workdir: Path
 ) -> None:
-    notebook = write_notebook(workdir / "own.ipynb", KERNEL_FACTS)
-    own = {"kernel_manager_class": "jupyter_client.manager.AsyncKernelManager"}
-    pipeline = Pipeline(
-        steps=[
-            PythonTask(name="prepare", function=prepare_data),
-            NotebookTask(name="own", notebook=notebook, returns=FACTS, optional_ploomber_args=own),
-        ]
+    notebook = write_notebook(
+        workdir / "own.ipynb",
+        "import os, psutil\n"
+        "command = ' '.join(psutil.Process().cmdline())\n"
+        "kernel_pid = os.getpid()",
     )
-    seen = facts(run(pipeline), "own")
-    assert not seen["warm"], "papermill started the kernel for the step, as asked"
+    own = {"kernel_manager_class": "jupyter_client.manager.AsyncKernelManager"}
+    task = NotebookTask(
+        name="own", notebook=notebook, returns=["command", "kernel_pid"], optional_ploomber_args=own
+    )
+    run_log = run(Pipeline(steps=[task]))
+    seen = {name: p.value for name, p in run_log.steps["own"].attempts[0].output_parameters.items()}
+    assert "ipykernel_launcher" in seen["command"]
+    assert "runnable-dask-kernels-" not in seen["command"], "papermill started it, not the pool"
     assert not alive(seen["kernel_pid"])

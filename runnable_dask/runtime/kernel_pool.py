@@ -84,7 +84,7 @@ class KernelPool:
     """
 
     def __init__(self) -> None:
-        self._folder = _own_folder()
+        self._folder = process_folder()
         self._lock = threading.RLock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -96,7 +96,7 @@ class KernelPool:
         self._pending: set[Future[Any]] = set()
         self._closed = False
         self.started = 0
-        """Kernels started so far, warm or for a step that found none ready."""
+        """Kernels asked to start so far, warm or for a step that found none ready."""
         self.taken_warm = 0
         """Steps that found a kernel ready (or starting) and took it."""
 
@@ -112,7 +112,7 @@ class KernelPool:
                 threading.Thread(target=_import_papermill, daemon=True).start()
             for key in keys:
                 if key not in self._idle:
-                    self._idle[key] = self._submit(self._start(key, warm=True))
+                    self._idle[key] = self._start_soon(key, warm=True)
 
     def take(self, key: KernelKey, cwd: str, owner: str | None = None) -> Kernel:
         """A kernel for one notebook, as if started now in ``cwd``; the next is started.
@@ -123,10 +123,10 @@ class KernelPool:
             if self._closed:
                 raise RuntimeError("the kernel pool is closed: the run or worker is ending")
             waiting = self._idle.pop(key, None)
-            self._idle[key] = self._submit(self._start(key, warm=True))
+            self._idle[key] = self._start_soon(key, warm=True)
         kernel = self._ready(waiting, cwd) if waiting is not None else None
         if kernel is None:
-            kernel = self._run(self._start(key, warm=False, cwd=cwd), START_TIMEOUT)
+            kernel = self._start_soon(key, warm=False, cwd=cwd).result(timeout=START_TIMEOUT)
         kernel.owner = owner
         with self._lock:
             self.taken_warm += kernel.warm
@@ -183,8 +183,6 @@ class KernelPool:
                     future.result(timeout=START_TIMEOUT)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
-        with contextlib.suppress(OSError):
-            os.rmdir(self._folder)
 
     # --- on the pool's loop ------------------------------------------------------------
 
@@ -194,6 +192,11 @@ class KernelPool:
             self._pending = {f for f in self._pending if not f.done()}
             self._pending.add(future)
         return future
+
+    def _start_soon(self, key: KernelKey, warm: bool, cwd: str | None = None) -> Future[Kernel]:
+        with self._lock:
+            self.started += 1
+        return self._submit(self._start(key, warm, cwd))
 
     def _run(self, coroutine: Coroutine[Any, Any, Any], timeout: float) -> Any:
         return self._submit(coroutine).result(timeout=timeout)
@@ -213,7 +216,6 @@ class KernelPool:
         manager.connection_file = os.path.join(folder, "connection.json")
         environ = base_environment() if warm else dict(os.environ)
         cwd = cwd or os.getcwd()
-        self.started += 1
         try:
             await manager.start_kernel(
                 extra_arguments=[*KERNEL_ARGUMENTS, *key.arguments],
@@ -352,22 +354,25 @@ def _import_papermill() -> None:
 _FOLDERS = "runnable-dask-kernels-"
 
 
-def _own_folder() -> str:
-    """The folder of this process's kernels (their sockets, connection files, output).
-
-    A process killed outright leaves its folder behind (its kernels end by themselves:
-    each watches its parent); the folders of processes that no longer run are removed
-    here, when the next pool on the machine starts.
-    """
+def process_folder() -> str:
+    """This process's scratch folder: its kernels' sockets, connection files and output,
+    and its notebook steps' private copies. Removed by :func:`close_pool`; a process
+    killed outright leaves it behind, and the first pool started on the machine after
+    removes the folders of processes that no longer run."""
     base = tempfile.gettempdir()
+    _remove_folders_of_ended_processes(base)
+    folder = os.path.join(base, f"{_FOLDERS}{os.getpid()}")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    return folder
+
+
+@functools.cache
+def _remove_folders_of_ended_processes(base: str) -> None:
     for name in os.listdir(base):
         if name.startswith(_FOLDERS) and name[len(_FOLDERS) :].isdigit():
             pid = int(name[len(_FOLDERS) :])
             if pid != os.getpid() and not _running(pid):
                 shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-    folder = os.path.join(base, f"{_FOLDERS}{os.getpid()}")
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    return folder
 
 
 def _running(pid: int) -> bool:
@@ -472,11 +477,16 @@ def current_pool() -> KernelPool | None:
 
 
 def close_pool() -> None:
-    """End this process's pool and every kernel in it (a worker closing, an exit)."""
+    """End this process's pool and every kernel in it, and remove its scratch folder
+    (a worker closing, the last run in this process ending, an exit): no notebook
+    step runs here any more, or if one still does (its run was interrupted), it ends
+    with the kernel it was using."""
     with _ThisProcess.lock:
         pool, _ThisProcess.pool = _ThisProcess.pool, None
     if pool is not None:
         pool.close()
+    folder = os.path.join(tempfile.gettempdir(), f"{_FOLDERS}{os.getpid()}")
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

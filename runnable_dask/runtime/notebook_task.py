@@ -25,6 +25,7 @@ from runnable_dask.runtime.kernel_pool import (
     KernelKey,
     import_notebook_stack,
     kernel_pool,
+    process_folder,
 )
 from runnable_dask.runtime.notebook_checks import check_kernel
 from runnable_dask.runtime.tokens import Param
@@ -71,7 +72,11 @@ def run_notebook(
     injected = {n: p.value for n, p in params.items() if p.kind != "object"}
     names = [r.name for r in task.returns]
     with ExitStack() as stack:
-        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="runnable-dask-nb-"))
+        scratch = stack.enter_context(  # removed with the process's folder if interrupted
+            tempfile.TemporaryDirectory(
+                prefix="nb-", dir=process_folder(), ignore_cleanup_errors=True
+            )
+        )
         returns_file = os.path.join(scratch, "returns.pickle")
         source = os.path.join(scratch, os.path.basename(task.notebook))
         executed = os.path.join(scratch, "executed.ipynb")

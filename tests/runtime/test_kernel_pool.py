@@ -15,7 +15,13 @@ from typing import Any
 import psutil
 import pytest
 
-from runnable_dask.runtime.kernel_pool import Kernel, KernelKey, KernelPool
+from runnable_dask.runtime.kernel_pool import (
+    Kernel,
+    KernelKey,
+    KernelPool,
+    close_pool,
+    process_folder,
+)
 
 PYTHON = KernelKey("python3")
 
@@ -199,11 +205,12 @@ def test_a_pool_removes_what_a_killed_process_left_behind(
     running = tmp_path / f"runnable-dask-kernels-{os.getppid()}"
     running.mkdir()
 
-    pool = KernelPool()
-    pool.close()
+    own = process_folder()  # as when the first notebook step or pool of a process starts
     assert not left.exists(), "the folder of a process that no longer runs is removed"
     assert running.exists(), "a running process's folder is left alone"
-    assert not (tmp_path / f"runnable-dask-kernels-{os.getpid()}").exists()
+    assert Path(own) == tmp_path / f"runnable-dask-kernels-{os.getpid()}"
+    close_pool()
+    assert not Path(own).exists()
 
 
 @pytest.mark.timeout(120)
