@@ -5,6 +5,7 @@ ended when its run is interrupted, while the worker goes on.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -60,6 +61,11 @@ def one_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskProcess
         wait_for_workers(cluster, 1)
         yield cluster
     finally:
+        with contextlib.suppress(Exception), cluster.client() as client:
+            client.shutdown()  # workers close (their kernels with them), as a user stops them
+        for process in cluster.processes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=20)
         stop(cluster.processes)
 
 
