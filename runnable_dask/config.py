@@ -30,13 +30,22 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from runnable_dask import plugins
 from runnable_dask.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     from runnable_dask.executors import Executor
+    from runnable_dask.plan import Plan
     from runnable_dask.stores.catalog import RunCatalog
     from runnable_dask.stores.runlog_store import RunLogStorage
 
@@ -52,14 +61,14 @@ class LocalConfig(_Strict):
 
     max_workers: int | None = Field(default=None, gt=0)
 
-    def open(self, events: queue.SimpleQueue) -> AbstractContextManager[Executor]:
+    def open(self, events: queue.SimpleQueue, plan: Plan) -> AbstractContextManager[Executor]:
         from runnable_dask.executors.local import LocalExecutor
 
         return LocalExecutor(self, events)
 
 
 _ADDRESS_SCHEMES = ("tcp", "tls", "ws", "wss")
-_EMBEDDED_ONLY = ("threads_per_worker", "processes", "dashboard_address")
+_EMBEDDED_ONLY = ("threads_per_worker", "processes", "dashboard_address", "resources")
 
 
 class AdaptConfig(_Strict):
@@ -106,7 +115,9 @@ class DaskConfig(_Strict):
 
     ``security`` (TLS) applies to all three; ``timeout`` bounds starting or reaching it.
     ``performance_report`` keeps Dask's report of the run in its catalog (rendering it
-    takes about half a second at the end of the run).
+    takes about half a second at the end of the run). ``resources`` are what each worker
+    of the ``LocalCluster`` started for the run offers (default: enough for its threads to
+    run the steps that ask for resources all at once).
     """
 
     address: str | None = None
@@ -120,6 +131,14 @@ class DaskConfig(_Strict):
     timeout: float = Field(default=30.0, gt=0)
     security: SecurityConfig | None = None
     performance_report: bool = True
+    resources: dict[str, float] | None = None
+
+    @field_validator("resources", mode="before")
+    @classmethod
+    def _valid_resources(cls, value: Any) -> Any:
+        from runnable_dask.sdk.resources import check_resources
+
+        return None if value is None else check_resources(value)
 
     @model_validator(mode="after")
     def _one_way_to_a_cluster(self) -> DaskConfig:
@@ -165,10 +184,11 @@ class DaskConfig(_Strict):
             )
         return self
 
-    def open(self, events: queue.SimpleQueue) -> AbstractContextManager[Executor]:
+    def open(self, events: queue.SimpleQueue, plan: Plan) -> AbstractContextManager[Executor]:
         from runnable_dask.executors.dask import DaskExecutor
+        from runnable_dask.executors.resources import offered_by_local_cluster
 
-        return DaskExecutor(self, events)
+        return DaskExecutor(offered_by_local_cluster(self, plan), events)
 
     def _check_address(self, address: str) -> None:
         scheme = address.split("://", 1)[0] if "://" in address else "tcp"
@@ -214,7 +234,7 @@ class MockedConfig(_Strict):
     patches: dict[str, Patch] = Field(default_factory=dict)
     max_workers: int | None = Field(default=None, gt=0)
 
-    def open(self, events: queue.SimpleQueue) -> AbstractContextManager[Executor]:
+    def open(self, events: queue.SimpleQueue, plan: Plan) -> AbstractContextManager[Executor]:
         from runnable_dask.executors.local import LocalExecutor
 
         return LocalExecutor(self, events)
@@ -249,6 +269,15 @@ class SecretsSpec(_Strict):
     config: dict[str, Any] = Field(default_factory=dict, max_length=0)
 
 
+class TrackerSpec(_Strict):
+    """An experiment tracker (:mod:`runnable_dask.tracking`): an entry point's name in the
+    group ``runnable_dask.trackers`` (``mlflow``) or ``package.module:Class``, and the
+    keyword arguments it is built with."""
+
+    type: str = Field(min_length=1)
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
 class Section(_Strict):
     """A section that names a registered type and holds that type's own ``config``
     (an instance of the model the type registered; see ``runnable_dask.plugins``)."""
@@ -264,6 +293,12 @@ class Configuration(_Strict):
     run_log_store: Section = Field(alias="run-log-store")
     catalog: Section
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
+    tracking: list[TrackerSpec] = Field(default_factory=list)
+
+    @field_validator("tracking", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
 
 
 DEFAULT_TYPES = {

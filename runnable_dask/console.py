@@ -10,7 +10,13 @@ from rich.markup import escape
 from runnable_dask.stores.runlog import RunLog
 
 _SILENT_TYPES = ("success", "fail")
-_ANSI = {"cyan": "\x1b[36m", "green": "\x1b[32m", "red": "\x1b[31m", "reset": "\x1b[0m"}
+_ANSI = {
+    "cyan": "\x1b[36m",
+    "green": "\x1b[32m",
+    "red": "\x1b[31m",
+    "yellow": "\x1b[33m",
+    "reset": "\x1b[0m",
+}
 
 
 class RunConsole:
@@ -47,6 +53,12 @@ class RunConsole:
         else:
             detail = f": {message}" if message else ""
             self._line("red", "FAILED  ", f"{internal_name} ({seconds:.2f} s){detail}")
+
+    def note(self, text: str) -> None:
+        """A line that is neither a step's start nor its end: its first word is its label
+        (``waiting ...``, ``note ...``)."""
+        label, _, rest = text.strip().partition(" ")
+        self._line("yellow", f"{label:<8}", rest.strip())
 
     def _line(self, colour: str, label: str, text: str) -> None:
         """One progress line, written directly: rich's full rendering costs ~1 ms a line,

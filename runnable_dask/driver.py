@@ -35,6 +35,7 @@ from runnable_dask.sdk import Pipeline
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import ParameterRecord, RunLog
 from runnable_dask.stores.runlog_store import RunLogStorage
+from runnable_dask.tracking.hub import TrackerHub, load_trackers
 
 RUN_ID_ENV = "RUNNABLE_RUN_ID"
 PARAMETERS_ENV = "RUNNABLE_PARAMETERS_FILE"
@@ -54,6 +55,7 @@ def execute(
     """
     began = time.monotonic()
     config = load_configuration(configuration_file)
+    trackers = load_trackers(config.tracking)
     plan = build_plan(pipeline)
     parameters_file = parameters_file or os.environ.get(PARAMETERS_ENV, "")
     store = config.run_log_store.config.open()
@@ -63,32 +65,26 @@ def execute(
     catalog = config.catalog.config.open(run_log.run_id)
     console = RunConsole()
     recorder = RunRecorder(run_log, plan, store, console, _code_identities())
+    tracking = TrackerHub(trackers, console.note)
     log_path = store.url(run_log.run_id)
     dashboard = None
     broken: Exception | None = None
     events: queue.SimpleQueue = queue.SimpleQueue()
     lowering: Lowering | None = None
     try:
-        with open_executor(config.pipeline_executor, events) as executor:
+        with open_executor(config.pipeline_executor, events, plan) as executor:
+            executor.notice = console.note
             dashboard = executor.dashboard_link
             console.run_started(run_log.run_id, executor.description, dashboard, log_path)
             if resumed:
                 console.resumed(run_log.run_id)
+            _start_tracking(tracking, recorder, resumed, catalog, log_path)
             recorder.checkpoints = _checkpoints(executor, catalog, resumed)
-            ctx = RunContext(
-                run_id=run_log.run_id,
-                catalog_location=catalog.location,
-                reporter=executor.reporter(run_log.run_id, events),
-                patches=mock_patches(config.pipeline_executor, plan),
-                project_dir=os.getcwd(),
-                secrets=_secrets(plan),
-                checkpoints=recorder.checkpoints,
-            )
-            lowering = Lowering(plan, ctx)
+            lowering = Lowering(plan, _context(executor, config, plan, recorder, catalog, events))
             # In-process tasks find the run id set for the whole run, not set per step.
             with (
                 task_environment({RUN_ID_ENV: run_log.run_id} if executor.in_process else {}),
-                warm_kernels(executor, plan, ctx),
+                warm_kernels(executor, plan, lowering.ctx),
             ):
                 _run_graph(executor, events, lowering, recorder, params, catalog)
     except Exception as exc:  # the cluster or the graph broke, not a step
@@ -101,10 +97,7 @@ def execute(
         recorder.fail_run(_describe(exc))
         raise
     finally:
-        try:
-            recorder.close()
-        finally:
-            store.release(run_log.run_id)
+        _close(recorder, tracking, store, catalog)
         console.run_finished(
             run_log,
             time.monotonic() - began,
@@ -120,6 +113,38 @@ def execute(
     if run_log.status != "SUCCESS":
         raise ExecutionFailedError(run_log.run_id, run_log.failures(), log_path)
     return run_log
+
+
+def _close(
+    recorder: RunRecorder, tracking: TrackerHub, store: RunLogStorage, catalog: RunCatalog
+) -> None:
+    """The run log's last write, the trackers' last hook, and the run id let go of."""
+    try:
+        recorder.close()
+        _finish_tracking(tracking, recorder.run_log, catalog, store)
+    finally:
+        store.release(recorder.run_log.run_id)
+
+
+def _context(
+    executor: Executor,
+    config: Configuration,
+    plan: Plan,
+    recorder: RunRecorder,
+    catalog: RunCatalog,
+    events: queue.SimpleQueue,
+) -> RunContext:
+    """What every task of the run is given."""
+    run_id = recorder.run_log.run_id
+    return RunContext(
+        run_id=run_id,
+        catalog_location=catalog.location,
+        reporter=executor.reporter(run_id, events),
+        patches=mock_patches(config.pipeline_executor, plan),
+        project_dir=os.getcwd(),
+        secrets=_secrets(plan),
+        checkpoints=recorder.checkpoints,
+    )
 
 
 def _open_run_log(
@@ -231,6 +256,27 @@ def _drive(
             return
         if not isinstance(item, Resolved):
             recorder.apply(item)
+
+
+def _start_tracking(
+    tracking: TrackerHub, recorder: RunRecorder, resumed: bool, catalog: RunCatalog, log: str
+) -> None:
+    """The trackers' first hook; then each step's record goes to them as it arrives."""
+    if tracking:
+        tracking.run_started(recorder.run_log, resumed, catalog, log)
+        recorder.step_listener = tracking.step_listener(recorder.run_log.run_id)
+
+
+def _finish_tracking(
+    tracking: TrackerHub, run_log: RunLog, catalog: RunCatalog, store: RunLogStorage
+) -> None:
+    """The trackers' last hook; their errors, if any, kept in the run log."""
+    if not tracking:
+        return
+    tracking.run_finished(run_log, catalog)
+    if tracking.errors:
+        run_log.run_config["tracking_errors"] = tracking.errors
+        store.write(run_log)
 
 
 def _log_tail(catalog: RunCatalog, internal_name: str, lines: int = 8) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from runnable_dask.executors import Deps, Executor, Tasks
 from runnable_dask.lower import Frontier, GraphPart, Span
+from runnable_dask.sdk.resources import Resources
 
 
 class GraphFeed:
@@ -29,11 +30,13 @@ class GraphFeed:
         self._kept: set[str] = set()
         self._frontiers: dict[str, Frontier] = {}
         self._watch: set[str] = set()
+        self._resources: dict[str, Resources] = {}
 
     def add(self, part: GraphPart, watch: set[str] | None = None) -> None:
         """Submit what of ``part`` can run now; keep the rest until its inputs exist."""
         self._watch |= part.frontiers.keys() | (watch or set())
         self._frontiers.update(part.frontiers)
+        self._resources.update(part.resources)
         for frontier in part.frontiers.values():
             self._readers[frontier.token] += 1
         batch, batch_deps, spans = self._ready_tasks(self._register(part))
@@ -50,7 +53,8 @@ class GraphFeed:
         if batch:
             watched = self._watch & batch.keys()
             self._watch -= watched
-            self.executor.submit(batch, batch_deps, keep, watched, spans)
+            resources = {k: self._resources.pop(k) for k in batch if k in self._resources}
+            self.executor.submit(batch, batch_deps, keep, watched, spans, resources)
         self._release_unread(read_earlier)
 
     def _register(self, part: GraphPart) -> list[str]:

@@ -48,6 +48,7 @@ from runnable_dask.runtime.node import (
     run_step_and_end,
 )
 from runnable_dask.runtime.tokens import Bind, Entry, ParamKind, Token
+from runnable_dask.sdk.resources import Resources, merge
 
 Input = str | Token
 Span = tuple[str, ...]
@@ -57,12 +58,26 @@ Span = tuple[str, ...]
 class Scope:
     """Where a branch instance sits: the items that fill its placeholders, the lists of
     enclosing maps (kept out of per-item records), the indexes of enclosing loops (set
-    as environment variables), and the span that groups its tasks in the dashboard."""
+    as environment variables), the span that groups its tasks in the dashboard, and the
+    worker resources its enclosing composites ask for."""
 
     items: tuple[str, ...] = ()
     hidden: frozenset[str] = frozenset()
     indexes: tuple[str, ...] = ()
     span: Span = ()
+    resources: Resources = field(default_factory=dict)
+
+    def inside(self, node: Node) -> Scope:
+        """The scope of a composite's branches: its resources added to the enclosing ones."""
+        own = node.step.resources if node.step is not None else None
+        return replace(self, resources=merge(self.resources, own)) if own else self
+
+    def restrict(self, part: GraphPart, key: str, node: Node) -> None:
+        """A task step's worker resources, its own over its composites' (none for stubs)."""
+        if node.kind == "task":
+            resources = merge(self.resources, node.step.resources)
+            if resources:
+                part.resources[key] = resources
 
     def call(self, node: Node, entry: Entry, forwards: bool = False) -> StepCall:
         return StepCall(
@@ -94,13 +109,14 @@ class Frontier:
 
 @dataclass
 class GraphPart:
-    """Tasks to add to the run, the keys each reads, their spans, and the frontiers
-    they open."""
+    """Tasks to add to the run, the keys each reads, their spans, the frontiers they
+    open, and the worker resources of the tasks that ask for some."""
 
     tasks: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     deps: dict[str, tuple[str, ...]] = field(default_factory=dict)
     spans: dict[str, Span] = field(default_factory=dict)
     frontiers: dict[str, Frontier] = field(default_factory=dict)
+    resources: dict[str, Resources] = field(default_factory=dict)
 
     def add(self, key: str, task: tuple[Any, ...], span: Span, *inputs: Input | list[str]) -> str:
         keys: list[str] = []
@@ -142,7 +158,7 @@ class Lowering:
         if frontier.kind == "map":
             step = node.step
             inner = replace(
-                scope,
+                scope.inside(node),
                 hidden=scope.hidden | {step.iterate_on},
                 span=(*scope.span, call.internal_name),
             )
@@ -170,7 +186,7 @@ class Lowering:
                 [token],
                 Entry(node.internal_name, True, Bind(node.step.index_as, index)),
                 replace(
-                    scope,
+                    scope.inside(node),
                     items=items,
                     indexes=(*scope.indexes, node.step.index_as),
                     span=(*scope.span, fill(node.branches[0].internal_name, items)),
@@ -239,6 +255,7 @@ class Lowering:
                     else (run_step_and_end, self.ctx, call, end_call, *previous)
                 )
                 last = part.add(keys[node.internal_name], task, scope.span, *previous)
+                scope.restrict(part, last, node)
                 previous = [last]
             return last
 
@@ -264,10 +281,11 @@ class Lowering:
         ctx, span = self.ctx, scope.span
         if node.kind in ("task", "stub"):
             part.add(key, (run_step, ctx, call, *inputs), span, *inputs)
+            scope.restrict(part, key, node)
         elif node.kind == "parallel":
             opened = replace(call.entry, opens_branch=True)
             ends = [
-                self._branch(part, sub, inputs, opened, self._within(scope, sub), sub.key)
+                self._branch(part, sub, inputs, opened, self._within(scope, node, sub), sub.key)
                 for sub in node.branches
             ]
             part.add(key, (run_parallel, ctx, call, ends, list(inputs)), span, ends, *inputs)
@@ -280,7 +298,7 @@ class Lowering:
                     sub,
                     [start],
                     Entry(sub.internal_name, True),
-                    self._within(scope, sub),
+                    self._within(scope, node, sub),
                     sub.key,
                 )
                 for sub in node.branches
@@ -304,9 +322,10 @@ class Lowering:
         part.frontiers[info] = frontier
 
     @staticmethod
-    def _within(scope: Scope, branch: Branch) -> Scope:
+    def _within(scope: Scope, node: Node, branch: Branch) -> Scope:
         """A Parallel's or Conditional's branch: a span of its own inside the step's."""
-        return replace(scope, span=(*scope.span, fill(branch.internal_name, scope.items)))
+        inner = scope.inside(node)
+        return replace(inner, span=(*inner.span, fill(branch.internal_name, scope.items)))
 
     def _key(self, name: str, internal_name: str) -> str:
         """``<name>-<digits>``: groups by name in the dashboard, unique per run and node."""

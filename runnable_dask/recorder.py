@@ -10,6 +10,7 @@ the final write happens in :meth:`RunRecorder.close`, whatever happened.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +52,8 @@ class RunRecorder:
         self.min_interval = min_interval
         self.checkpoints: InProcessCheckpoints | None = None
         """Set for a run in the driving process: stored before each write of the log."""
+        self.step_listener: Callable[[StepLog, tuple[str, ...]], None] | None = None
+        """Told of each step's final record and the branches it runs in (trackers)."""
         self._branch_of: dict[str, str] = {}
         self._composite_of: dict[str, str] = {}
         self._parallel_branches: dict[str, list[str]] = {}
@@ -208,6 +211,8 @@ class RunRecorder:
                     attempt.attempt_number = number
                 record.attempts = earlier + record.attempts
         steps[name] = record
+        if self.step_listener is not None:
+            self.step_listener(record, self._enclosing(template, items))
         if self._quiet_step(template) and record.status == "SUCCESS":
             return
         # A task's own times: its start was announced late, if at all.
@@ -215,6 +220,15 @@ class RunRecorder:
             _duration(record) if began is None or record.attempts else time.monotonic() - began[0]
         )
         self.console.step_finished(name, record.step_type, record.status, seconds, record.message)
+
+    def _enclosing(self, template: str, items: tuple[str, ...]) -> tuple[str, ...]:
+        """The internal names of the branches a step runs in, outermost first."""
+        found = []
+        branch = self._branch_of.get(template, "")
+        while branch:
+            found.append(fill(branch, items))
+            branch = self._branch_of.get(self._composite_of[branch], "")
+        return tuple(reversed(found))
 
     def _quiet_step(self, template: str) -> bool:
         """Steps inside map iterations print only when they fail: a map may have 10,000."""

@@ -81,7 +81,7 @@ def test_dask_executor_with_an_address() -> None:
             {"pipeline-executor": {"type": "dask", "config": {"n_worker": 2}}},
             r"unknown key \(did you mean 'n_workers'\?\); valid keys here: adapt, address, "
             r"cluster_class, cluster_kwargs, dashboard_address, n_workers, "
-            r"performance_report, processes, security, threads_per_worker, timeout",
+            r"performance_report, processes, resources, security, threads_per_worker, timeout",
             id="unknown dask option lists the valid ones",
         ),
         pytest.param(

@@ -33,7 +33,7 @@ class SerialConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mark: str
 
-    def open(self, events):
+    def open(self, events, plan):
         Path(self.mark).write_text("opened", encoding="utf-8")
         return LocalExecutor(LocalConfig(max_workers=1), events)
 '''

@@ -18,6 +18,13 @@ Needs the examples extra (`pip install -e ".[examples]"`: scikit-learn, matplotl
    catalog: ``report/sweep-scores.png`` (every configuration's score, the best marked) and
    ``report/summary.md``.
 
+The heaviest family, random forest (200 full-depth trees make the largest models), asks
+for worker resources: ``resources={"MEMORY": 2e9}`` on its Map, for every fit inside it.
+The LocalCluster started for the run gives each worker enough of it for all its threads,
+so on a laptop the sweep runs as it would without it. On a cluster of your own, start a
+worker that offers it, or those fits wait (the console says so):
+``dask worker tcp://HOST:8786 --resources "MEMORY=8e9"`` runs up to four at once there.
+
 Run it from the repository root (a LocalCluster is started for the run):
 
     python examples/ml_sweep/sweep.py
@@ -25,6 +32,11 @@ Run it from the repository root (a LocalCluster is started for the run):
 or against a running cluster, by configuration alone:
 
     RUNNABLE_CONFIGURATION_FILE=cluster.yaml python examples/ml_sweep/sweep.py
+
+or tracked in MLflow (``pip install -e ".[examples,mlflow]"``; each run an MLflow run,
+each configuration a nested run with its accuracy; see docs/tracking.md):
+
+    RUNNABLE_CONFIGURATION_FILE=examples/configs/mlflow.yaml python examples/ml_sweep/sweep.py
 
 Outcome: succeeds. Each configuration's ``fit`` step (for instance
 ``sweep.random_forest.grid.n_estimators=50, max_depth=4.fit``) records its metric
@@ -35,6 +47,8 @@ Outcome: succeeds. Each configuration's ``fit`` step (for instance
 from runnable_dask import Catalog, Map, Parallel, Pipeline, PythonTask, json, metric, pickled
 
 PARAMETERS = "examples/ml_sweep/parameters.yaml"
+HEAVY = {"random_forest": {"MEMORY": 2e9}}
+"""Worker resources of the families whose fits need a large worker (Dask resources)."""
 
 
 def family_branch(family) -> Pipeline:
@@ -49,6 +63,7 @@ def family_branch(family) -> Pipeline:
         branch=Pipeline(steps=[fit]),
         iterate_on=family.configs,  # this family's configuration names, from `check grids`
         iterate_as="config",
+        resources=HEAVY.get(family.name),  # each fit runs only where a worker offers them
     )
     pick_best = PythonTask(
         name="pick best",

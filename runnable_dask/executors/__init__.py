@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from runnable_dask.config import Section
+from runnable_dask.plan import Plan
 from runnable_dask.runtime.context import Reporter
+from runnable_dask.sdk.resources import Resources
 
 Tasks = dict[str, tuple[Any, ...]]
 Deps = dict[str, tuple[str, ...]]
@@ -41,6 +43,8 @@ class Executor(Protocol):
 
     in_process: bool
     """Whether tasks run as threads of the driving process (no worker can be lost)."""
+    notice: Callable[[str], None]
+    """Where a note for the person watching the run goes (the driver sets it)."""
 
     @property
     def client(self) -> Any:
@@ -55,10 +59,12 @@ class Executor(Protocol):
         keep: set[str],
         watch: set[str],
         spans: dict[str, tuple[str, ...]],
+        resources: dict[str, Resources] | None = None,
     ) -> None:
         """Start ``tasks``; hold the results of ``keep`` for later parts; report ``watch``.
 
-        ``spans`` names, for each task, the branches it runs in (for the dashboard).
+        ``spans`` names, for each task, the branches it runs in (for the dashboard);
+        ``resources`` the worker resources of the tasks that ask for some.
         """
 
     def release(self, keys: Iterable[str]) -> None:
@@ -69,12 +75,16 @@ class ExecutorConfig(Protocol):
     """What an executor type registers (entry-point group ``runnable_dask.executors``):
     the pydantic model of its ``config`` section, which opens the executor for a run."""
 
-    def open(self, events: queue.SimpleQueue) -> AbstractContextManager[Executor]:
-        """The executor, not yet entered; it puts :class:`Resolved` items on ``events``."""
+    def open(self, events: queue.SimpleQueue, plan: Plan) -> AbstractContextManager[Executor]:
+        """The executor for a run of ``plan``, not yet entered; it puts :class:`Resolved`
+        items on ``events``. The plan lets it size itself (a ``LocalCluster`` started for
+        the run offers the worker resources the steps ask for)."""
         ...
 
 
-def open_executor(spec: Section, events: queue.SimpleQueue) -> AbstractContextManager[Executor]:
+def open_executor(
+    spec: Section, events: queue.SimpleQueue, plan: Plan
+) -> AbstractContextManager[Executor]:
     """The executor the configuration's ``pipeline-executor`` section asks for."""
     config: ExecutorConfig = spec.config
-    return config.open(events)
+    return config.open(events, plan)

@@ -162,6 +162,7 @@ def _start_local(config: DaskConfig, security: Security | None, stack: ExitStack
                 dashboard_address=config.dashboard_address or DEFAULT_DASHBOARD,
                 silence_logs=logging.ERROR,
                 timeout=config.timeout,
+                resources=config.resources,
                 **tls,
             )
     except Exception as exc:
@@ -175,6 +176,10 @@ def _start_local(config: DaskConfig, security: Security | None, stack: ExitStack
     stack.callback(_close_client, client)
     kind = "processes" if processes else "threads"
     secured = ", TLS" if security else ""
+    if config.resources:
+        from runnable_dask.sdk.resources import describe
+
+        secured += f", each offering {describe(config.resources)}"
     return Connection(
         client,
         f"LocalCluster ({n_workers} worker {kind} x {threads} threads{secured})",

@@ -11,18 +11,19 @@ from __future__ import annotations
 import queue
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from typing import Any
 
-import msgpack
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from dask.typing import Key
 
 from runnable_dask.config import DaskConfig
 from runnable_dask.executors import Deps, Resolved, Tasks
 from runnable_dask.executors.cluster import ClusterError, connect, ship_graph, ship_user_modules
-from runnable_dask.runtime.context import Reporter, TopicReporter
+from runnable_dask.executors.dask_events import TopicReporter, put_each
+from runnable_dask.executors.resources import ResourceCheck
+from runnable_dask.runtime.context import Reporter
 
 
 class DaskExecutor:
@@ -43,6 +44,9 @@ class DaskExecutor:
         self._by_value = False
         self._run = "runnable-dask"
         self._span_ids: dict[tuple[str, ...], str] = {}
+        self.notice: Callable[[str], None] = lambda text: None
+        """Where a note for the person watching goes (the driver sets its console's)."""
+        self._resource_check: ResourceCheck | None = None
 
     def __enter__(self) -> DaskExecutor:
         try:
@@ -72,7 +76,7 @@ class DaskExecutor:
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
         self._run = f"runnable-dask {run_id}"
         topic = f"runnable-dask/{run_id}"
-        self._client.subscribe_topic(topic, lambda message: _put_each(events, message[1]))
+        self._client.subscribe_topic(topic, lambda message: put_each(events, message[1]))
         self._topics.append(topic)
         return TopicReporter(topic)
 
@@ -83,8 +87,11 @@ class DaskExecutor:
         keep: set[str],
         watch: set[str],
         spans: dict[str, tuple[str, ...]],
+        resources: dict[str, dict[str, float]] | None = None,
     ) -> None:
         held = self._held
+        if resources:
+            self._check_resources(resources)
         graph = {
             key: _with_futures(task, held) if any(d in held for d in deps[key]) else task
             for key, task in tasks.items()
@@ -92,7 +99,8 @@ class DaskExecutor:
         if self._by_value:
             graph = ship_graph(graph)
         wanted = [key for key in graph if key in keep or key in watch]
-        futures = self._client.get(self._with_spans(graph, deps, spans), wanted, sync=False)
+        layered = self._with_spans(graph, deps, spans, resources or {})
+        futures = self._client.get(layered, wanted, sync=False)
         for key, future in zip(wanted, futures, strict=True):
             if key in keep:
                 held[key] = future
@@ -101,15 +109,26 @@ class DaskExecutor:
                 future.add_done_callback(self._resolved)
 
     def _with_spans(
-        self, graph: dict[str, Any], deps: Deps, spans: dict[str, tuple[str, ...]]
+        self,
+        graph: dict[str, Any],
+        deps: Deps,
+        spans: dict[str, tuple[str, ...]],
+        resources: dict[str, dict[str, float]],
     ) -> HighLevelGraph:
         """The graph as one layer per span, each annotated with it: the run is a Dask span
-        and each branch a span inside it (Fine Performance Metrics in the dashboard)."""
-        layers: dict[tuple[str, ...], dict[str, Any]] = defaultdict(dict)
+        and each branch a span inside it (Fine Performance Metrics in the dashboard).
+        Tasks that ask for worker resources get a layer of their own in their span,
+        annotated with them too (the scheduler's resource restrictions)."""
+        Layer = tuple[tuple[str, ...], tuple[tuple[str, float], ...]]
+        layers: dict[Layer, dict[str, Any]] = defaultdict(dict)
         for key, task in graph.items():
-            layers[spans.get(key, ())][key] = task
+            layers[spans.get(key, ()), tuple(sorted(resources.get(key, {}).items()))][key] = task
         layer_of = {key: path for path, keys in layers.items() for key in keys}
-        names = {path: "/".join((self._run, *path)) for path in layers}
+        names = {
+            layer: "/".join((self._run, *layer[0]))
+            + ("?" + "&".join(f"{n}={a!r}" for n, a in layer[1]) if layer[1] else "")
+            for layer in layers
+        }
         depends: dict[str, set[str]] = {name: set() for name in names.values()}
         for key, path in layer_of.items():
             for dep in deps[key]:
@@ -122,12 +141,27 @@ class DaskExecutor:
         }
         return HighLevelGraph(
             {
-                names[path]: MaterializedLayer(keys, annotations={"span": self._span(path)})
-                for path, keys in layers.items()
+                names[layer]: MaterializedLayer(keys, annotations=self._annotations(*layer))
+                for layer, keys in layers.items()
             },
             depends,
             key_dependencies,
         )
+
+    def _annotations(
+        self, path: tuple[str, ...], resources: tuple[tuple[str, float], ...]
+    ) -> dict[str, Any]:
+        annotations: dict[str, Any] = {"span": self._span(path)}
+        if resources:
+            annotations["resources"] = dict(resources)
+        return annotations
+
+    def _check_resources(self, resources: dict[str, dict[str, float]]) -> None:
+        if self._resource_check is None:
+            address = str(self._client.scheduler.address)
+            can_grow = bool(self.config.address or self.config.cluster_class)
+            self._resource_check = ResourceCheck(self._client, address, can_grow, self.notice)
+        self._resource_check.submitted(resources)
 
     def _span(self, path: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
         """The span annotation of a branch: the same ids each time it is submitted."""
@@ -146,12 +180,6 @@ class DaskExecutor:
     def _resolved(self, future: Any) -> None:
         self._watched.pop(future.key, None)
         self._events.put(Resolved(future.key, future.result))
-
-
-def _put_each(events: queue.SimpleQueue, message: bytes) -> None:
-    """A task's message: its events (a map iteration's step and branch end), packed."""
-    for event in msgpack.unpackb(message, strict_map_key=False):
-        events.put(event)
 
 
 def _with_futures(task: tuple[Any, ...], held: dict[str, Any]) -> tuple[Any, ...]:

@@ -47,6 +47,8 @@ class LocalExecutor:
         self._results: dict[str, Any] = {}
         self._keep: set[str] = set()
         self._watch: set[str] = set()
+        self.notice: Callable[[str], None] = lambda text: None
+        self._noted_resources = False
 
     def __enter__(self) -> LocalExecutor:
         self._pool = DaemonThreadPool(self.threads)
@@ -65,7 +67,14 @@ class LocalExecutor:
         keep: set[str],
         watch: set[str],
         spans: dict[str, tuple[str, ...]],
+        resources: dict[str, Any] | None = None,
     ) -> None:
+        if resources and not self._noted_resources:
+            self._noted_resources = True
+            self.notice(
+                "note resources are Dask worker resources: on the local executor every "
+                "step runs in this process, and they are ignored"
+            )
         ready = []
         with self._lock:
             self._keep |= keep

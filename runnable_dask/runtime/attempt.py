@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from runnable_dask.runtime.capture import capture_output
+from runnable_dask.runtime.deadline import time_limit
 from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import BaseTask, NotebookTask, PythonTask, ShellTask
 from runnable_dask.stores.catalog import RunCatalog
@@ -144,7 +145,8 @@ def run_attempt(
             _check_secrets(task)
             if task.catalog is not None:
                 records.extend(catalog.get(task.catalog.get))
-            outputs = _dispatch(task, params, log, catalog, internal_name)
+            with time_limit(task.timeout):
+                outputs = _dispatch(task, params, log, catalog, internal_name)
         except (Exception, SystemExit) as exc:  # every failure is recorded, none escapes
             message = f"{type(exc).__name__}: {exc}"
             log.write(_user_traceback(exc))

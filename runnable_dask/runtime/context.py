@@ -1,23 +1,21 @@
-"""The run-wide facts every task needs, and the reporters that carry its events home."""
+"""The run-wide facts every task needs, and the reporters that carry its events home.
+
+A reporter is the executor's: this module holds the protocol and the in-process ones;
+the Dask executor's, which sends events through the scheduler, lives with it
+(:mod:`runnable_dask.executors.dask_events`)."""
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-import msgpack
-
 from runnable_dask.compact import Compact
 from runnable_dask.sdk import NotebookTask
 
 if TYPE_CHECKING:
-    from distributed.batched import BatchedSend
-
     from runnable_dask.plan import Node
     from runnable_dask.runtime.checkpoint import InProcessCheckpoints
     from runnable_dask.sdk import BaseTask
@@ -34,55 +32,6 @@ class Reporter(Protocol):
     def sender(self) -> Send:
         """A sender bound to where the task runs, usable from another thread of it."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class TopicReporter(Compact):
-    """Sends events from a Dask worker to the driver, which subscribes to ``topic``."""
-
-    topic: str
-
-    def __call__(self, events: list[Event]) -> None:
-        self.sender()(events)
-
-    def sender(self) -> Send:
-        from distributed import get_worker
-
-        return functools.partial(_log_packed, get_worker(), self.topic)
-
-
-RIDE = 0.05
-"""Seconds an event waits, at most, for the worker's next message to the scheduler."""
-
-
-def _log_packed(worker: Any, topic: str, events: list[Event]) -> None:
-    """One message of bytes: Dask checks, sizes and copies a nested message field by
-    field, which cost a worker more than running a trivial step."""
-    message = {"op": "log-event", "topic": topic, "msg": msgpack.packb(events)}
-    worker.loop.add_callback(_with_next_batch, worker.loop, worker.batched_stream, message)
-
-
-def _with_next_batch(loop: Any, stream: BatchedSend, message: dict[str, Any]) -> None:
-    """Queue ``message`` for the worker's next batch to the scheduler, sent within RIDE s.
-
-    A task's events come just before its completion. Sent at once (``Worker.log_event``),
-    an event goes alone and the completion, a millisecond later, waits out the stream's
-    2 ms interval: 2 ms more on every step of a chain. Queued, they go together.
-    """
-    stream.buffer.append(message)
-    stream.message_count += 1
-    loop.call_later(RIDE, _flush, stream)
-
-
-def _flush(stream: BatchedSend) -> None:
-    """Send what is queued, if the task's completion did not carry it already (an empty
-    send would still wake the stream's sender, once for every event of the run)."""
-    if not stream.buffer:
-        return
-    from distributed.comm import CommClosedError
-
-    with contextlib.suppress(CommClosedError):  # the worker is closing; so is its run
-        stream.send()
 
 
 @dataclass(frozen=True, slots=True)

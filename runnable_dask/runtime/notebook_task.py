@@ -20,6 +20,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any, TextIO
 
 from runnable_dask.runtime.binding import to_param
+from runnable_dask.runtime.deadline import notebook_options
 from runnable_dask.runtime.kernel_pool import (
     Kernel,
     KernelKey,
@@ -97,6 +98,7 @@ def run_notebook(
             # wait, which sometimes takes seconds.
             "extra_arguments": ["--IPKernelApp.log_level=ERROR"],
             "shutdown_kernel": "immediate",
+            **notebook_options(),  # the task's timeout, if any
             **task.optional_ploomber_args,
         }
         if pooled(task):

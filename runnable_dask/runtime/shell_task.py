@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import tempfile
 from typing import TextIO
 
 from runnable_dask.runtime.binding import to_param
+from runnable_dask.runtime.deadline import run_killable
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import ShellTask
 
@@ -47,15 +47,7 @@ def run_shell(task: ShellTask, params: dict[str, Param], log: TextIO) -> dict[st
         returns_file = os.path.join(scratch, "returns")
         env[_RETURNS_FILE] = returns_file
         script = (_TRAP % (names, _RETURNS_FILE) if names else "") + task.command
-        completed = subprocess.run(
-            ["bash", "-c", script],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            check=False,
-        )
+        completed = run_killable(["bash", "-c", script], env=env, partial_output=log)
         log.write(completed.stdout)
         if completed.returncode != 0:
             tail = completed.stdout.strip().splitlines()[-3:]

@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_v
 from runnable_dask.exceptions import PipelineDefinitionError
 from runnable_dask.sdk.base import SdkModel, check_name, subject
 from runnable_dask.sdk.catalog import Catalog, escaping_patterns
+from runnable_dask.sdk.resources import Resources, check_resources
 from runnable_dask.sdk.returns import TaskReturn
 
 
@@ -35,11 +36,21 @@ class _Named(SdkModel):
 
 
 class BaseStep(_Named):
-    """What every step has: a name, how it may end the pipeline, and a failure path."""
+    """What every step has: a name, how it may end the pipeline, and a failure path.
+
+    ``resources`` (Dask worker resources, e.g. ``{"GPU": 1}``) send a task, or every task
+    inside a composite, to workers that offer them (:mod:`runnable_dask.sdk.resources`).
+    """
 
     terminate_with_success: bool = False
     terminate_with_failure: bool = False
     on_failure: Any = None
+    resources: Resources | None = None
+
+    @field_validator("resources", mode="before")
+    @classmethod
+    def _valid_resources(cls, value: Any) -> Any:
+        return None if value is None else check_resources(value)
 
     @field_validator("on_failure")
     @classmethod
@@ -67,7 +78,8 @@ class BaseTask(BaseStep):
     """A step that runs user code: returns, catalog, secrets and per-executor overrides.
 
     ``retries`` more attempts follow a failed one, ``retry_delay`` seconds apart; each
-    attempt is recorded with its own number.
+    attempt is recorded with its own number. An attempt still running after ``timeout``
+    seconds is stopped and fails (:mod:`runnable_dask.runtime.deadline`).
     """
 
     returns: list[TaskReturn] = Field(default_factory=list)
@@ -76,6 +88,7 @@ class BaseTask(BaseStep):
     overrides: dict[str, str] = Field(default_factory=dict)
     retries: int = Field(default=0, ge=0)
     retry_delay: float = Field(default=0.0, ge=0)
+    timeout: float | None = Field(default=None, gt=0)
 
     @field_validator("returns", mode="before")
     @classmethod

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, DaskProcesses
+from .conftest import DASK, ROOT, DaskProcesses, start, wait_for_workers
 
 pytestmark = pytest.mark.cluster
 
@@ -34,6 +34,13 @@ def test_sweep_runs_on_dask_scheduler_and_workers(
         }
     )
     had_report = (ROOT / "report").exists()
+    # The random forest's fits ask for MEMORY (examples/ml_sweep/sweep.py): one more
+    # worker offers it, as the example's docstring says to start one.
+    command = [DASK, "worker", tcp_cluster.address, "--host", "127.0.0.1", "--no-dashboard"]
+    command += ["--nthreads", "2", "--resources", "MEMORY=8e9"]
+    log = tcp_cluster.worker_folder.parent / "memory-worker.log"
+    tcp_cluster.processes.append(start(command, tcp_cluster.worker_folder, log))
+    wait_for_workers(tcp_cluster, 3)
 
     process = subprocess.run(
         [sys.executable, "examples/ml_sweep/sweep.py"],

@@ -12,7 +12,7 @@ import msgpack
 import pytest
 from distributed import Client, LocalCluster
 
-from runnable_dask.runtime.context import TopicReporter
+from runnable_dask.executors.dask_events import TopicReporter
 
 
 @pytest.fixture(scope="module")
