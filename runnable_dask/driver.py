@@ -25,6 +25,7 @@ from runnable_dask.config import (
 from runnable_dask.console import RunConsole
 from runnable_dask.exceptions import ExecutionFailedError, RunnableDaskError
 from runnable_dask.executors import Executor, Resolved, open_executor
+from runnable_dask.executors.kernels import warm_kernels
 from runnable_dask.executors.report import PerformanceReport, performance_report
 from runnable_dask.feed import GraphFeed
 from runnable_dask.lower import Lowering
@@ -89,7 +90,10 @@ def execute(
             ctx = _context(executor, config, plan, recorder, catalog, events, secrets)
             lowering = Lowering(plan, ctx)
             # In-process tasks find the run id set for the whole run, not set per step.
-            with task_environment({RUN_ID_ENV: run_log.run_id} if executor.in_process else {}):
+            with (
+                task_environment({RUN_ID_ENV: run_log.run_id} if executor.in_process else {}),
+                warm_kernels(executor, plan, lowering.ctx),
+            ):
                 _run_graph(executor, events, lowering, recorder, params, catalog)
     except Exception as exc:  # the cluster or the graph broke, not a step
         keys = lowering.step_keys() if lowering is not None else {}

@@ -142,3 +142,17 @@ def test_a_kernel_named_by_the_step_runs_a_notebook_without_a_kernelspec(
         returns=["y"],
     )
     assert run(Pipeline(steps=[task])).parameters["y"].value == 2
+
+
+def test_a_kernel_that_is_not_installed_fails_the_step_naming_it(run: Run, workdir: Path) -> None:
+    notebook = write_notebook(workdir / "other.ipynb", "x = 1")
+    task = NotebookTask(
+        name="other", notebook=notebook, optional_ploomber_args={"kernel_name": "no-such-kernel"}
+    )
+    with pytest.raises(
+        ExecutionFailedError,
+        match=r"NotebookTask 'other': notebook 'other\.ipynb' runs in kernel 'no-such-kernel', "
+        "which is not installed",
+    ) as failed:
+        run(Pipeline(steps=[task]))
+    assert "installed: python3" in str(failed.value)

@@ -125,6 +125,19 @@ def child_environment(own: Iterable[str]) -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _secret_names or k in keep}
 
 
+def base_environment() -> dict[str, str]:
+    """This process's environment as it is outside any task: the values tasks set while
+    they run (a run id, secrets, a loop's index) are back to what they were before."""
+    with _environment_lock:
+        environ = dict(os.environ)
+        for name, (_, before) in _environment_users.items():
+            if before is None:
+                environ.pop(name, None)
+            else:
+                environ[name] = before
+    return environ
+
+
 def log_name(internal_name: str) -> str:
     """Where a step's captured output is kept in the run's catalog."""
     return f"logs/{internal_name}.execution.log"

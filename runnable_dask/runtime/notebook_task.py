@@ -1,20 +1,33 @@
 """Run a ``NotebookTask`` through papermill and read its returned names back.
 
 A last cell, added to a private copy of the notebook, pickles the returned names into a
-file; the executed notebook is stored in the catalog without that cell. papermill is
-imported here, when a notebook step runs, so importing runnable_dask stays fast.
+file; the executed notebook is stored in the catalog without that cell. The kernel comes
+from this process's pool of warm kernels (:mod:`runnable_dask.runtime.kernel_pool`),
+handed to papermill as ``km``: nbclient starts a kernel only when the manager it is given
+has none, and leaves a manager it was given running, so the pool shuts it down after.
+papermill is imported here, when a notebook step runs, so importing runnable_dask stays
+fast.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import sys
 import tempfile
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any, TextIO
 
 from runnable_dask.runtime.binding import to_param
 from runnable_dask.runtime.deadline import notebook_options
+from runnable_dask.runtime.kernel_pool import (
+    Kernel,
+    KernelKey,
+    import_notebook_stack,
+    kernel_pool,
+    process_folder,
+)
 from runnable_dask.runtime.notebook_checks import check_kernel
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import NotebookTask
@@ -47,6 +60,7 @@ def run_notebook(
     internal_name: str,
 ) -> dict[str, Param]:
     """Execute the notebook with the parameters injected; store it; return its values."""
+    import_notebook_stack()
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -59,7 +73,11 @@ def run_notebook(
     injected = {n: p.value for n, p in params.items() if p.kind != "object"}
     names = [r.name for r in task.returns]
     with ExitStack() as stack:
-        scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="runnable-dask-nb-"))
+        scratch = stack.enter_context(  # removed with the process's folder if interrupted
+            tempfile.TemporaryDirectory(
+                prefix="nb-", dir=process_folder(), ignore_cleanup_errors=True
+            )
+        )
         returns_file = os.path.join(scratch, "returns.pickle")
         source = os.path.join(scratch, os.path.basename(task.notebook))
         executed = os.path.join(scratch, "executed.ipynb")
@@ -70,19 +88,21 @@ def run_notebook(
             cell.metadata["tags"] = [_RETURNS_TAG]
             notebook.cells.append(cell)
         nbformat.write(notebook, source)
-        kernel_output = stack.enter_context(open(os.path.join(scratch, "kernel.log"), "w+"))
         options: dict[str, Any] = {
             "progress_bar": False,
             "log_output": False,
             "stdout_file": log,
             "stderr_file": log,
-            "kernel_manager_class": _ipc_kernel_manager(scratch, kernel_output),
+            # Only for a kernel papermill starts itself (a kernel_manager_class or
+            # engine_name of the user's): quiet, and shut down without the graceful
+            # wait, which sometimes takes seconds.
             "extra_arguments": ["--IPKernelApp.log_level=ERROR"],
-            # The outputs are read by then; a graceful shutdown sometimes waits seconds.
             "shutdown_kernel": "immediate",
             **notebook_options(),  # the task's timeout, if any
             **task.optional_ploomber_args,
         }
+        if pooled(task):
+            stack.enter_context(_pooled_kernel(task, notebook.metadata, options, log))
         try:
             papermill.execute_notebook(source, executed, parameters=injected, **options)
         except PapermillExecutionError as exc:
@@ -90,8 +110,6 @@ def run_notebook(
                 f"cell {exc.exec_count} of {task.notebook} raised {exc.ename}: {exc.evalue}"
             ) from None
         finally:
-            kernel_output.seek(0)
-            log.write(kernel_output.read())
             if os.path.exists(executed):
                 _store_without_returns_cell(executed, catalog, task, internal_name)
         values = _read_returns(returns_file)
@@ -101,30 +119,62 @@ def run_notebook(
     return {r.name: to_param(r, values[r.name]) for r in task.returns}
 
 
-def _ipc_kernel_manager(folder: str, process_output: TextIO) -> type:
-    """A kernel manager whose sockets are files in ``folder``, not TCP ports.
+_OWN_KERNEL_OPTIONS = ("km", "kernel_manager_class", "engine_name")
+"""Options with which the user chooses how kernels start: papermill starts those itself."""
 
-    Kernels started at the same moment in several processes race for free TCP ports
-    ("ZMQError: Address already in use", jupyter/jupyter_client#154); a private folder
-    per step cannot collide, and the kernel has no unencrypted TCP port to warn about.
-    What the kernel process itself prints (not the cells' output) goes to
-    ``process_output`` instead of the worker's terminal.
-    """
-    from jupyter_client import AsyncKernelManager
 
-    class IpcKernelManager(AsyncKernelManager):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.transport = "ipc"
-            self.ip = os.path.join(folder, "kernel")
+def pooled(task: NotebookTask) -> bool:
+    """Whether the step's kernel comes from the pool (unless the user chose otherwise)."""
+    return not any(name in task.optional_ploomber_args for name in _OWN_KERNEL_OPTIONS)
 
-        # jupyter_client types start_kernel as the sync manager's; this one is async.
-        async def start_kernel(self, **kwargs: Any) -> None:  # type: ignore[override]
-            kwargs.setdefault("stdout", process_output)
-            kwargs.setdefault("stderr", process_output)
-            await super().start_kernel(**kwargs)
 
-    return IpcKernelManager
+def kernel_key(task: NotebookTask, metadata: dict[str, Any]) -> KernelKey | None:
+    """The kernel a notebook runs in: papermill's ``kernel_name`` if given, else the
+    notebook's kernelspec (as papermill decides), with the user's kernel arguments;
+    None when it names none (:func:`check_kernel` says so to the user)."""
+    args = task.optional_ploomber_args
+    name = args.get("kernel_name") or (metadata.get("kernelspec") or {}).get("name")
+    if not name:
+        return None
+    return KernelKey(str(name), tuple(args.get("extra_arguments") or ()))
+
+
+@contextmanager
+def _pooled_kernel(
+    task: NotebookTask, metadata: dict[str, Any], options: dict[str, Any], log: TextIO
+) -> Iterator[Kernel]:
+    """A kernel from this process's pool, given to papermill as ``km``; shut down after,
+    with what its process printed added to the step's log."""
+    key = kernel_key(task, metadata)
+    assert key is not None, "check_kernel refuses a notebook that names no kernel"
+    pool = kernel_pool()
+    # papermill runs the notebook in ``cwd`` when given: a kernel started then starts there.
+    cwd = os.path.abspath(options.get("cwd") or os.getcwd())
+    try:
+        kernel = pool.take(key, cwd, owner=_running_task())
+    except LookupError as exc:  # jupyter_client's NoSuchKernel
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        installed = ", ".join(sorted(KernelSpecManager().find_kernel_specs())) or "none"
+        raise NotebookError(
+            f"{task.who}: notebook {task.notebook!r} runs in kernel {key.name!r}, which is "
+            f"not installed where the step runs (installed: {installed}); install it there, "
+            "or name one that is: optional_ploomber_args={'kernel_name': ...}"
+        ) from exc
+    options.pop("extra_arguments", None)  # start arguments: the kernel has started
+    options["km"] = kernel.manager
+    try:
+        yield kernel
+    finally:
+        log.write(kernel.process_output())
+        pool.give_back(kernel)
+
+
+def _running_task() -> str | None:
+    """The Dask task running in this thread, if any: a cancelled task's kernel is ended."""
+    worker = sys.modules.get("distributed.worker")
+    key = getattr(worker.thread_state, "key", None) if worker is not None else None
+    return str(key) if key is not None else None
 
 
 def _store_without_returns_cell(

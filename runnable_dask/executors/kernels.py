@@ -1,0 +1,66 @@
+"""Warm kernels for a run: which kernels its notebooks use, prepared where they will run.
+
+On the ``local`` executor the pool is this process's, in use while the run lasts (no
+kernel outlives ``execute()``); on a Dask cluster each worker keeps its own through a
+worker plugin, registered once per cluster and kernel, so a standing cluster keeps its
+kernels ready from one run to the next.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from runnable_dask.executors import Executor
+from runnable_dask.plan import Plan
+from runnable_dask.runtime.context import RunContext
+from runnable_dask.sdk import NotebookTask
+
+if TYPE_CHECKING:
+    from runnable_dask.runtime.kernel_pool import KernelKey
+
+
+def kernel_keys(plan: Plan, ctx: RunContext) -> set[KernelKey]:
+    """The kernels of the notebooks the run will execute (a mocked run: patched ones)."""
+    keys: set[KernelKey] = set()
+    for _, node in plan.nodes():
+        if node.step is None or node.kind != "task" or ctx.skips(node):
+            continue
+        if not isinstance(node.step if ctx.patches is None else ctx.task_for(node), NotebookTask):
+            continue
+        from runnable_dask.runtime.notebook_task import kernel_key, pooled
+
+        task = ctx.task_for(node)  # with its notebook's path resolved
+        if not isinstance(task, NotebookTask) or not pooled(task):
+            continue
+        try:
+            with open(task.notebook, encoding="utf-8") as handle:
+                key = kernel_key(task, json.load(handle).get("metadata", {}))
+        except (OSError, ValueError, AttributeError):
+            continue  # the step itself says what is wrong with its notebook
+        if key is not None:
+            keys.add(key)
+    return keys
+
+
+@contextmanager
+def warm_kernels(executor: Executor, plan: Plan, ctx: RunContext) -> Iterator[None]:
+    """Start the run's kernels ahead of its notebook steps, where those will run."""
+    keys = kernel_keys(plan, ctx)
+    if not keys:
+        yield
+        return
+    if executor.in_process:
+        from runnable_dask.runtime.kernel_pool import pool_in_use
+
+        with pool_in_use(keys):
+            yield
+        return
+    from runnable_dask.runtime.kernel_plugin import WarmKernels
+
+    for key in sorted(keys, key=repr):
+        plugin = WarmKernels(key)
+        executor.client.register_plugin(plugin, name=plugin.name)
+    yield
