@@ -11,6 +11,7 @@ runnable's shape, with runnable_dask's executor types::
     catalog:
       type: file-system
       config: {catalog_location: .catalog}   # any fsspec URL
+    cache: {default: false}                  # step caching; location: any fsspec URL
 
 Chosen by ``RUNNABLE_CONFIGURATION_FILE``, else the ``configuration_file`` argument, else
 the defaults (an embedded ``LocalCluster``). Unknown keys are refused with the valid ones.
@@ -236,6 +237,14 @@ class SecretsSpec(_Strict):
     config: dict[str, Any] = Field(default_factory=dict, max_length=0)
 
 
+class CacheSpec(_Strict):
+    """Step caching (docs/caching.md): ``default`` is what a task that does not set
+    ``cache=`` does; ``location`` is any fsspec URL (default: ``<catalog_location>/.cache``)."""
+
+    default: bool = False
+    location: str | None = None
+
+
 class Configuration(_Strict):
     """The whole configuration file."""
 
@@ -245,6 +254,7 @@ class Configuration(_Strict):
     run_log_store: RunLogStoreSpec = Field(default_factory=RunLogStoreSpec, alias="run-log-store")
     catalog: CatalogSpec = Field(default_factory=CatalogSpec)
     secrets: SecretsSpec = Field(default_factory=SecretsSpec)
+    cache: CacheSpec = Field(default_factory=CacheSpec)
 
 
 _EXECUTOR_TYPES: dict[str, type[BaseModel]] = {

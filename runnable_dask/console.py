@@ -10,7 +10,14 @@ from rich.markup import escape
 from runnable_dask.stores.runlog import RunLog
 
 _SILENT_TYPES = ("success", "fail")
-_ANSI = {"cyan": "\x1b[36m", "green": "\x1b[32m", "red": "\x1b[31m", "reset": "\x1b[0m"}
+_ANSI = {
+    "cyan": "\x1b[36m",
+    "green": "\x1b[32m",
+    "red": "\x1b[31m",
+    "yellow": "\x1b[33m",
+    "blue": "\x1b[34m",
+    "reset": "\x1b[0m",
+}
 
 
 class RunConsole:
@@ -48,6 +55,13 @@ class RunConsole:
             detail = f": {message}" if message else ""
             self._line("red", "FAILED  ", f"{internal_name} ({seconds:.2f} s){detail}")
 
+    def step_cached(self, internal_name: str, run_id: str) -> None:
+        """A step whose outputs came from the step cache: it did not run."""
+        self._line("blue", "cached  ", f"{internal_name} (from run {run_id})")
+
+    def step_warning(self, internal_name: str, message: str) -> None:
+        self._line("yellow", "warning ", f"{internal_name}: {message}")
+
     def _line(self, colour: str, label: str, text: str) -> None:
         """One progress line, written directly: rich's full rendering costs ~1 ms a line,
         which a run of thousands of steps would feel."""
@@ -79,6 +93,7 @@ class RunConsole:
         report = run_log.run_config.get("performance_report")
         if report:
             self.console.print(f"  Report:    {escape(report)}")
+        self._cached_summary(run_log)
         if run_log.status == "FAIL":
             self.console.print(f"  Resume:    runnable-dask retry {escape(run_log.run_id)}")
         # In a run that succeeded, a failed step was handled by an on_failure pipeline.
@@ -90,3 +105,16 @@ class RunConsole:
                 self.console.print(f"         log: {escape(step_log(step.internal_name))}")
                 for line in log_tail(step.internal_name):
                     self.console.print(f"         | {escape(line)}")
+
+    def _cached_summary(self, run_log: RunLog) -> None:
+        """How many tasks came from the step cache, and from which runs."""
+        tasks = [s for s in run_log.walk() if s.step_type == "task" and s.attempts]
+        sources = [s.attempts[-1].cached_from for s in tasks if s.attempts[-1].cached_from]
+        if not sources:
+            return
+        runs = sorted(set(sources))
+        shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+        self.console.print(
+            f"  Cached:    {len(sources)} of {len(tasks)} tasks came from the cache "
+            f"(run{'s' if len(runs) > 1 else ''} {escape(shown)})"
+        )

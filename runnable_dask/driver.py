@@ -25,7 +25,7 @@ from runnable_dask.mocking import mock_patches
 from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import Plan, build_plan
 from runnable_dask.recorder import RunRecorder
-from runnable_dask.runtime import checkpoint
+from runnable_dask.runtime import checkpoint, step_cache
 from runnable_dask.runtime.attempt import log_name, task_environment
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import RunContext
@@ -53,7 +53,7 @@ def execute(
     """
     began = time.monotonic()
     config = load_configuration(configuration_file)
-    plan = build_plan(pipeline)
+    plan = build_plan(pipeline, step_cache.identifier(config))
     parameters_file = parameters_file or os.environ.get(PARAMETERS_ENV, "")
     store = RunLogStore(config.run_log_store.config.log_folder)
     run_log, params, resumed = _open_run_log(
@@ -82,6 +82,7 @@ def execute(
                 project_dir=os.getcwd(),
                 secrets=_secrets(plan),
                 checkpoints=recorder.checkpoints,
+                cache_location=cache_location(config),
             )
             lowering = Lowering(plan, ctx)
             # In-process tasks find the run id set for the whole run, not set per step.
@@ -244,6 +245,14 @@ def _describe(exc: BaseException) -> str:
     if "scheduler-connection-lost" in text:  # Dask names the lost key, which says little
         return "Dask lost the connection to the scheduler; steps running then did not report"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def cache_location(config: Configuration) -> str:
+    """Where the step cache is: the configuration's location, else beside the catalog."""
+    location = config.cache.location
+    if location:
+        return _absolute(location)
+    return step_cache.default_location(_absolute(config.catalog.config.catalog_location))
 
 
 def _absolute(location: str) -> str:

@@ -204,7 +204,13 @@ class RunRecorder:
                     attempt.attempt_number = number
                 record.attempts = earlier + record.attempts
         steps[name] = record
+        for warning in event.get("warnings", ()):
+            self.console.step_warning(name, warning)
         if self._quiet_step(template) and record.status == "SUCCESS":
+            return
+        cached_from = record.attempts[-1].cached_from if record.attempts else None
+        if cached_from is not None:
+            self.console.step_cached(name, cached_from)
             return
         # A task's own times: its start was announced late, if at all.
         seconds = (

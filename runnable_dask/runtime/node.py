@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from runnable_dask.compact import Compact
 from runnable_dask.plan import Node, fill
-from runnable_dask.runtime import checkpoint
+from runnable_dask.runtime import checkpoint, step_cache
 from runnable_dask.runtime.attempt import attempt_record, now, run_attempt, task_environment
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.starts import announced
@@ -151,10 +151,18 @@ def run_step_and_end(ctx: RunContext, call: StepCall, end: EndCall, *incoming: T
 def _run_task(
     ctx: RunContext, call: StepCall, token: Token, catalog: RunCatalog
 ) -> checkpoint.Checkpoint:
-    """Every attempt the step is allowed; a success is kept before it is reported, so
-    a worker lost in between does not run it again."""
+    """Every attempt the step is allowed, unless the step cache holds its outputs; a
+    success is kept before it is reported, so a worker lost in between does not run it
+    again."""
     node, name = call.node, call.internal_name
     task = ctx.task_for(node)
+    cache = step_cache.prepare(ctx, node.cache, task, token.params, catalog)
+    if cache is not None:
+        reused = cache.reuse(task, name, _shown(token.params, call.hidden), catalog)
+        if reused is not None:  # recorded and kept like any success
+            records = reused.data_catalog
+            event = call.event("SUCCESS", attempts=[reused.attempt], data_catalog=records)
+            return _keep(ctx, call, catalog, reused.outputs, event)
     attempts: list[dict[str, Any]] = []
     environment = {RUN_ID_ENV: ctx.run_id}
     environment.update((n, ctx.secrets[n]) for n in task.secrets if n in ctx.secrets)
@@ -169,6 +177,10 @@ def _run_task(
             if result.ok:
                 break
     status = "SUCCESS" if result.ok else "FAIL"
+    if cache is not None:
+        if result.ok:
+            cache.keep(task, name, ctx.run_id, result.outputs, result.data_catalog, catalog)
+        cache.note_in_log(catalog, name)
     event = call.event(
         status,
         result.attempt["message"],
@@ -176,11 +188,24 @@ def _run_task(
         data_catalog=result.data_catalog,
         mock=task is not node.step,
         started=start["start_time"],  # names this run of the task, if it was announced
+        **({"warnings": cache.warnings} if cache is not None and cache.warnings else {}),
     )
     if not result.ok:
         ctx.report(event)
         return checkpoint.Checkpoint(target=node.on_failure, outputs={}, event=event)
-    done = checkpoint.Checkpoint(target=node.on_success, outputs=result.outputs, event=event)
+    return _keep(ctx, call, catalog, result.outputs, event)
+
+
+def _keep(
+    ctx: RunContext,
+    call: StepCall,
+    catalog: RunCatalog,
+    outputs: dict[str, Param],
+    event: dict[str, Any],
+) -> checkpoint.Checkpoint:
+    """Keep a success's checkpoint, then report it."""
+    name = call.internal_name
+    done = checkpoint.Checkpoint(target=call.node.on_success, outputs=outputs, event=event)
     if ctx.checkpoints is None:
         checkpoint.save(catalog, name, done)
     else:

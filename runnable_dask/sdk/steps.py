@@ -66,7 +66,8 @@ class BaseTask(BaseStep):
     """A step that runs user code: returns, catalog, secrets and per-executor overrides.
 
     ``retries`` more attempts follow a failed one, ``retry_delay`` seconds apart; each
-    attempt is recorded with its own number.
+    attempt is recorded with its own number. ``cache=True`` skips the task when it
+    succeeded before with the same code and inputs (see docs/caching.md).
     """
 
     returns: list[TaskReturn] = Field(default_factory=list)
@@ -75,6 +76,9 @@ class BaseTask(BaseStep):
     overrides: dict[str, str] = Field(default_factory=dict)
     retries: int = Field(default=0, ge=0)
     retry_delay: float = Field(default=0.0, ge=0)
+    cache: bool | None = None
+    """Reuse the outputs of an earlier run with the same code and inputs; None: the
+    configuration's ``cache.default``."""
 
     @field_validator("returns", mode="before")
     @classmethod

@@ -1,0 +1,183 @@
+"""What makes two runs of a cached step the same: the step's identity and its inputs.
+
+The identity is computed once per step in the driving process, where the user's source
+files are (a worker on another machine may have the code only by value), and travels with
+the plan; the key adds the inputs, computed where the step runs, from the values it
+receives. See :mod:`runnable_dask.runtime.step_cache` for the whole design.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import json
+import marshal
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+from runnable_dask.runtime.binding import _described
+from runnable_dask.runtime.tokens import Param
+from runnable_dask.sdk import BaseTask, NotebookTask, PythonTask, ShellTask
+
+KEY_VERSION = "runnable-dask-cache-1"
+"""Part of every key: a change in what keys cover makes old entries unreachable."""
+
+
+def step_identity(task: BaseTask) -> str:
+    """A digest of what the step is: its code and what it declares it returns and moves.
+
+    A function's identity is its module, qualified name and source (plus, for a bound
+    method, partial or closure, the values it carries); a notebook's, its code cells; a
+    shell step's, its command. Secrets are names only, and not part of it.
+    """
+    described: dict[str, Any] = {
+        "version": KEY_VERSION,
+        "returns": [(r.name, r.kind) for r in task.returns],
+        "catalog": task.catalog.model_dump() if task.catalog else None,
+    }
+    if isinstance(task, PythonTask):
+        described["function"] = _callable_identity(task.function)
+    elif isinstance(task, ShellTask):
+        described["command"] = task.command
+    elif isinstance(task, NotebookTask):
+        described["notebook"] = notebook_identity(task.notebook)
+        described["papermill"] = _canonical(task.optional_ploomber_args)
+    return _digest(_canonical(described))
+
+
+def notebook_identity(path: str) -> str:
+    """The notebook's code cells, in order: outputs, markdown and metadata do not count."""
+    with open(path, encoding="utf-8") as handle:
+        notebook = json.load(handle)
+    cells = [
+        "".join(cell.get("source", ""))
+        for cell in notebook.get("cells", [])
+        if cell.get("cell_type") == "code"
+    ]
+    return _digest(_canonical(cells))
+
+
+def step_key(
+    identity: str, task: BaseTask, params: dict[str, Param], gets: dict[str, str]
+) -> tuple[str, dict[str, str]]:
+    """The cache key of one run of the step, and a short summary of its inputs.
+
+    ``gets`` maps each catalog file the step gets to its content digest. A Python step
+    reads the parameters its function binds (every one, with ``**kwargs``); shell and
+    notebook steps see every parameter that is not pickled, so all of those count.
+    """
+    inputs = {name: value_digest(params[name]) for name in sorted(read_names(task, params))}
+    described = {"step": identity, "parameters": inputs, "gets": dict(sorted(gets.items()))}
+    return _digest(_canonical(described)), inputs
+
+
+def read_names(task: BaseTask, params: dict[str, Param]) -> list[str]:
+    """The parameters a run of ``task`` can read."""
+    if isinstance(task, PythonTask):
+        signature, _ = _described(task.function)
+        names = []
+        for parameter in signature.parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                return list(params)
+            if parameter.kind is not inspect.Parameter.VAR_POSITIONAL and parameter.name in params:
+                names.append(parameter.name)
+        return names
+    return [name for name, param in params.items() if param.kind != "object"]
+
+
+def value_digest(param: Param) -> str:
+    """A JSON value as canonical JSON text's digest; a pickled one by its pickle's."""
+    if param.kind == "object":
+        return f"object:{_digest(stable_pickle(param.value))}"
+    return f"{param.kind}:{_digest(_canonical(param.value))}"
+
+
+def stable_pickle(value: Any) -> bytes:
+    """The pickle a value's content is compared by: plain pickle, which refers to classes
+    and functions by name and is the same from run to run for the same content; cloudpickle
+    only for what plain pickle refuses (lambdas, classes of code shipped by value)."""
+    try:
+        return pickle.dumps(value, protocol=4)
+    except Exception:
+        return cloudpickle.dumps(value, protocol=4)
+
+
+def _callable_identity(function: Callable[..., Any], depth: int = 0) -> dict[str, Any]:
+    if isinstance(function, functools.partial):
+        return {
+            "partial": _callable_identity(function.func, depth + 1),
+            "args": [_carried(a, depth) for a in function.args],
+            "keywords": {k: _carried(v, depth) for k, v in sorted(function.keywords.items())},
+        }
+    bound = getattr(function, "__self__", None)
+    if inspect.ismethod(function):
+        return {
+            "method": _callable_identity(function.__func__, depth + 1),
+            "self": _carried(bound, depth),
+        }
+    if not (inspect.isfunction(function) or inspect.isbuiltin(function)):
+        call = type(function).__call__  # a callable object: its class's method, and itself
+        return {"object": _carried(function, depth), "call": _callable_identity(call, depth + 1)}
+    return _function_identity(function, depth)
+
+
+def _function_identity(function: Any, depth: int) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "module": getattr(function, "__module__", None),
+        "name": getattr(function, "__qualname__", repr(function)),
+    }
+    code = getattr(function, "__code__", None)
+    if code is None:  # a builtin: its name says what it is
+        return described
+    described["source"] = _source(function)
+    described["defaults"] = _carried(function.__defaults__, depth)
+    described["kwdefaults"] = _carried(function.__kwdefaults__, depth)
+    cells = function.__closure__ or ()
+    described["closure"] = [_carried(_cell(c), depth) for c in cells]
+    return described
+
+
+@functools.lru_cache(maxsize=1024)
+def _source_of(code: Any) -> str:
+    try:
+        return inspect.getsource(code)
+    except (OSError, TypeError):  # defined where no source file is kept (``python -c``)
+        return "bytecode:" + _digest(marshal.dumps(code))
+
+
+def _source(function: Any) -> str:
+    return _source_of(inspect.unwrap(function).__code__)
+
+
+def _cell(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell: the name is not bound yet
+        return None
+
+
+def _carried(value: Any, depth: int) -> Any:
+    """A value a callable carries with it (bound ``self``, partial args, closure cells)."""
+    if callable(value) and not isinstance(value, type) and depth < 8:
+        try:
+            return _callable_identity(value, depth + 1)
+        except Exception:
+            pass
+    try:
+        return _digest(stable_pickle(value))
+    except Exception:  # neither pickle takes it: its text is the best we have
+        return repr(value)
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+    ).encode("utf-8")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
