@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from runnable_dask.cli.cache import cache
 from runnable_dask.cli.execute import execute, retry
 from runnable_dask.cli.graph import graph
 from runnable_dask.cli.runs import runs
@@ -37,7 +38,7 @@ def cli() -> None:
     """Run runnable pipelines on Dask, and look at what they did."""
 
 
-for _command in (execute, retry, runs, show, graph):
+for _command in (execute, retry, runs, show, graph, cache):
     cli.add_command(_command)
 
 

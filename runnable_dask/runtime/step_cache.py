@@ -124,6 +124,8 @@ class StepCache:
     inputs: dict[str, Any]
     gets: dict[str, str]
     warnings: list[str] = field(default_factory=list)
+    damaged: bool = False
+    """The entry found was damaged: storing the new one rewrites its blobs too."""
 
     def reuse(
         self,
@@ -142,6 +144,7 @@ class StepCache:
                 return None
             return self._restore(entry, task, internal_name, shown, catalog, start)
         except Exception as exc:  # a corrupt entry: run the step, never fail the run
+            self.damaged = True
             reason = str(exc) if isinstance(exc, CorruptEntryError) else _describe(exc)
             self.warnings.append(
                 f"cache entry {self.key[:12]} could not be used ({reason}); ran the step again"
@@ -227,7 +230,7 @@ class StepCache:
             nonlocal size
             _check_secrets(secrets, data, what)
             size += len(data)
-            return self.store.put_blob(data)
+            return self.store.put_blob(data, replace=self.damaged)
 
         try:
             stored: dict[str, Any] = {}
@@ -272,7 +275,7 @@ class StepCache:
             "inputs": {"parameters": self.inputs, "gets": self.gets},
             "outputs": stored,
             "files": files,
-            "log": self.store.put_blob(log) if log else None,
+            "log": self.store.put_blob(log, replace=self.damaged) if log else None,
             "notebook": notebook,
             "size": size,
         }

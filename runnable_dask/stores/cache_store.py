@@ -79,24 +79,14 @@ class CacheStore:
         text = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
         self._write(f"{ENTRIES}/{entry['key']}.json", text.encode("utf-8"))
 
-    def put_blob(self, data: bytes) -> str:
-        """Store ``data`` under its digest, unless it is there already; return the digest."""
+    def put_blob(self, data: bytes, replace: bool = False) -> str:
+        """Store ``data`` under its digest, unless it is there already (``replace``: even
+        then, over a damaged copy); return the digest."""
         digest = hashlib.sha256(data).hexdigest()
         path = f"{BLOBS}/{digest}"
-        if not self._exists(path):
+        if replace or not self._exists(path):
             self._write(path, data)
         return digest
-
-    def put_blob_file(self, local_path: str, digest: str) -> None:
-        """Store a local file whose content digest is known (a file the step put)."""
-        path = f"{BLOBS}/{digest}"
-        if self._exists(path):
-            return
-        with open(local_path, "rb") as handle:
-            data = handle.read()
-        if hashlib.sha256(data).hexdigest() != digest:  # changed since it was put
-            raise CorruptEntryError(f"{local_path} changed after the step put it")
-        self._write(path, data)
 
     def blob(self, digest: str) -> bytes:
         """A blob's content, checked against its name."""
