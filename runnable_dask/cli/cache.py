@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from runnable_dask.cli.options import configuration_option
 from runnable_dask.config import load_configuration
@@ -51,9 +52,10 @@ def list_entries(configuration_file: str | None, location: str | None, step: str
     entries = _matching(store.entries(), step)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     if not entries:
-        console.print(f"No cache entries in {store.location}")
+        console.print(Text(f"No cache entries in {store.location}"), soft_wrap=True)
         return
-    table = Table(title=f"Step cache in {store.location}", title_justify="left")
+    console.print(Text(f"Step cache in {store.location}"), soft_wrap=True)  # whole, to copy
+    table = Table()
     for column in ("step", "key", "produced by run", "size", "age"):
         table.add_column(column, no_wrap=column != "step")
     now = datetime.now(timezone.utc)
