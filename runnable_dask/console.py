@@ -45,12 +45,21 @@ class RunConsole:
             self._line("cyan", "started ", internal_name)
 
     def step_finished(
-        self, internal_name: str, step_type: str, status: str, seconds: float, message: str
+        self,
+        internal_name: str,
+        step_type: str,
+        status: str,
+        seconds: float,
+        message: str,
+        cached: int = 0,
     ) -> None:
+        """A step ended; ``cached`` counts the steps inside it (a map's iterations, whose
+        lines are not printed) whose outputs came from the step cache."""
         if step_type in _SILENT_TYPES:
             return
         if status == "SUCCESS":
-            self._line("green", "done    ", f"{internal_name} ({seconds:.2f} s)")
+            note = f", {cached} step{'s' if cached > 1 else ''} from the cache" if cached else ""
+            self._line("green", "done    ", f"{internal_name} ({seconds:.2f} s{note})")
         else:
             detail = f": {message}" if message else ""
             self._line("red", "FAILED  ", f"{internal_name} ({seconds:.2f} s){detail}")

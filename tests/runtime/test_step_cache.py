@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import re
 import sys
 import textwrap
 import uuid
@@ -435,7 +436,9 @@ def test_each_map_iteration_caches_by_its_own_item(
         "three",
         None,
     ]
-    assert "Cached:    3 of 4 tasks came from the cache (run three)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Cached:    3 of 4 tasks came from the cache (run three)" in out
+    assert re.search(r"done     grid \(\d\.\d\d s, 3 steps from the cache\)", out), out
 
 
 def test_a_mocked_run_does_not_use_the_cache(workdir: Path) -> None:
