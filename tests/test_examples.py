@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = "examples/configs/local.yaml"
@@ -77,8 +78,12 @@ Runner = Callable[..., ExampleRun]
 
 
 @pytest.fixture
-def run_example(request: pytest.FixtureRequest) -> Iterator[Runner]:
-    """Run an example from the repository root; clean up its run log and catalog."""
+def run_example(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runner]:
+    """Run an example from the repository root; clean up its run log and catalog.
+
+    Each run's configuration is ``config`` with the step cache in the test's own folder
+    (shared by the test's runs), so no run reads or leaves entries in the repository.
+    """
     run_ids: list[str] = []
     had_data = (ROOT / "data").exists()
     had_report = (ROOT / "report").exists()
@@ -90,8 +95,11 @@ def run_example(request: pytest.FixtureRequest) -> Iterator[Runner]:
         run_ids.append(run_id)
         environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
         environ["RUNNABLE_RUN_ID"] = run_id
-        if config:
-            environ["RUNNABLE_CONFIGURATION_FILE"] = config
+        settings = yaml.safe_load((ROOT / config).read_text(encoding="utf-8")) if config else {}
+        settings.setdefault("cache", {"location": str(tmp_path / "cache")})
+        configuration = tmp_path / f"{run_id}.yaml"
+        configuration.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        environ["RUNNABLE_CONFIGURATION_FILE"] = str(configuration)
         environ.update(env or {})
         process = subprocess.run(
             [sys.executable, example],

@@ -32,7 +32,17 @@ Outcome: succeeds. Each configuration's ``fit`` step (for instance
 ``test_accuracy``; .catalog/<run_id>/report/ holds the chart and the summary.
 """
 
-from runnable_dask import Catalog, Map, Parallel, Pipeline, PythonTask, json, metric, pickled
+from runnable_dask import (
+    Catalog,
+    Map,
+    Parallel,
+    Pipeline,
+    PythonTask,
+    json,
+    metric,
+    pickled,
+    results,
+)
 
 PARAMETERS = "examples/ml_sweep/parameters.yaml"
 
@@ -43,6 +53,7 @@ def family_branch(family) -> Pipeline:
         name="fit",
         function=family.fit,
         returns=[metric(family.cv_accuracy), pickled(family.models)],
+        cache=True,  # a configuration fitted before, on the same data, is not fitted again
     )
     grid = Map(
         name="grid",
@@ -54,6 +65,7 @@ def family_branch(family) -> Pipeline:
         name="pick best",
         function=family.pick_best,
         returns=[json(family.result), pickled(family.best_model)],
+        cache=True,
     )
     return Pipeline(steps=[grid, pick_best])
 
@@ -66,11 +78,13 @@ def build() -> Pipeline:
         name="load data",
         function=load_data,
         returns=[pickled("X_train"), pickled("X_test"), pickled("y_train"), pickled("y_test")],
+        cache=True,
     )
     check = PythonTask(
         name="check grids",
         function=check_grids,
-        returns=[json(family.configs) for family in FAMILIES],
+        returns=[pickled(family.configs) for family in FAMILIES],
+        cache=True,
     )
     sweep = Parallel(
         name="sweep",
@@ -81,12 +95,17 @@ def build() -> Pipeline:
         function=compare,
         returns=[json("winner"), metric("test_accuracy")],
         catalog=Catalog(put=["report/*"]),
+        cache=True,
     )
     return Pipeline(steps=[load, check, sweep, report])
 
 
 def main():
-    return build().execute(parameters_file=PARAMETERS)
+    run_log = build().execute(parameters_file=PARAMETERS)
+    fits = [row for row in results.steps(run_log) if row["name"] == "fit"]
+    cached = sum(row["cached_from"] is not None for row in fits)
+    print(f"{cached} of {len(fits)} fits came from the step cache")
+    return run_log
 
 
 if __name__ == "__main__":  # needed: worker processes re-import this file

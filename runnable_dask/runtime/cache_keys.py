@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import io
 import json
 import marshal
 import pickle
@@ -97,13 +98,25 @@ def value_digest(param: Param) -> str:
 
 
 def stable_pickle(value: Any) -> bytes:
-    """The pickle a value's content is compared by: plain pickle, which refers to classes
-    and functions by name and is the same from run to run for the same content; cloudpickle
-    only for what plain pickle refuses (lambdas, classes of code shipped by value)."""
-    try:
-        return pickle.dumps(value, protocol=4)
-    except Exception:
-        return cloudpickle.dumps(value, protocol=4)
+    """The pickle a value's content is compared by.
+
+    Plain pickle refers to classes and functions by name, so the same content gives the
+    same bytes from run to run; cloudpickle only for what it refuses (lambdas, classes of
+    code shipped by value). Without memo ("fast" mode): a memo writes a string seen before
+    as a reference, so whether two equal strings were one object (interned while a model
+    was fitted, not after it was unpickled) changed the bytes. Cyclic values need the
+    memo; they are pickled with it, and may then miss where they could hit.
+    """
+    for pickler in (pickle.Pickler, cloudpickle.Pickler):
+        buffer = io.BytesIO()
+        unmemoised = pickler(buffer, protocol=4)
+        unmemoised.fast = True
+        try:
+            unmemoised.dump(value)
+            return buffer.getvalue()
+        except Exception:
+            continue
+    return cloudpickle.dumps(value, protocol=4)
 
 
 def _callable_identity(function: Callable[..., Any], depth: int = 0) -> dict[str, Any]:
