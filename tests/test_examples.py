@@ -847,6 +847,37 @@ def test_ml_sweep_small_grid_from_the_environment(run_example: Runner) -> None:
     assert_sweep_report(run, run_log, configs=4)
 
 
+def fits_from_the_cache(run_log: dict[str, Any]) -> dict[str, str | None]:
+    """Each ``fit`` step: the run its outputs came from, or None where it ran."""
+    return {
+        name: step["attempts"][-1]["cached_from"]
+        for name, step in all_steps(run_log["steps"])
+        if step["name"] == "fit"
+    }
+
+
+def test_ml_sweep_reruns_only_what_changed(run_example: Runner) -> None:
+    first = run_example(SWEEP, env=SMALL_GRID)
+    first.succeeded()
+    again = run_example(SWEEP, env=SMALL_GRID)
+    unchanged = again.succeeded()
+    grids = json.loads(SMALL_GRID["RUNNABLE_PRM_grids"])
+    grids["logistic_regression"]["C"].append(10.0)  # one more grid point
+    more = run_example(SWEEP, env={**SMALL_GRID, "RUNNABLE_PRM_grids": json.dumps(grids)})
+    grown = more.succeeded()
+
+    assert "0 of 4 fits came from the step cache" in first.process.stdout
+    assert set(fits_from_the_cache(unchanged).values()) == {first.run_id}
+    assert "4 of 4 fits came from the step cache" in again.process.stdout
+    assert "Cached:    10 of 10 tasks came from the cache" in again.process.stdout
+    assert parameter(unchanged, "winner") == parameter(first.run_log, "winner")
+    assert_sweep_report(again, unchanged, configs=4)  # restored into the new run's catalog
+    ran = [name for name, source in fits_from_the_cache(grown).items() if source is None]
+    assert ran == ["sweep.logistic_regression.grid.C=10.0.fit"]  # only the new point
+    assert "4 of 5 fits came from the step cache" in more.process.stdout
+    assert_sweep_report(more, grown, configs=5)
+
+
 def test_ml_sweep_refuses_a_bad_grid_before_fitting(run_example: Runner) -> None:
     grids = {
         "logistic_regression": {"C": 0.1},
