@@ -28,26 +28,26 @@ KEY_VERSION = "runnable-dask-cache-1"
 """Part of every key: a change in what keys cover makes old entries unreachable."""
 
 
-def step_identity(task: BaseTask) -> str:
+def step_identity(task: BaseTask, known: dict[Any, str] | None = None) -> str:
     """A digest of what the step is: its code and what it declares it returns and moves.
 
     A function's identity is its module, qualified name and source (plus, for a bound
     method, partial or closure, the values it carries); a notebook's, its code cells; a
-    shell step's, its command. Secrets are names only, and not part of it.
+    shell step's, its command. Secrets are names only, and not part of it. ``known``
+    holds the identities of plain functions seen already in this plan (a thousand
+    partials of one function: its source is described once).
     """
-    described: dict[str, Any] = {
-        "version": KEY_VERSION,
-        "returns": [(r.name, r.kind) for r in task.returns],
-        "catalog": task.catalog.model_dump() if task.catalog else None,
-    }
+    parts = [KEY_VERSION, repr([(r.name, r.kind) for r in task.returns])]
+    if task.catalog is not None:
+        parts.append(repr(task.catalog.model_dump()))
     if isinstance(task, PythonTask):
-        described["function"] = _callable_identity(task.function)
+        parts.append(_callable_identity(task.function, 0, {} if known is None else known))
     elif isinstance(task, ShellTask):
-        described["command"] = task.command
+        parts.append(task.command)
     elif isinstance(task, NotebookTask):
-        described["notebook"] = notebook_identity(task.notebook)
-        described["papermill"] = _canonical(task.optional_ploomber_args)
-    return _digest(_canonical(described))
+        parts.append(notebook_identity(task.notebook))
+        parts.append(_canonical(task.optional_ploomber_args).decode("utf-8"))
+    return _digest_parts(type(task).__name__, *parts)
 
 
 def notebook_identity(path: str) -> str:
@@ -119,39 +119,46 @@ def stable_pickle(value: Any) -> bytes:
     return cloudpickle.dumps(value, protocol=4)
 
 
-def _callable_identity(function: Callable[..., Any], depth: int = 0) -> dict[str, Any]:
+def _callable_identity(function: Callable[..., Any], depth: int, known: dict[Any, str]) -> str:
     if isinstance(function, functools.partial):
-        return {
-            "partial": _callable_identity(function.func, depth + 1),
-            "args": [_carried(a, depth) for a in function.args],
-            "keywords": {k: _carried(v, depth) for k, v in sorted(function.keywords.items())},
-        }
-    bound = getattr(function, "__self__", None)
+        return _digest_parts(
+            "partial",
+            _callable_identity(function.func, depth + 1, known),
+            *(_carried(a, depth, known) for a in function.args),
+            *(f"{k}={_carried(v, depth, known)}" for k, v in sorted(function.keywords.items())),
+        )
     if inspect.ismethod(function):
-        return {
-            "method": _callable_identity(function.__func__, depth + 1),
-            "self": _carried(bound, depth),
-        }
+        return _digest_parts(
+            "method",
+            _callable_identity(function.__func__, depth + 1, known),
+            _carried(function.__self__, depth, known),
+        )
     if not (inspect.isfunction(function) or inspect.isbuiltin(function)):
         call = type(function).__call__  # a callable object: its class's method, and itself
-        return {"object": _carried(function, depth), "call": _callable_identity(call, depth + 1)}
-    return _function_identity(function, depth)
+        return _digest_parts(
+            "object",
+            _carried(function, depth, known),
+            _callable_identity(call, depth + 1, known),
+        )
+    if function not in known:
+        known[function] = _function_identity(function, depth, known)
+    return known[function]
 
 
-def _function_identity(function: Any, depth: int) -> dict[str, Any]:
-    described: dict[str, Any] = {
-        "module": getattr(function, "__module__", None),
-        "name": getattr(function, "__qualname__", repr(function)),
-    }
+def _function_identity(function: Any, depth: int, known: dict[Any, str]) -> str:
+    name = f"{getattr(function, '__module__', None)}.{getattr(function, '__qualname__', '')}"
     code = getattr(function, "__code__", None)
     if code is None:  # a builtin: its name says what it is
-        return described
-    described["source"] = _source(function)
-    described["defaults"] = _carried(function.__defaults__, depth)
-    described["kwdefaults"] = _carried(function.__kwdefaults__, depth)
+        return _digest_parts("builtin", name)
     cells = function.__closure__ or ()
-    described["closure"] = [_carried(_cell(c), depth) for c in cells]
-    return described
+    return _digest_parts(
+        "function",
+        name,
+        _source(function),
+        _carried(function.__defaults__, depth, known),
+        _carried(function.__kwdefaults__, depth, known),
+        *(_carried(_cell(c), depth, known) for c in cells),
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -173,11 +180,16 @@ def _cell(cell: Any) -> Any:
         return None
 
 
-def _carried(value: Any, depth: int) -> Any:
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def _carried(value: Any, depth: int, known: dict[Any, str]) -> str:
     """A value a callable carries with it (bound ``self``, partial args, closure cells)."""
+    if type(value) in _SCALARS:
+        return f"{type(value).__name__}:{value!r}"
     if callable(value) and not isinstance(value, type) and depth < 8:
         try:
-            return _callable_identity(value, depth + 1)
+            return _callable_identity(value, depth + 1, known)
         except Exception:
             pass
     try:
@@ -194,3 +206,13 @@ def _canonical(value: Any) -> bytes:
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _digest_parts(*parts: str) -> str:
+    """One digest of several texts, each length-prefixed so no two sequences collide."""
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(b"%d:" % len(data))
+        digest.update(data)
+    return digest.hexdigest()

@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from runnable_dask.runtime.attempt import attempt_record, log_name, now
+from runnable_dask.runtime.attempt import AttemptResult, attempt_record, log_name, now
 from runnable_dask.runtime.cache_keys import step_identity, step_key
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import BaseTask, NotebookTask
@@ -91,6 +91,7 @@ def identifier(config: Configuration) -> Callable[[Any], str] | None:
     if config.pipeline_executor.type == "mocked":
         return None
     default = config.cache.default
+    known: dict[Any, str] = {}  # each function's identity, once per plan
 
     def identify(step: Any) -> str:
         if not isinstance(step, BaseTask):
@@ -99,7 +100,7 @@ def identifier(config: Configuration) -> Callable[[Any], str] | None:
         if not wanted:
             return ""
         try:
-            return step_identity(step)
+            return step_identity(step, known)
         except OSError:  # a notebook that is not there: the step fails when it runs
             return ""
 
@@ -156,15 +157,14 @@ class StepCache:
         task: BaseTask,
         internal_name: str,
         run_id: str,
-        outputs: dict[str, Param],
-        data_catalog: list[dict[str, Any]],
+        result: AttemptResult,
         catalog: RunCatalog,
     ) -> None:
-        """Store a success; a problem only costs a warning."""
+        """Store a successful attempt; a problem only costs a warning."""
         if not self.key:
             return
         try:
-            self._keep(task, internal_name, run_id, outputs, data_catalog, catalog)
+            self._keep(task, internal_name, run_id, result, catalog)
         except Exception as exc:
             self.warnings.append(f"not cached: the entry could not be stored ({_describe(exc)})")
 
@@ -219,8 +219,7 @@ class StepCache:
         task: BaseTask,
         internal_name: str,
         run_id: str,
-        outputs: dict[str, Param],
-        data_catalog: list[dict[str, Any]],
+        result: AttemptResult,
         catalog: RunCatalog,
     ) -> None:
         secrets = {n: os.environ[n] for n in task.secrets if os.environ.get(n)}
@@ -234,7 +233,7 @@ class StepCache:
 
         try:
             stored: dict[str, Any] = {}
-            for name, param in outputs.items():
+            for name, param in result.outputs.items():
                 if param.kind == "object":
                     digest = blob(cloudpickle.dumps(param.value), f"return {name!r}")
                     stored[name] = {"kind": "object", "blob": digest}
@@ -244,7 +243,7 @@ class StepCache:
                     stored[name] = {"kind": param.kind, "value": param.value}
             files = []
             if task.catalog is not None and task.catalog.store_copy:
-                for record in data_catalog:
+                for record in result.data_catalog:
                     if record["stage"] == "put":
                         with open(record["name"], "rb") as handle:
                             digest = blob(handle.read(), f"put file {record['name']!r}")
@@ -258,9 +257,9 @@ class StepCache:
         except _HoldsSecret as exc:
             self.warnings.append(f"not cached: {exc}; secrets are never stored")
             return
-        log = catalog.read_bytes(log_name(internal_name))
-        if log:
-            text = log.decode("utf-8", "replace")
+        log = b""
+        if result.output:
+            text = result.output
             for value in secrets.values():
                 text = text.replace(value, "***")
             log = text.encode("utf-8")

@@ -19,7 +19,7 @@ import functools
 import hashlib
 import json
 import os
-import uuid
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -166,7 +166,8 @@ class CacheStore:
             fs.pipe_file(target, data)  # an object store's put is whole, never half-written
             return
         folder = os.path.dirname(target)
-        temporary = f"{folder}/.{uuid.uuid4().hex}.tmp"
+        # Unique per writer: the same entry may be stored by two processes or threads.
+        temporary = f"{folder}/.{os.path.basename(target)}.{os.getpid()}.{threading.get_ident()}"
         try:
             _write_whole(temporary, target, data)
         except FileNotFoundError:  # the cache's first file there
