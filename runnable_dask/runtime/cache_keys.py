@@ -63,15 +63,23 @@ def notebook_identity(path: str) -> str:
 
 
 def step_key(
-    identity: str, task: BaseTask, params: dict[str, Param], gets: dict[str, str]
+    identity: str,
+    task: BaseTask,
+    params: dict[str, Param],
+    gets: dict[str, str],
+    map_lists: frozenset[str] = frozenset(),
 ) -> tuple[str, dict[str, str]]:
     """The cache key of one run of the step, and a short summary of its inputs.
 
     ``gets`` maps each catalog file the step gets to its content digest. A Python step
     reads the parameters its function binds (every one, with ``**kwargs``); shell and
-    notebook steps see every parameter that is not pickled, so all of those count.
+    notebook steps see every parameter that is not pickled, so all of those count, but
+    the lists of the maps around them (``map_lists``): their item counts instead.
     """
-    inputs = {name: value_digest(params[name]) for name in sorted(read_names(task, params))}
+    names = read_names(task, params)
+    if not isinstance(task, PythonTask):
+        names = [name for name in names if name not in map_lists]
+    inputs = {name: value_digest(params[name]) for name in sorted(names)}
     described = {"step": identity, "parameters": inputs, "gets": dict(sorted(gets.items()))}
     return _digest(_canonical(described)), inputs
 

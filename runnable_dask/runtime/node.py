@@ -156,7 +156,7 @@ def _run_task(
     again."""
     node, name = call.node, call.internal_name
     task = ctx.task_for(node)
-    cache = step_cache.prepare(ctx, node.cache, task, token.params, catalog)
+    cache = step_cache.prepare(ctx, node.cache, task, token.params, catalog, call.hidden)
     if cache is not None:
         reused = cache.reuse(task, name, _shown(token.params, call.hidden), catalog)
         if reused is not None:  # recorded and kept like any success

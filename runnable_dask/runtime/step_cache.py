@@ -19,7 +19,8 @@ Design
   entries, after changing a helper).
 - the values of the parameters the step reads, each as a digest: a Python step reads the
   arguments its function binds (all parameters with ``**kwargs``); a shell or notebook
-  step sees every parameter that is not pickled, so every such parameter counts. JSON and
+  step sees every parameter that is not pickled, so every such parameter counts, except
+  the lists of the maps around it (an iteration is keyed by its own item). JSON and
   metric values count as canonical JSON (sorted keys); a pickled value by the digest of
   its plain pickle (content, not identity: the same arrays give the same digest in every
   run; cloudpickle only for what pickle refuses). A map iteration's item is a parameter
@@ -101,7 +102,7 @@ def identifier(config: Configuration) -> Callable[[Any], str] | None:
             return ""
         try:
             return step_identity(step, known)
-        except OSError:  # a notebook that is not there: the step fails when it runs
+        except Exception:  # a notebook missing or unreadable: the step fails when it runs
             return ""
 
     return identify
@@ -292,15 +293,24 @@ def _check_secrets(secrets: dict[str, str], data: bytes, what: str) -> None:
 
 
 def prepare(
-    ctx: RunContext, identity: str, task: BaseTask, params: dict[str, Param], catalog: RunCatalog
+    ctx: RunContext,
+    identity: str,
+    task: BaseTask,
+    params: dict[str, Param],
+    catalog: RunCatalog,
+    map_lists: frozenset[str] = frozenset(),
 ) -> StepCache | None:
     """The step's cache for this run, or None when it is not cached (or cannot be keyed:
-    a ``get`` that matches nothing fails the step when it runs, with its own message)."""
+    a ``get`` that matches nothing fails the step when it runs, with its own message).
+
+    ``map_lists`` names the lists of the maps around the step: a shell or notebook step
+    sees them, but an iteration is keyed by its own item, not by every item of its map.
+    """
     if not identity or not ctx.cache_location:
         return None
     try:
         gets = catalog.digests(task.catalog.get) if task.catalog and task.catalog.get else {}
-        key, inputs = step_key(identity, task, params, gets)
+        key, inputs = step_key(identity, task, params, gets, map_lists)
     except CatalogError:
         return None
     except Exception as exc:  # a value neither pickle takes: run it, uncached

@@ -441,6 +441,25 @@ def test_each_map_iteration_caches_by_its_own_item(
     assert re.search(r"done     grid \(\d\.\d\d s, 3 steps from the cache\)", out), out
 
 
+def test_a_shell_iteration_is_keyed_by_its_item_not_the_whole_list(run: Run, workdir: Path) -> None:
+    step = ShellTask(name="echo", command='echo "shell $item" >> ran.txt', returns=[], cache=True)
+    pipeline = Pipeline(
+        steps=[
+            Map(
+                name="grid",
+                branch=Pipeline(steps=[step]),
+                iterate_on="items",
+                iterate_as="item",
+            )
+        ]
+    )
+    run(pipeline, run_id="two", parameters_file=params_file(workdir, items=[1, 2]))
+    three = run(pipeline, run_id="three", parameters_file=params_file(workdir, items=[1, 2, 3]))
+    assert sorted(ran(workdir)) == ["shell 1", "shell 2", "shell 3"]
+    assert cached_from(three, "grid.3.echo") is None
+    assert cached_from(three, "grid.1.echo") == "two"
+
+
 def test_a_mocked_run_does_not_use_the_cache(workdir: Path) -> None:
     params = params_file(workdir, x=3)
     local = workdir / "local.yaml"
