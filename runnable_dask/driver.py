@@ -98,6 +98,8 @@ def execute(
         recorder.fail_run(_describe(exc))
         raise
     finally:
+        for step, warning in step_cache.finish_writes():
+            console.step_warning(step, warning)
         recorder.close()
         console.run_finished(
             run_log,

@@ -179,7 +179,7 @@ def _run_task(
     status = "SUCCESS" if result.ok else "FAIL"
     if cache is not None:
         if result.ok:
-            cache.keep(task, name, ctx.run_id, result, catalog)
+            cache.keep(task, name, ctx.run_id, result, catalog, ctx.checkpoints is not None)
         cache.note_in_log(catalog, name)
     event = call.event(
         status,

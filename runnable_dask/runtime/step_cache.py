@@ -40,7 +40,9 @@ hold one is not cached (a warning says so); in its log they are replaced by ``**
 **Where.** ``cache: {location: ...}``, any fsspec URL; by default ``.cache`` inside the
 catalog location, so a team whose catalog is on ``s3://`` shares one cache. Blobs are
 written before the entry that names them; each file is written whole (a temporary file
-and a rename on a local folder).
+and a rename on a local folder). A step on a cluster stores its entry before it reports;
+steps running in the driving process (the ``local`` executor) hand theirs to a writer
+thread, and the driver waits for it before the run ends.
 
 **A hit** restores the outputs into this run: the returned parameters go on as if the
 step had run, the files are copied into this run's catalog, the log and executed
@@ -58,9 +60,12 @@ store an entry is a warning too. The cache never fails a run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -160,12 +165,14 @@ class StepCache:
         run_id: str,
         result: AttemptResult,
         catalog: RunCatalog,
+        defer: bool = False,
     ) -> None:
-        """Store a successful attempt; a problem only costs a warning."""
+        """Store a successful attempt (``defer``: on the writer thread, for a step running
+        in the driving process); a problem only costs a warning."""
         if not self.key:
             return
         try:
-            self._keep(task, internal_name, run_id, result, catalog)
+            self._keep(task, internal_name, run_id, result, catalog, defer)
         except Exception as exc:
             self.warnings.append(f"not cached: the entry could not be stored ({_describe(exc)})")
 
@@ -222,16 +229,18 @@ class StepCache:
         run_id: str,
         result: AttemptResult,
         catalog: RunCatalog,
+        defer: bool,
     ) -> None:
         secrets = {n: os.environ[n] for n in task.secrets if os.environ.get(n)}
-        size = 0
+        blobs: dict[str, bytes] = {}
 
         def blob(data: bytes, what: str) -> str:
-            nonlocal size
             _check_secrets(secrets, data, what)
-            size += len(data)
-            return self.store.put_blob(data, replace=self.damaged)
+            digest = hashlib.sha256(data).hexdigest()
+            blobs[digest] = data
+            return digest
 
+        # Everything is read and pickled now: later steps may change the values or files.
         try:
             stored: dict[str, Any] = {}
             for name, param in result.outputs.items():
@@ -258,13 +267,13 @@ class StepCache:
         except _HoldsSecret as exc:
             self.warnings.append(f"not cached: {exc}; secrets are never stored")
             return
-        log = b""
+        log = None
         if result.output:
             text = result.output
             for value in secrets.values():
                 text = text.replace(value, "***")
-            log = text.encode("utf-8")
-            size += len(log)
+            log = hashlib.sha256(text.encode("utf-8")).hexdigest()
+            blobs[log] = text.encode("utf-8")
         entry = {
             "format": FORMAT,
             "key": self.key,
@@ -275,11 +284,64 @@ class StepCache:
             "inputs": {"parameters": self.inputs, "gets": self.gets},
             "outputs": stored,
             "files": files,
-            "log": self.store.put_blob(log, replace=self.damaged) if log else None,
+            "log": log,
             "notebook": notebook,
-            "size": size,
+            "size": sum(len(data) for data in blobs.values()),
         }
-        self.store.write_entry(entry)
+        store, replace = self.store, self.damaged
+
+        def write() -> None:
+            for digest, data in blobs.items():
+                store.put_blob(data, replace, digest)
+            store.write_entry(entry)  # last: an entry never names a blob not yet stored
+
+        if defer:
+            _WRITER.submit(internal_name, write)
+        else:
+            write()
+
+
+class _DeferredWrites:
+    """Stores the entries of steps that run in the driving process on a thread of their
+    own, while the run goes on: a file costs more than a trivial step (0.1-0.2 ms here),
+    and the writes then overlap the steps instead of adding to them. The driver waits for
+    them (:func:`finish_writes`) before the run ends; on a cluster, each step stores its
+    own entry before it reports, as its worker may not outlive the run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[tuple[str, Future[None]]] = []
+
+    def submit(self, internal_name: str, write: Callable[[], None]) -> None:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(2, thread_name_prefix="runnable-dask-cache")
+            self._pending.append((internal_name, self._pool.submit(write)))
+
+    def finish(self) -> list[tuple[str, str]]:
+        """Wait for every pending write; (step, warning) for each that failed."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        failed = []
+        for internal_name, future in pending:
+            error = future.exception()
+            if error is not None:
+                failed.append(
+                    (
+                        internal_name,
+                        f"not cached: the entry could not be stored ({_describe(error)})",
+                    )
+                )
+        return failed
+
+
+_WRITER = _DeferredWrites()
+
+
+def finish_writes() -> list[tuple[str, str]]:
+    """Wait for the entries stored in the background; (step, warning) for each failure."""
+    return _WRITER.finish()
 
 
 class _HoldsSecret(Exception):

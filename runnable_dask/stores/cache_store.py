@@ -79,10 +79,10 @@ class CacheStore:
         text = json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
         self._write(f"{ENTRIES}/{entry['key']}.json", text.encode("utf-8"))
 
-    def put_blob(self, data: bytes, replace: bool = False) -> str:
-        """Store ``data`` under its digest, unless it is there already (``replace``: even
-        then, over a damaged copy); return the digest."""
-        digest = hashlib.sha256(data).hexdigest()
+    def put_blob(self, data: bytes, replace: bool = False, digest: str = "") -> str:
+        """Store ``data`` under its digest (computed unless given), unless it is there
+        already (``replace``: even then, over a damaged copy); return the digest."""
+        digest = digest or hashlib.sha256(data).hexdigest()
         path = f"{BLOBS}/{digest}"
         if replace or not self._exists(path):
             self._write(path, data)
