@@ -26,6 +26,10 @@ or against a running cluster, by configuration alone:
 
     RUNNABLE_CONFIGURATION_FILE=cluster.yaml python examples/ml_sweep/sweep.py
 
+Every step is cached (``cache=True``, see docs/caching.md): run again unchanged, nothing
+is fitted and the run ends by printing ``12 of 12 fits came from the step cache``; with a
+grid point added to the parameters file, only that configuration is fitted.
+
 Outcome: succeeds. Each configuration's ``fit`` step (for instance
 ``sweep.random_forest.grid.n_estimators=50, max_depth=4.fit``) records its metric
 ``<family>_cv_accuracy`` in the run log; the run's parameters hold ``winner`` and its
