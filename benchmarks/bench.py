@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script:
 import dask
 import distributed
 
-from benchmarks import notebooks, runs, standing
+from benchmarks import caching, notebooks, runs, standing
 from benchmarks.processes import ROOT, clean_env, copy_examples
 from benchmarks.report import Row, ratio, render, seconds, target, within_ratio
 from benchmarks.runnable_column import SEED, RunnableColumn
@@ -49,7 +49,7 @@ SIZES = {
     "nested": 3,
 }
 QUICK_SIZES = {**SIZES, "chain": 100, "wide": 50, "map": 200}
-SECTIONS = (*KINDS, "standing", "notebook", "seed", "import", "security")
+SECTIONS = (*KINDS, "standing", "notebook", "seed", "import", "security", "cache")
 MAIN_CLUSTER = (2, 4)  # worker processes x threads: 8 threads, as fanout_sleep 8 needs
 
 
@@ -378,6 +378,21 @@ class Bench:
             )
         )
 
+    def caching(self) -> None:
+        """Step caching: the cached wide workload on both executors, the sweep rerun."""
+        local = (f"local ({runs.LOCAL_THREADS} threads)", runs.local_config(self.scratch))
+        with runs.local_cluster(*MAIN_CLUSTER) as client:
+            address = client.scheduler.address
+            cluster = (_cluster_label(*MAIN_CLUSTER), runs.dask_config(self.scratch, "c", address))
+            n = self.sizes["wide"]
+            self.rows += caching.wide_rows(n, self.repeat, self.scratch, [local, cluster])
+            try:
+                import sklearn  # noqa: F401  the sweep needs the examples extra
+            except ImportError:
+                self.rows.append(Row("ml_sweep", cluster[0], "needs pip install -e .[examples]"))
+                return
+            self.rows += caching.sweep_rows(self.repeat, self.scratch, *cluster)
+
 
 def _title(with_runnable: bool) -> str:
     versus = "bare Dask and runnable 0.50.0" if with_runnable else "bare Dask"
@@ -481,6 +496,8 @@ def _measure(args: argparse.Namespace, chosen: list[str], scratch: Path) -> Benc
         from benchmarks import security
 
         bench.rows += security.measure(bench.sizes["wide"], bench.repeat, scratch)
+    if "cache" in chosen:
+        bench.caching()
     return bench
 
 

@@ -11,6 +11,7 @@ runnable's shape, with runnable_dask's executor types::
     catalog:
       type: file-system
       config: {catalog_location: .catalog}   # any fsspec URL
+    cache: {default: false}                  # step caching; location: any fsspec URL
 
 Chosen by ``RUNNABLE_CONFIGURATION_FILE``, else the ``configuration_file`` argument, else
 the defaults (an embedded ``LocalCluster``). Unknown keys are refused with the valid ones.
@@ -275,6 +276,14 @@ class SecretsSpec(_Strict):
     config: dict[str, Any] = Field(default_factory=dict, max_length=0)
 
 
+class CacheSpec(_Strict):
+    """Step caching (docs/caching.md): ``default`` is what a task that does not set
+    ``cache=`` does; ``location`` is any fsspec URL (default: ``<catalog_location>/.cache``)."""
+
+    default: bool = False
+    location: str | None = None
+
+
 class TrackerSpec(_Strict):
     """An experiment tracker (:mod:`runnable_dask.tracking`): an entry point's name in the
     group ``runnable_dask.trackers`` (``mlflow``) or ``package.module:Class``, and the
@@ -305,6 +314,8 @@ class Configuration(_Strict):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, dict) else value
+
+    cache: CacheSpec = Field(default_factory=CacheSpec)
 
 
 DEFAULT_TYPES = {

@@ -15,6 +15,7 @@ _ANSI = {
     "green": "\x1b[32m",
     "red": "\x1b[31m",
     "yellow": "\x1b[33m",
+    "blue": "\x1b[34m",
     "reset": "\x1b[0m",
 }
 
@@ -48,12 +49,21 @@ class RunConsole:
             self._line("cyan", "started ", internal_name)
 
     def step_finished(
-        self, internal_name: str, step_type: str, status: str, seconds: float, message: str
+        self,
+        internal_name: str,
+        step_type: str,
+        status: str,
+        seconds: float,
+        message: str,
+        cached: int = 0,
     ) -> None:
+        """A step ended; ``cached`` counts the steps inside it (a map's iterations, whose
+        lines are not printed) whose outputs came from the step cache."""
         if step_type in _SILENT_TYPES:
             return
         if status == "SUCCESS":
-            self._line("green", "done    ", f"{internal_name} ({seconds:.2f} s)")
+            note = f", {cached} step{'s' if cached > 1 else ''} from the cache" if cached else ""
+            self._line("green", "done    ", f"{internal_name} ({seconds:.2f} s{note})")
         else:
             detail = f": {message}" if message else ""
             self._line("red", "FAILED  ", f"{internal_name} ({seconds:.2f} s){detail}")
@@ -63,6 +73,13 @@ class RunConsole:
         (``waiting ...``, ``note ...``)."""
         label, _, rest = text.strip().partition(" ")
         self._line("yellow", f"{label:<8}", rest.strip())
+
+    def step_cached(self, internal_name: str, run_id: str) -> None:
+        """A step whose outputs came from the step cache: it did not run."""
+        self._line("blue", "cached  ", f"{internal_name} (from run {run_id})")
+
+    def step_warning(self, internal_name: str, message: str) -> None:
+        self._line("yellow", "warning ", f"{internal_name}: {message}")
 
     def _line(self, colour: str, label: str, text: str) -> None:
         """One progress line, written directly: rich's full rendering costs ~1 ms a line,
@@ -95,6 +112,7 @@ class RunConsole:
         report = run_log.run_config.get("performance_report")
         if report:
             self.console.print(f"  Report:    {escape(report)}")
+        self._cached_summary(run_log)
         if run_log.status == "FAIL":
             self.console.print(f"  Resume:    runnable-dask retry {escape(run_log.run_id)}")
         # In a run that succeeded, a failed step was handled by an on_failure pipeline.
@@ -107,3 +125,16 @@ class RunConsole:
                 self.console.print(f"         log: {escape(log)}")
                 for line in log_tail(step.internal_name):
                     self.console.print(f"         | {escape(line)}")
+
+    def _cached_summary(self, run_log: RunLog) -> None:
+        """How many tasks came from the step cache, and from which runs."""
+        tasks = [s for s in run_log.walk() if s.step_type == "task" and s.attempts]
+        sources = [s.attempts[-1].cached_from for s in tasks if s.attempts[-1].cached_from]
+        if not sources:
+            return
+        runs = sorted(set(sources))
+        shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+        self.console.print(
+            f"  Cached:    {len(sources)} of {len(tasks)} tasks came from the cache "
+            f"(run{'s' if len(runs) > 1 else ''} {escape(shown)})"
+        )

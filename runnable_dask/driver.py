@@ -33,7 +33,7 @@ from runnable_dask.mocking import mock_patches
 from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import Plan, build_plan, secret_names
 from runnable_dask.recorder import RunRecorder
-from runnable_dask.runtime import checkpoint
+from runnable_dask.runtime import checkpoint, step_cache
 from runnable_dask.runtime.attempt import log_name, task_environment
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import RunContext
@@ -63,7 +63,7 @@ def execute(
     began = time.monotonic()
     config = load_configuration(configuration_file)
     trackers = load_trackers(config.tracking)
-    plan = build_plan(pipeline)
+    plan = build_plan(pipeline, step_cache.identifier(config))
     parameters_file = parameters_file or os.environ.get(PARAMETERS_ENV, "")
     store = config.run_log_store.config.open()
     run_log, params, resumed = _open_run_log(
@@ -106,6 +106,8 @@ def execute(
         interrupted = exc
         raise
     finally:
+        for step, warning in step_cache.finish_writes():
+            console.step_warning(step, warning)
         _close(recorder, tracking, store, catalog)
         console.run_finished(
             run_log,
@@ -172,6 +174,7 @@ def _context(
         project_dir=os.getcwd(),
         secrets=secrets,
         checkpoints=recorder.checkpoints,
+        cache_location=cache_location(config),
     )
 
 
@@ -351,6 +354,14 @@ def _describe(exc: BaseException) -> str:
     if "scheduler-connection-lost" in text:  # Dask names the lost key, which says little
         return "Dask lost the connection to the scheduler; steps running then did not report"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def cache_location(config: Configuration) -> str:
+    """Where the step cache is: the configuration's location, else beside the catalog."""
+    location = config.cache.location
+    if location:
+        return location if "://" in location else os.path.abspath(location)
+    return step_cache.default_location(config.catalog.config.open("").location)
 
 
 def _run_config(config: Configuration) -> dict[str, Any]:

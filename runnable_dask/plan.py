@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +65,8 @@ class Node(Compact):
     on_success: str = ""
     on_failure: str = ""
     branches: tuple[Branch, ...] = ()
+    cache: str = ""
+    """A cached task's identity (see :mod:`runnable_dask.runtime.step_cache`), else empty."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +102,20 @@ class Plan:
         return self.root.walk()
 
 
-def build_plan(pipeline: Pipeline) -> Plan:
-    """Name, route and hash a pipeline; refuse names that clash with internal ones."""
-    root = _plan_branch(pipeline, internal_name="", key="")
+def build_plan(pipeline: Pipeline, identify: Callable[[Any], str] | None = None) -> Plan:
+    """Name, route and hash a pipeline; refuse names that clash with internal ones.
+
+    ``identify`` gives each cached task its cache identity (``""``: not cached).
+    """
+    root = _plan_branch(pipeline, internal_name="", key="", identify=identify)
     description = [_describe(branch, node) for branch, node in root.walk()]
     digest = hashlib.sha1(json.dumps(description, sort_keys=True).encode()).hexdigest()
     return Plan(root=root, dag_hash=digest)
 
 
-def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
+def _plan_branch(
+    pipeline: Pipeline, internal_name: str, key: str, identify: Callable[[Any], str] | None
+) -> Branch:
     prefix = f"{internal_name}." if internal_name else ""
     pipelines = pipeline.with_failure_pipelines()
     success = prefix + _terminal_name(pipeline, Success, DEFAULT_SUCCESS)
@@ -137,7 +144,8 @@ def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
                     step=step,
                     on_success=on_success,
                     on_failure=on_failure,
-                    branches=_sub_branches(step, own),
+                    branches=_sub_branches(step, own, identify),
+                    cache=identify(step) if identify is not None else "",
                 )
             )
     for name, kind in terminals.items():
@@ -151,12 +159,12 @@ def _plan_branch(pipeline: Pipeline, internal_name: str, key: str) -> Branch:
     )
 
 
-def _sub_branches(step: Any, own: str) -> tuple[Branch, ...]:
+def _sub_branches(step: Any, own: str, identify: Callable[[Any], str] | None) -> tuple[Branch, ...]:
     """A composite's branches; a Map or Loop has one, a template for every instance."""
     if isinstance(step, (Map, Loop)):
-        return (_plan_branch(step.branch, f"{own}.{PLACEHOLDER}", PLACEHOLDER),)
+        return (_plan_branch(step.branch, f"{own}.{PLACEHOLDER}", PLACEHOLDER, identify),)
     branches = step.branches if isinstance(step, (Parallel, Conditional)) else {}
-    return tuple(_plan_branch(sub, f"{own}.{key}", key) for key, sub in branches.items())
+    return tuple(_plan_branch(sub, f"{own}.{key}", key, identify) for key, sub in branches.items())
 
 
 def _terminal_name(pipeline: Pipeline, kind: type[Any], default: str) -> str:

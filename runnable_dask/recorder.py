@@ -77,6 +77,8 @@ class RunRecorder:
                 ]
         self._started: dict[str, tuple[float, str, tuple[str, ...], str]] = {}
         self._ended: dict[str, list[dict[str, Any]]] = {}
+        self._cached_in: dict[str, int] = {}
+        """Per map instance: steps inside it whose outputs came from the cache."""
         self._last_write = 0.0
         self._write_cost = 0.0
         self._dirty = False
@@ -228,15 +230,39 @@ class RunRecorder:
                     attempt.attempt_number = number
                 record.attempts = earlier + record.attempts
         steps[name] = record
+        for warning in event.get("warnings", ()):
+            self.console.step_warning(name, warning)
+        cached_from = record.attempts[-1].cached_from if record.attempts else None
         if self.step_listener is not None:
             self.step_listener(record, self._enclosing(template, items))
         if self._quiet_step(template) and record.status == "SUCCESS":
+            if cached_from is not None:
+                self._count_cached(template, items)
+            return
+        if cached_from is not None:
+            self.console.step_cached(name, cached_from)
             return
         # A task's own times: its start was announced late, if at all.
         seconds = (
             _duration(record) if began is None or record.attempts else time.monotonic() - began[0]
         )
-        self.console.step_finished(name, record.step_type, record.status, seconds, record.message)
+        self.console.step_finished(
+            name,
+            record.step_type,
+            record.status,
+            seconds,
+            record.message,
+            self._cached_in.pop(name, 0),
+        )
+
+    def _count_cached(self, template: str, items: tuple[str, ...]) -> None:
+        """A quiet cached step: counted on the nearest map around it, whose line says so."""
+        while self._branch_of.get(template):
+            template = self._composite_of[self._branch_of[template]]
+            if self._type_of[template] == "map":
+                name = fill(template, items)
+                self._cached_in[name] = self._cached_in.get(name, 0) + 1
+                return
 
     def _enclosing(self, template: str, items: tuple[str, ...]) -> tuple[str, ...]:
         """The internal names of the branches a step runs in, outermost first."""

@@ -67,6 +67,7 @@ class StepRow(TypedDict):
     duration: float | None  # seconds
     metrics: dict[str, Any]  # of the last attempt
     message: str
+    cached_from: str | None  # the run whose cached outputs the step reused; None: it ran
 
 
 class ParameterRow(TypedDict):
@@ -145,6 +146,7 @@ def steps(run_log: RunLog) -> list[StepRow]:
                 duration=span.seconds,
                 metrics=dict(step.attempts[-1].user_defined_metrics) if step.attempts else {},
                 message=step.message,
+                cached_from=step.attempts[-1].cached_from if step.attempts else None,
             )
         )
     return rows

@@ -61,6 +61,12 @@ def test_dask_executor_with_cluster_options(workdir: Path) -> None:
     assert config.catalog.config.catalog_location == "memory://catalog"
 
 
+def test_cache_section() -> None:
+    config = parse_configuration({"cache": {"default": True, "location": "s3://team/cache"}})
+    assert (config.cache.default, config.cache.location) == (True, "s3://team/cache")
+    assert parse_configuration({}).cache.default is False
+
+
 def test_dask_executor_with_an_address() -> None:
     config = parse_configuration(
         {"pipeline-executor": {"type": "dask", "config": {"address": "tcp://10.0.0.1:8786"}}}
@@ -87,8 +93,14 @@ def test_dask_executor_with_an_address() -> None:
         pytest.param(
             {"run-log-stor": {}},
             r"run-log-stor: unknown key \(did you mean 'run-log-store'\?\); valid keys here: "
-            r"catalog, pipeline-executor, run-log-store, secrets",
+            r"cache, catalog, pipeline-executor, run-log-store, secrets",
             id="unknown section",
+        ),
+        pytest.param(
+            {"cache": {"defualt": True}},
+            r"cache\.defualt: unknown key \(did you mean 'default'\?\); valid keys here: "
+            r"default, location",
+            id="unknown cache option",
         ),
         pytest.param(
             {"catalog": {"type": "file-system", "config": {"location": "x"}}},

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from project_copy import project_root
 
 ROOT = project_root()  # a copy: runs write nothing into the checkout
@@ -79,8 +80,12 @@ Runner = Callable[..., ExampleRun]
 
 
 @pytest.fixture
-def run_example(request: pytest.FixtureRequest) -> Iterator[Runner]:
-    """Run an example from the repository root; clean up its run log and catalog."""
+def run_example(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runner]:
+    """Run an example from the repository root; clean up its run log and catalog.
+
+    Each run's configuration is ``config`` with the step cache in the test's own folder
+    (shared by the test's runs), so no run reads or leaves entries in the repository.
+    """
     run_ids: list[str] = []
     had_data = (ROOT / "data").exists()
     had_report = (ROOT / "report").exists()
@@ -92,8 +97,11 @@ def run_example(request: pytest.FixtureRequest) -> Iterator[Runner]:
         run_ids.append(run_id)
         environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
         environ["RUNNABLE_RUN_ID"] = run_id
-        if config:
-            environ["RUNNABLE_CONFIGURATION_FILE"] = config
+        settings = yaml.safe_load((ROOT / config).read_text(encoding="utf-8")) if config else {}
+        settings.setdefault("cache", {"location": str(tmp_path / "cache")})
+        configuration = tmp_path / f"{run_id}.yaml"
+        configuration.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        environ["RUNNABLE_CONFIGURATION_FILE"] = str(configuration)
         environ.update(env or {})
         process = subprocess.run(
             [sys.executable, example],
@@ -839,6 +847,37 @@ def test_ml_sweep_small_grid_from_the_environment(run_example: Runner) -> None:
     log = step_log(run, "sweep.logistic_regression.grid.C=0.1.fit")
     assert log.startswith("logistic_regression C=0.1: accuracy 0.9")
     assert_sweep_report(run, run_log, configs=4)
+
+
+def fits_from_the_cache(run_log: dict[str, Any]) -> dict[str, str | None]:
+    """Each ``fit`` step: the run its outputs came from, or None where it ran."""
+    return {
+        name: step["attempts"][-1]["cached_from"]
+        for name, step in all_steps(run_log["steps"])
+        if step["name"] == "fit"
+    }
+
+
+def test_ml_sweep_reruns_only_what_changed(run_example: Runner) -> None:
+    first = run_example(SWEEP, env=SMALL_GRID)
+    first.succeeded()
+    again = run_example(SWEEP, env=SMALL_GRID)
+    unchanged = again.succeeded()
+    grids = json.loads(SMALL_GRID["RUNNABLE_PRM_grids"])
+    grids["logistic_regression"]["C"].append(10.0)  # one more grid point
+    more = run_example(SWEEP, env={**SMALL_GRID, "RUNNABLE_PRM_grids": json.dumps(grids)})
+    grown = more.succeeded()
+
+    assert "0 of 4 fits came from the step cache" in first.process.stdout
+    assert set(fits_from_the_cache(unchanged).values()) == {first.run_id}
+    assert "4 of 4 fits came from the step cache" in again.process.stdout
+    assert "Cached:    10 of 10 tasks came from the cache" in again.process.stdout
+    assert parameter(unchanged, "winner") == parameter(first.run_log, "winner")
+    assert_sweep_report(again, unchanged, configs=4)  # restored into the new run's catalog
+    ran = [name for name, source in fits_from_the_cache(grown).items() if source is None]
+    assert ran == ["sweep.logistic_regression.grid.C=10.0.fit"]  # only the new point
+    assert "4 of 5 fits came from the step cache" in more.process.stdout
+    assert_sweep_report(more, grown, configs=5)
 
 
 def test_ml_sweep_refuses_a_bad_grid_before_fitting(run_example: Runner) -> None:

@@ -18,6 +18,8 @@ import papermill
 import pytest
 from project_copy import project_root
 
+from runnable_dask.stores.cache_store import CacheStore
+
 ROOT = project_root()  # a copy: runs write nothing into the checkout
 NOTEBOOKS = ROOT / "notebooks"
 SMALL_SWEEP = """\
@@ -59,7 +61,14 @@ def run_id() -> Iterator[str]:
     """A run id for a notebook's run in the repository; its records are removed after."""
     run_id = f"test-notebook-{uuid.uuid4().hex[:8]}"
     had_report = (ROOT / "report").exists()
+    cache = ROOT / ".catalog" / ".cache"  # the sweep caches its steps beside the catalog
+    had_cache = cache.exists()
     yield run_id
+    if not had_cache:
+        shutil.rmtree(cache, ignore_errors=True)
+    else:
+        store = CacheStore(str(cache))
+        store.remove([e.key for e in store.entries() if e.run_id == run_id])
     (ROOT / ".run_log_store" / f"{run_id}.json").unlink(missing_ok=True)
     shutil.rmtree(ROOT / ".catalog" / run_id, ignore_errors=True)
     if not had_report:  # the sweep's last step writes it in the working folder

@@ -3,7 +3,9 @@ pick a family's best, compare the winners on the held-out set.
 
 Plain scikit-learn functions; the pipeline in ``sweep.py`` binds their arguments by name.
 A configuration is named by its hyper-parameters (``max_depth=4, n_estimators=50``): that
-text is the Map item, so it names the iteration's branch in the run log and dashboard.
+text names the Map iteration's branch in the run log and dashboard. Each ``fit`` reads
+only its own configuration (the Map item), not the whole grid, so with step caching a
+grid point added to the parameters file is the only one fitted on the next run.
 """
 
 from __future__ import annotations
@@ -29,6 +31,16 @@ REPORT_FOLDER = Path("report")
 
 class GridError(ValueError):
     """The ``grids`` parameter does not describe a grid for every model family."""
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One point of a family's grid; its text names its Map iteration."""
+
+    hyper_parameters: dict[str, Any]
+
+    def __str__(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.hyper_parameters.items())
 
 
 @dataclass(frozen=True)
@@ -63,13 +75,13 @@ class Family:
     def best_model(self) -> str:
         return f"{self.name}_best_model"
 
-    def configurations(self, grid: dict[str, list[Any]]) -> dict[str, dict[str, Any]]:
-        """Every combination of the grid, named ``key=value, ...`` in the grid's order."""
+    def configurations(self, grid: dict[str, list[Any]]) -> list[Configuration]:
+        """Every combination of the grid, in the grid's order."""
         keys = list(grid)
-        combos = (
-            dict(zip(keys, values, strict=True)) for values in itertools.product(*grid.values())
-        )
-        return {", ".join(f"{k}={v}" for k, v in combo.items()): combo for combo in combos}
+        return [
+            Configuration(dict(zip(keys, values, strict=True)))
+            for values in itertools.product(*grid.values())
+        ]
 
     def build(self, hyper_parameters: dict[str, Any], seed: int) -> BaseEstimator:
         estimator = self.estimator(**hyper_parameters)
@@ -78,11 +90,10 @@ class Family:
         return make_pipeline(StandardScaler(), estimator) if self.scaled else estimator
 
     def fit(
-        self, config: str, grids: dict, X_train: Any, y_train: Any, cv_folds: int, seed: int = 0
+        self, config: Configuration, X_train: Any, y_train: Any, cv_folds: int, seed: int = 0
     ) -> tuple[float, BaseEstimator]:
         """Cross-validate one configuration, then fit it on the whole training set."""
-        hyper_parameters = self.configurations(grids[self.name])[config]
-        model = self.build(hyper_parameters, seed)
+        model = self.build(config.hyper_parameters, seed)
         scores = cross_val_score(model, X_train, y_train, cv=cv_folds)
         print(f"{self.name} {config}: accuracy {scores.mean():.4f} +/- {scores.std():.4f}")
         model.fit(X_train, y_train)
@@ -93,7 +104,7 @@ class Family:
 
         Takes every parameter because the names it reads carry the family's name.
         """
-        configs = parameters[self.configs]
+        configs = [str(config) for config in parameters[self.configs]]
         accuracy = dict(zip(configs, parameters[self.cv_accuracy], strict=True))
         best = max(configs, key=accuracy.__getitem__)
         print(f"{self.name}: best {best} ({accuracy[best]:.4f})")
@@ -119,8 +130,8 @@ def load_data(test_size: float = 0.25, seed: int = 0) -> tuple[Any, Any, Any, An
     return X_train, X_test, y_train, y_test
 
 
-def check_grids(grids: dict) -> tuple[list[str], ...]:
-    """Each family's configuration names, in ``FAMILIES`` order; every problem at once."""
+def check_grids(grids: dict) -> tuple[list[Configuration], ...]:
+    """Each family's configurations, in ``FAMILIES`` order; every problem at once."""
     problems = []
     for name in grids:
         if name not in {family.name for family in FAMILIES}:

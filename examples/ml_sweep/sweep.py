@@ -38,13 +38,27 @@ each configuration a nested run with its accuracy; see docs/tracking.md):
 
     RUNNABLE_CONFIGURATION_FILE=examples/configs/mlflow.yaml python examples/ml_sweep/sweep.py
 
+Every step is cached (``cache=True``, see docs/caching.md): run again unchanged, nothing
+is fitted and the run ends by printing ``12 of 12 fits came from the step cache``; with a
+grid point added to the parameters file, only that configuration is fitted.
+
 Outcome: succeeds. Each configuration's ``fit`` step (for instance
 ``sweep.random_forest.grid.n_estimators=50, max_depth=4.fit``) records its metric
 ``<family>_cv_accuracy`` in the run log; the run's parameters hold ``winner`` and its
 ``test_accuracy``; .catalog/<run_id>/report/ holds the chart and the summary.
 """
 
-from runnable_dask import Catalog, Map, Parallel, Pipeline, PythonTask, json, metric, pickled
+from runnable_dask import (
+    Catalog,
+    Map,
+    Parallel,
+    Pipeline,
+    PythonTask,
+    json,
+    metric,
+    pickled,
+    results,
+)
 
 PARAMETERS = "examples/ml_sweep/parameters.yaml"
 HEAVY = {"random_forest": {"MEMORY": 2e9}}
@@ -57,6 +71,7 @@ def family_branch(family) -> Pipeline:
         name="fit",
         function=family.fit,
         returns=[metric(family.cv_accuracy), pickled(family.models)],
+        cache=True,  # a configuration fitted before, on the same data, is not fitted again
     )
     grid = Map(
         name="grid",
@@ -69,6 +84,7 @@ def family_branch(family) -> Pipeline:
         name="pick best",
         function=family.pick_best,
         returns=[json(family.result), pickled(family.best_model)],
+        cache=True,
     )
     return Pipeline(steps=[grid, pick_best])
 
@@ -81,11 +97,13 @@ def build() -> Pipeline:
         name="load data",
         function=load_data,
         returns=[pickled("X_train"), pickled("X_test"), pickled("y_train"), pickled("y_test")],
+        cache=True,
     )
     check = PythonTask(
         name="check grids",
         function=check_grids,
-        returns=[json(family.configs) for family in FAMILIES],
+        returns=[pickled(family.configs) for family in FAMILIES],
+        cache=True,
     )
     sweep = Parallel(
         name="sweep",
@@ -96,12 +114,17 @@ def build() -> Pipeline:
         function=compare,
         returns=[json("winner"), metric("test_accuracy")],
         catalog=Catalog(put=["report/*"]),
+        cache=True,
     )
     return Pipeline(steps=[load, check, sweep, report])
 
 
 def main():
-    return build().execute(parameters_file=PARAMETERS)
+    run_log = build().execute(parameters_file=PARAMETERS)
+    fits = [row for row in results.steps(run_log) if row["name"] == "fit"]
+    cached = sum(row["cached_from"] is not None for row in fits)
+    print(f"{cached} of {len(fits)} fits came from the step cache")
+    return run_log
 
 
 if __name__ == "__main__":  # needed: worker processes re-import this file

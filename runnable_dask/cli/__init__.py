@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from runnable_dask.cli.cache import cache
 from runnable_dask.cli.cluster import cluster
 from runnable_dask.cli.execute import execute, retry
 from runnable_dask.cli.graph import graph
@@ -39,7 +40,7 @@ def cli() -> None:
     """Run runnable pipelines on Dask, and look at what they did."""
 
 
-for _command in (execute, retry, runs, show, graph, cluster):
+for _command in (execute, retry, runs, show, graph, cluster, cache):
     cli.add_command(_command)
 
 

@@ -110,6 +110,9 @@ def _step_label(step: StepLog) -> Text:
     )
     if len(step.attempts) > 1:
         label.append(f"  {len(step.attempts)} attempts", style="yellow")
+    cached_from = step.attempts[-1].cached_from if step.attempts else None
+    if cached_from is not None:
+        label.append(f"  cached from run {cached_from}", style="blue")
     if step.branches:
         counts = Counter(branch.status for branch in step.branches.values())
         failed = f", {counts['FAIL']} failed" if counts["FAIL"] else ""

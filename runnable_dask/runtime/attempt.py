@@ -33,6 +33,8 @@ class AttemptResult:
     attempt: dict[str, Any]
     outputs: dict[str, Param] = field(default_factory=dict)
     data_catalog: list[dict[str, Any]] = field(default_factory=list)
+    output: bytes = b""
+    """What the task printed (its log), for the step cache."""
 
 
 class MissingSecretError(Exception):
@@ -195,7 +197,7 @@ def run_attempt(
     shown = {n: p for n, p in params.items() if n not in hidden}
     attempt = attempt_record(start_time, shown, outputs if ok else {}, message, attempt_number)
     return AttemptResult(
-        ok=ok, attempt=attempt, outputs=outputs if ok else {}, data_catalog=records
+        ok=ok, attempt=attempt, outputs=outputs if ok else {}, data_catalog=records, output=output
     )
 
 

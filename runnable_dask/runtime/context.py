@@ -78,6 +78,7 @@ class RunContext(Compact):
     working folder, where relative notebook paths are found when a worker runs in
     another folder of a shared file system. ``checkpoints`` is set when tasks run in the
     driving process: they hand their checkpoints to it instead of writing a file each.
+    ``cache_location`` is where cached steps keep their entries (see ``step_cache``).
     """
 
     run_id: str
@@ -87,6 +88,7 @@ class RunContext(Compact):
     project_dir: str = ""
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     checkpoints: InProcessCheckpoints | None = field(default=None, repr=False)
+    cache_location: str = ""
 
     def report(self, event: Event) -> None:
         """Send one event home."""
@@ -102,6 +104,7 @@ class RunContext(Compact):
             self.project_dir,
             self.secrets,
             self.checkpoints,
+            self.cache_location,
         )
 
     def send_held(self) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from runnable_dask.compact import Compact
 from runnable_dask.plan import Node, fill
-from runnable_dask.runtime import checkpoint
+from runnable_dask.runtime import checkpoint, step_cache
 from runnable_dask.runtime.attempt import (
     attempt_record,
     note_secrets,
@@ -160,10 +160,18 @@ def run_step_and_end(ctx: RunContext, call: StepCall, end: EndCall, *incoming: T
 def _run_task(
     ctx: RunContext, call: StepCall, token: Token, catalog: RunCatalog
 ) -> checkpoint.Checkpoint:
-    """Every attempt the step is allowed; a success is kept before it is reported, so
-    a worker lost in between does not run it again."""
+    """Every attempt the step is allowed, unless the step cache holds its outputs; a
+    success is kept before it is reported, so a worker lost in between does not run it
+    again."""
     node, name = call.node, call.internal_name
     task = ctx.task_for(node)
+    cache = step_cache.prepare(ctx, node.cache, task, token.params, catalog, call.hidden)
+    if cache is not None:
+        reused = cache.reuse(task, name, _shown(token.params, call.hidden), catalog)
+        if reused is not None:  # recorded and kept like any success
+            records = reused.data_catalog
+            event = call.event("SUCCESS", attempts=[reused.attempt], data_catalog=records)
+            return _keep(ctx, call, catalog, reused.outputs, event)
     attempts: list[dict[str, Any]] = []
     environment = {RUN_ID_ENV: ctx.run_id}
     if ctx.secrets:
@@ -180,6 +188,10 @@ def _run_task(
             if result.ok:
                 break
     status = "SUCCESS" if result.ok else "FAIL"
+    if cache is not None:
+        if result.ok:
+            cache.keep(task, name, ctx.run_id, result, catalog, ctx.checkpoints is not None)
+        cache.note_in_log(catalog, name)
     event = call.event(
         status,
         result.attempt["message"],
@@ -187,11 +199,25 @@ def _run_task(
         data_catalog=result.data_catalog,
         mock=task is not node.step,
         started=start["start_time"],  # names this run of the task, if it was announced
+        **({"warnings": cache.warnings} if cache is not None and cache.warnings else {}),
     )
     if not result.ok:
         ctx.report(event)
         return checkpoint.Checkpoint(target=node.on_failure, outputs={}, event=event)
-    done = checkpoint.Checkpoint(target=node.on_success, outputs=result.outputs, event=event)
+    return _keep(ctx, call, catalog, result.outputs, event)
+
+
+def _keep(
+    ctx: RunContext,
+    call: StepCall,
+    catalog: RunCatalog,
+    outputs: dict[str, Param],
+    event: dict[str, Any],
+) -> checkpoint.Checkpoint:
+    """Keep a success's checkpoint, then report it; a success whose outcome cannot be
+    kept is the step's failure."""
+    name = call.internal_name
+    done = checkpoint.Checkpoint(target=call.node.on_success, outputs=outputs, event=event)
     try:
         if ctx.checkpoints is None:
             checkpoint.save(catalog, name, done)
@@ -199,12 +225,12 @@ def _run_task(
             ctx.checkpoints.add(name, done)
     except Exception as exc:  # the step ran, but what it returned cannot be kept
         message = f"could not keep the step's outcome ({type(exc).__name__}: {exc})"
-        attempts[-1].update(
+        event["attempts"][-1].update(
             status="FAIL", message=message, output_parameters={}, user_defined_metrics={}
         )
         event.update(status="FAIL", message=message)
         ctx.report(event)
-        return checkpoint.Checkpoint(target=node.on_failure, outputs={}, event=event)
+        return checkpoint.Checkpoint(target=call.node.on_failure, outputs={}, event=event)
     ctx.report(event)
     return done
 

@@ -79,7 +79,9 @@ class BaseTask(BaseStep):
 
     ``retries`` more attempts follow a failed one, ``retry_delay`` seconds apart; each
     attempt is recorded with its own number. An attempt still running after ``timeout``
-    seconds is stopped and fails (:mod:`runnable_dask.runtime.deadline`).
+    seconds is stopped and fails (:mod:`runnable_dask.runtime.deadline`). ``cache=True``
+    skips the task when it succeeded before with the same code and inputs (see
+    docs/caching.md).
     """
 
     returns: list[TaskReturn] = Field(default_factory=list)
@@ -89,6 +91,9 @@ class BaseTask(BaseStep):
     retries: int = Field(default=0, ge=0)
     retry_delay: float = Field(default=0.0, ge=0)
     timeout: float | None = Field(default=None, gt=0)
+    cache: bool | None = None
+    """Reuse the outputs of an earlier run with the same code and inputs; None: the
+    configuration's ``cache.default``."""
 
     @field_validator("returns", mode="before")
     @classmethod

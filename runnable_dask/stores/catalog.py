@@ -67,6 +67,18 @@ class RunCatalog:
                 records.append(self._record(relative, "get"))
         return records
 
+    def digests(self, patterns: list[str]) -> dict[str, str]:
+        """The SHA-256 of each file ``get`` would copy, by path in the run's folder."""
+        fs, root = self._fs_root
+        found = {}
+        for pattern in patterns:
+            matches = [m for m in fs.glob(f"{root}/{pattern}") if fs.isfile(m)]
+            if not matches:
+                raise CatalogError(f"catalog get {pattern!r} matched nothing in {self.url()}")
+            for match in matches:
+                found[match[len(root) + 1 :]] = hashlib.sha256(fs.cat_file(match)).hexdigest()
+        return found
+
     def put(
         self, patterns: list[str], store_copy: bool = True, require_match: bool = True
     ) -> list[CatalogRecord]:

@@ -50,6 +50,8 @@ class Attempt(_Record):
     user_defined_metrics: dict[str, Any] = Field(default_factory=dict)
     retry_indicator: str = ""
     code_identities: list[dict[str, Any]] = Field(default_factory=list)
+    cached_from: str | None = None
+    """The run whose cached outputs this attempt reused (the step did not run)."""
 
 
 class BranchLog(_Record):

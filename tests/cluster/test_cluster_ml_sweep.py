@@ -1,4 +1,5 @@
-"""The model sweep runs unchanged on a running cluster, chosen by configuration alone.
+"""The model sweep runs unchanged on a running cluster, chosen by configuration alone;
+run again, its fits come from the step cache.
 
 A small grid, set through the environment, keeps it quick; the default grid runs once
 on the default LocalCluster in tests/test_examples.py.
@@ -42,15 +43,19 @@ def test_sweep_runs_on_dask_scheduler_and_workers(
     tcp_cluster.processes.append(start(command, tcp_cluster.worker_folder, log))
     wait_for_workers(tcp_cluster, 3)
 
-    process = subprocess.run(
-        [sys.executable, "examples/ml_sweep/sweep.py"],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    def sweep(run_id: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "examples/ml_sweep/sweep.py"],
+            cwd=ROOT,
+            env={**environ, "RUNNABLE_RUN_ID": run_id},
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+
+    process = sweep("sweep-on-a-cluster")
+    again = sweep("sweep-again")
 
     output = f"{process.stdout}\n{process.stderr}"
     assert process.returncode == 0, output
@@ -69,3 +74,10 @@ def test_sweep_runs_on_dask_scheduler_and_workers(
     # The report was written in the workers' own folder, not the driver's.
     assert (tcp_cluster.worker_folder / "report" / "summary.md").exists()
     assert had_report or not (ROOT / "report").exists()
+    # Run again: every fit comes from the cache the first run left beside the catalog.
+    assert again.returncode == 0, f"{again.stdout}\n{again.stderr}"
+    assert "6 of 6 fits came from the step cache" in again.stdout
+    cached = json.loads((tmp_path / "run_logs" / "sweep-again.json").read_text())
+    assert cached["parameters"]["winner"] == run_log["parameters"]["winner"]
+    report = tmp_path / "catalog" / "sweep-again" / "report"
+    assert sorted(p.name for p in report.iterdir()) == ["summary.md", "sweep-scores.png"]

@@ -1,0 +1,167 @@
+"""What step caching costs and saves, measured side by side in one process.
+
+- ``wide N, cache``: a Parallel of N branches of three steps, every step cached and each
+  with a key of its own (a partial of its position), run without caching, then with
+  caching into a fresh cache (every step a miss, its entry written), then again (every
+  step a hit). Targets: the first cached run at most 1.2x the uncached one; the run of
+  hits faster than the first.
+- ``ml_sweep``: ``examples/ml_sweep`` (12 configurations, 5 folds) into a fresh cache,
+  then unchanged. Target: the rerun at most 15% of the first run's time.
+
+Both sides of each comparison run in turn (uncached, first, again, uncached, ...), and
+each repetition's first run starts from an empty cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+import runnable_dask
+from benchmarks import runs
+from benchmarks.processes import copy_examples
+from benchmarks.report import Row, seconds, target
+from benchmarks.timing import best_of
+
+
+def step(branch: int, position: int) -> None:
+    """A trivial step; its arguments make each step's cache key its own."""
+
+
+def cached_wide(n: int, cache: bool) -> Any:
+    """A Parallel of ``n`` branches of three steps, each with ``cache``."""
+    sdk = runnable_dask
+
+    def branch(b: int) -> Any:
+        return sdk.Pipeline(
+            steps=[
+                sdk.PythonTask(name=f"s{i}", function=functools.partial(step, b, i), cache=cache)
+                for i in range(3)
+            ]
+        )
+
+    return sdk.Pipeline(
+        steps=[sdk.Parallel(name="wide", branches={f"b{b}": branch(b) for b in range(n)})]
+    )
+
+
+class FreshCache:
+    """Configuration files that differ only in their cache location: ``first`` makes a new
+    one (an empty cache), ``again`` reuses the last one made."""
+
+    def __init__(self, base: Path, folder: Path) -> None:
+        self.settings = yaml.safe_load(base.read_text(encoding="utf-8"))
+        self.folder = folder
+        self.current: Path | None = None
+
+    def first(self) -> Path:
+        name = uuid.uuid4().hex[:8]
+        path = self.folder / f"cached-{name}.yaml"
+        settings = {**self.settings, "cache": {"location": str(self.folder / f"cache-{name}")}}
+        path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+        self.current = path
+        return path
+
+    def again(self) -> Path:
+        assert self.current is not None, "run first() before again()"
+        return self.current
+
+
+def compare(
+    label: str, executor: str, config: Path, scratch: Path, repeat: int, pipelines: Any
+) -> tuple[dict[str, float], list[Row]]:
+    """Best seconds of the uncached run, the first cached run and the run of hits."""
+    uncached, cached, parameters = pipelines
+    fresh = FreshCache(config, scratch)
+    best = best_of(
+        repeat,
+        {
+            "uncached": lambda: runs.run_ours(uncached, config, parameters),
+            "first": lambda: runs.run_ours(cached, fresh.first(), parameters),
+            "again": lambda: runs.run_ours(cached, fresh.again(), parameters),
+        },
+    )
+    return best, [
+        Row(label, executor, seconds(best["uncached"]), target="without caching"),
+        Row(
+            label,
+            executor,
+            seconds(best["first"]),
+            seconds(best["uncached"]),
+            f"{best['first'] / best['uncached']:.2f}x",
+            target=target(
+                "first cached run <= 1.2x uncached", best["first"] <= 1.2 * best["uncached"]
+            ),
+        ),
+        Row(
+            label,
+            executor,
+            seconds(best["again"]),
+            seconds(best["first"]),
+            f"{best['again'] / best['first']:.2f}x",
+            target=target("all hits faster than the first run", best["again"] < best["first"]),
+        ),
+    ]
+
+
+def wide_rows(n: int, repeat: int, scratch: Path, clusters: list[tuple[str, Path]]) -> list[Row]:
+    """The cached wide workload on each (executor label, configuration) given."""
+    rows: list[Row] = []
+    pipelines = (cached_wide(n, cache=False), cached_wide(n, cache=True), "")
+    for executor, config in clusters:
+        runs.run_ours(cached_wide(8, cache=True), FreshCache(config, scratch).first())  # warm
+        _, measured = compare(f"wide {n}, cache", executor, config, scratch, repeat, pipelines)
+        rows.extend(measured)
+    return rows
+
+
+def sweep_rows(repeat: int, scratch: Path, executor: str, config: Path) -> list[Row]:
+    """The ml_sweep example: a first run into an empty cache, then the same again."""
+    project = copy_examples(scratch / "sweep-project", "runnable_dask")
+    sys.path.insert(0, str(project))
+    previous = Path.cwd()
+    try:
+        os.chdir(project)
+        from examples.ml_sweep.sweep import PARAMETERS, build
+
+        pipeline = build()
+        fresh = FreshCache(config, scratch)
+        best = best_of(
+            repeat,
+            {
+                "first": lambda: runs.run_ours(pipeline, fresh.first(), PARAMETERS),
+                "again": lambda: _all_fits_cached(
+                    runs.run_ours(pipeline, fresh.again(), PARAMETERS)
+                ),
+            },
+        )
+    finally:
+        os.chdir(previous)
+        sys.path.remove(str(project))
+    share = best["again"] / best["first"]
+    return [
+        Row(
+            "ml_sweep (12 fits), first run", executor, seconds(best["first"]), target="empty cache"
+        ),
+        Row(
+            "ml_sweep, unchanged rerun",
+            executor,
+            seconds(best["again"]),
+            seconds(best["first"]),
+            f"{share:.0%} of the first",
+            target=target("<= 15% of the first run; every fit cached", share <= 0.15),
+        ),
+    ]
+
+
+def _all_fits_cached(run_log: Any) -> None:
+    fits = [s for s in run_log.walk() if s.name == "fit"]
+    missed = [s.internal_name for s in fits if s.attempts[-1].cached_from is None]
+    if missed or not fits:
+        raise RuntimeError(f"the rerun fitted {missed or 'nothing'}: the cache missed")

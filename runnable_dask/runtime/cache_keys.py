@@ -1,0 +1,226 @@
+"""What makes two runs of a cached step the same: the step's identity and its inputs.
+
+The identity is computed once per step in the driving process, where the user's source
+files are (a worker on another machine may have the code only by value), and travels with
+the plan; the key adds the inputs, computed where the step runs, from the values it
+receives. See :mod:`runnable_dask.runtime.step_cache` for the whole design.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import io
+import json
+import marshal
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+from runnable_dask.runtime.binding import _described
+from runnable_dask.runtime.tokens import Param
+from runnable_dask.sdk import BaseTask, NotebookTask, PythonTask, ShellTask
+
+KEY_VERSION = "runnable-dask-cache-1"
+"""Part of every key: a change in what keys cover makes old entries unreachable."""
+
+
+def step_identity(task: BaseTask, known: dict[Any, str] | None = None) -> str:
+    """A digest of what the step is: its code and what it declares it returns and moves.
+
+    A function's identity is its module, qualified name and source (plus, for a bound
+    method, partial or closure, the values it carries); a notebook's, its code cells; a
+    shell step's, its command. Secrets are names only, and not part of it. ``known``
+    holds the identities of plain functions seen already in this plan (a thousand
+    partials of one function: its source is described once).
+    """
+    parts = [KEY_VERSION, repr([(r.name, r.kind) for r in task.returns])]
+    if task.catalog is not None:
+        parts.append(repr(task.catalog.model_dump()))
+    if isinstance(task, PythonTask):
+        parts.append(_callable_identity(task.function, 0, {} if known is None else known))
+    elif isinstance(task, ShellTask):
+        parts.append(task.command)
+    elif isinstance(task, NotebookTask):
+        parts.append(notebook_identity(task.notebook))
+        parts.append(_canonical(task.optional_ploomber_args).decode("utf-8"))
+    return _digest_parts(type(task).__name__, *parts)
+
+
+def notebook_identity(path: str) -> str:
+    """The notebook's code cells, in order: outputs, markdown and metadata do not count."""
+    with open(path, encoding="utf-8") as handle:
+        notebook = json.load(handle)
+    cells = [
+        "".join(cell.get("source", ""))
+        for cell in notebook.get("cells", [])
+        if cell.get("cell_type") == "code"
+    ]
+    return _digest(_canonical(cells))
+
+
+def step_key(
+    identity: str,
+    task: BaseTask,
+    params: dict[str, Param],
+    gets: dict[str, str],
+    map_lists: frozenset[str] = frozenset(),
+) -> tuple[str, dict[str, str]]:
+    """The cache key of one run of the step, and a short summary of its inputs.
+
+    ``gets`` maps each catalog file the step gets to its content digest. A Python step
+    reads the parameters its function binds (every one, with ``**kwargs``); shell and
+    notebook steps see every parameter that is not pickled, so all of those count, but
+    the lists of the maps around them (``map_lists``): their item counts instead.
+    """
+    names = read_names(task, params)
+    if not isinstance(task, PythonTask):
+        names = [name for name in names if name not in map_lists]
+    inputs = {name: value_digest(params[name]) for name in sorted(names)}
+    described = {"step": identity, "parameters": inputs, "gets": dict(sorted(gets.items()))}
+    return _digest(_canonical(described)), inputs
+
+
+def read_names(task: BaseTask, params: dict[str, Param]) -> list[str]:
+    """The parameters a run of ``task`` can read."""
+    if isinstance(task, PythonTask):
+        signature, _ = _described(task.function)
+        names = []
+        for parameter in signature.parameters.values():
+            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                return list(params)
+            if parameter.kind is not inspect.Parameter.VAR_POSITIONAL and parameter.name in params:
+                names.append(parameter.name)
+        return names
+    return [name for name, param in params.items() if param.kind != "object"]
+
+
+def value_digest(param: Param) -> str:
+    """A JSON value as canonical JSON text's digest; a pickled one by its pickle's."""
+    if param.kind == "object":
+        return f"object:{_digest(stable_pickle(param.value))}"
+    return f"{param.kind}:{_digest(_canonical(param.value))}"
+
+
+def stable_pickle(value: Any) -> bytes:
+    """The pickle a value's content is compared by.
+
+    Plain pickle refers to classes and functions by name, so the same content gives the
+    same bytes from run to run; cloudpickle only for what it refuses (lambdas, classes of
+    code shipped by value). Without memo ("fast" mode): a memo writes a string seen before
+    as a reference, so whether two equal strings were one object (interned while a model
+    was fitted, not after it was unpickled) changed the bytes. Cyclic values need the
+    memo; they are pickled with it, and may then miss where they could hit.
+    """
+    for pickler in (pickle.Pickler, cloudpickle.Pickler):
+        buffer = io.BytesIO()
+        unmemoised = pickler(buffer, protocol=4)
+        unmemoised.fast = True
+        try:
+            unmemoised.dump(value)
+            return buffer.getvalue()
+        except Exception:
+            continue
+    return cloudpickle.dumps(value, protocol=4)
+
+
+def _callable_identity(function: Callable[..., Any], depth: int, known: dict[Any, str]) -> str:
+    if isinstance(function, functools.partial):
+        return _digest_parts(
+            "partial",
+            _callable_identity(function.func, depth + 1, known),
+            *(_carried(a, depth, known) for a in function.args),
+            *(f"{k}={_carried(v, depth, known)}" for k, v in sorted(function.keywords.items())),
+        )
+    if inspect.ismethod(function):
+        return _digest_parts(
+            "method",
+            _callable_identity(function.__func__, depth + 1, known),
+            _carried(function.__self__, depth, known),
+        )
+    if not (inspect.isfunction(function) or inspect.isbuiltin(function)):
+        call = type(function).__call__  # a callable object: its class's method, and itself
+        return _digest_parts(
+            "object",
+            _carried(function, depth, known),
+            _callable_identity(call, depth + 1, known),
+        )
+    if function not in known:
+        known[function] = _function_identity(function, depth, known)
+    return known[function]
+
+
+def _function_identity(function: Any, depth: int, known: dict[Any, str]) -> str:
+    name = f"{getattr(function, '__module__', None)}.{getattr(function, '__qualname__', '')}"
+    code = getattr(function, "__code__", None)
+    if code is None:  # a builtin: its name says what it is
+        return _digest_parts("builtin", name)
+    cells = function.__closure__ or ()
+    return _digest_parts(
+        "function",
+        name,
+        _source(function),
+        _carried(function.__defaults__, depth, known),
+        _carried(function.__kwdefaults__, depth, known),
+        *(_carried(_cell(c), depth, known) for c in cells),
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _source_of(code: Any) -> str:
+    try:
+        return inspect.getsource(code)
+    except (OSError, TypeError):  # defined where no source file is kept (``python -c``)
+        return "bytecode:" + _digest(marshal.dumps(code))
+
+
+def _source(function: Any) -> str:
+    return _source_of(inspect.unwrap(function).__code__)
+
+
+def _cell(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell: the name is not bound yet
+        return None
+
+
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def _carried(value: Any, depth: int, known: dict[Any, str]) -> str:
+    """A value a callable carries with it (bound ``self``, partial args, closure cells)."""
+    if type(value) in _SCALARS:
+        return f"{type(value).__name__}:{value!r}"
+    if callable(value) and not isinstance(value, type) and depth < 8:
+        try:
+            return _callable_identity(value, depth + 1, known)
+        except Exception:
+            pass
+    try:
+        return _digest(stable_pickle(value))
+    except Exception:  # neither pickle takes it: its text is the best we have
+        return repr(value)
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+    ).encode("utf-8")
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _digest_parts(*parts: str) -> str:
+    """One digest of several texts, each length-prefixed so no two sequences collide."""
+    digest = hashlib.sha256()
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass")
+        digest.update(b"%d:" % len(data))
+        digest.update(data)
+    return digest.hexdigest()

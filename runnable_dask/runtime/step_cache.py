@@ -1,0 +1,396 @@
+"""Step caching across runs: a cached step whose code and inputs did not change since it
+last succeeded is not run again; what it produced then is reused.
+
+Design
+------
+**Which steps.** ``cache=True`` on a ``PythonTask``, ``ShellTask`` or ``NotebookTask``;
+``cache: {default: true}`` in the configuration file for every task that does not say
+``cache=False``. Mocked runs never read or write the cache.
+
+**The key** is a SHA-256 of:
+
+- the step's identity (:func:`~runnable_dask.runtime.cache_keys.step_identity`, computed
+  once per step by the driving process, where the source files are): a function's module,
+  qualified name and source, with the values it carries (a bound method's ``self``, a
+  partial's arguments, closure cells, defaults); a notebook's code cells (not outputs,
+  markdown or metadata) and its papermill arguments; a shell step's command. Plus the
+  ``returns`` declaration and the ``Catalog`` declaration. A function's identity is its
+  own source: a helper it calls is not part of it (change the step's source, or clear its
+  entries, after changing a helper).
+- the values of the parameters the step reads, each as a digest: a Python step reads the
+  arguments its function binds (all parameters with ``**kwargs``); a shell or notebook
+  step sees every parameter that is not pickled, so every such parameter counts, except
+  the lists of the maps around it (an iteration is keyed by its own item). JSON and
+  metric values count as canonical JSON (sorted keys); a pickled value by the digest of
+  its plain pickle (content, not identity: the same arrays give the same digest in every
+  run; cloudpickle only for what pickle refuses). A map iteration's item is a parameter
+  like any other, so each iteration has its own key: adding an item runs one iteration.
+- the content digest of every catalog file the step ``get``\\ s, read from the run's catalog.
+
+Secrets are environment variables, never parameters: no key holds them.
+
+**An entry** (``<cache>/entries/<key>.json``) holds the returned parameters (JSON and
+metric values inline, pickled ones as blobs), the files the step ``put`` into the
+catalog, its log and, for a notebook, the executed notebook, as blobs
+(``<cache>/blobs/<sha256>``: content-addressed, stored once); and who made it: run id,
+step, time, the inputs' digests. Before an entry is written, the values of the step's
+secrets are searched for in everything it would store: a step whose outputs or files
+hold one is not cached (a warning says so); in its log they are replaced by ``***``.
+
+**Where.** ``cache: {location: ...}``, any fsspec URL; by default ``.cache`` inside the
+catalog location, so a team whose catalog is on ``s3://`` shares one cache. Blobs are
+written before the entry that names them; each file is written whole (a temporary file
+and a rename on a local folder). A step on a cluster stores its entry before it reports;
+steps running in the driving process (the ``local`` executor) hand theirs to a writer
+thread, and the driver waits for it before the run ends.
+
+**A hit** restores the outputs into this run: the returned parameters go on as if the
+step had run, the files are copied into this run's catalog, the log and executed
+notebook too. The run log records one attempt with ``cached_from: <run_id>`` (the run
+that produced the entry); the console prints ``cached   <step> (from run <run_id>)`` and
+the summary counts the cached steps; ``runnable-dask show`` and ``results.steps`` carry
+it. The hit is kept as the step's checkpoint like any success, so resuming and lost
+workers behave the same.
+
+**A miss** runs the step; a success is stored. An entry that cannot be read back (not
+JSON, a blob missing or altered, a value that does not unpickle) is a miss with a
+warning, printed by the console and written at the top of the step's log; failing to
+store an entry is a warning too. The cache never fails a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cloudpickle
+
+from runnable_dask.runtime.attempt import AttemptResult, attempt_record, log_name, now
+from runnable_dask.runtime.cache_keys import step_identity, step_key
+from runnable_dask.runtime.tokens import Param
+from runnable_dask.sdk import BaseTask, NotebookTask
+from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError
+from runnable_dask.stores.catalog import CatalogError, RunCatalog
+
+if TYPE_CHECKING:
+    from runnable_dask.config import Configuration
+    from runnable_dask.runtime.context import RunContext
+
+FORMAT = 1
+CACHE_FOLDER = ".cache"
+
+
+def default_location(catalog_location: str) -> str:
+    """Where the cache lives when the configuration does not say: beside the run folders."""
+    return f"{catalog_location.rstrip('/')}/{CACHE_FOLDER}"
+
+
+def identifier(config: Configuration) -> Callable[[Any], str] | None:
+    """For the plan: each step's identity if it is cached, else ``""``; None for a mocked
+    run, which neither reads nor writes the cache."""
+    if config.pipeline_executor.type == "mocked":
+        return None
+    default = config.cache.default
+    known: dict[Any, str] = {}  # each function's identity, once per plan
+
+    def identify(step: Any) -> str:
+        if not isinstance(step, BaseTask):
+            return ""
+        wanted = step.cache if step.cache is not None else default
+        if not wanted:
+            return ""
+        try:
+            return step_identity(step, known)
+        except Exception:  # a notebook missing or unreadable: the step fails when it runs
+            return ""
+
+    return identify
+
+
+@dataclass
+class Reused:
+    """What a hit gives the step: its outputs and its records."""
+
+    outputs: dict[str, Param]
+    attempt: dict[str, Any]
+    data_catalog: list[dict[str, Any]]
+
+
+@dataclass
+class StepCache:
+    """One run of one cached step: its key, and what the cache said along the way."""
+
+    store: CacheStore
+    key: str
+    inputs: dict[str, Any]
+    gets: dict[str, str]
+    warnings: list[str] = field(default_factory=list)
+    damaged: bool = False
+    """The entry found was damaged: storing the new one rewrites its blobs too."""
+
+    def reuse(
+        self,
+        task: BaseTask,
+        internal_name: str,
+        shown: dict[str, Param],
+        catalog: RunCatalog,
+    ) -> Reused | None:
+        """The stored outputs, restored into this run; None on a miss."""
+        start = now()
+        if not self.key:
+            return None
+        try:
+            entry = self.store.read_entry(self.key)
+            if entry is None:
+                return None
+            return self._restore(entry, task, internal_name, shown, catalog, start)
+        except Exception as exc:  # a corrupt entry: run the step, never fail the run
+            self.damaged = True
+            reason = str(exc) if isinstance(exc, CorruptEntryError) else _describe(exc)
+            self.warnings.append(
+                f"cache entry {self.key[:12]} could not be used ({reason}); ran the step again"
+            )
+            return None
+
+    def keep(
+        self,
+        task: BaseTask,
+        internal_name: str,
+        run_id: str,
+        result: AttemptResult,
+        catalog: RunCatalog,
+        defer: bool = False,
+    ) -> None:
+        """Store a successful attempt (``defer``: on the writer thread, for a step running
+        in the driving process); a problem only costs a warning."""
+        if not self.key:
+            return
+        try:
+            self._keep(task, internal_name, run_id, result, catalog, defer)
+        except Exception as exc:
+            self.warnings.append(f"not cached: the entry could not be stored ({_describe(exc)})")
+
+    def note_in_log(self, catalog: RunCatalog, internal_name: str) -> None:
+        """Put the warnings at the top of the step's log, where its output is read."""
+        if not self.warnings:
+            return
+        earlier = catalog.read_bytes(log_name(internal_name)) or b""
+        notes = "".join(f"runnable-dask: warning: {w}\n" for w in self.warnings)
+        catalog.write_text(log_name(internal_name), notes + earlier.decode("utf-8", "replace"))
+
+    def _restore(
+        self,
+        entry: dict[str, Any],
+        task: BaseTask,
+        internal_name: str,
+        shown: dict[str, Param],
+        catalog: RunCatalog,
+        start: str,
+    ) -> Reused:
+        stored = entry.get("outputs", {})
+        if sorted(stored) != sorted(r.name for r in task.returns):
+            raise CorruptEntryError(f"entry {self.key[:12]} holds other returns than the step's")
+        outputs = {}
+        for name, output in stored.items():
+            value = (
+                cloudpickle.loads(self.store.blob(output["blob"]))
+                if output["kind"] == "object"
+                else output["value"]
+            )
+            outputs[name] = Param(kind=output["kind"], value=value)
+        records = [_record(catalog, path, digest, "get") for path, digest in self.gets.items()]
+        for stored_file in entry.get("files", []):
+            catalog.write_bytes(stored_file["path"], self.store.blob(stored_file["blob"]))
+            records.append(_record(catalog, stored_file["path"], stored_file["blob"], "put"))
+        produced_by = str(entry.get("run_id", ""))
+        if entry.get("log"):
+            text = self.store.blob(entry["log"]).decode("utf-8", "replace")
+            note = f"runnable-dask: from the cache; run {produced_by} printed:\n"
+            catalog.write_text(log_name(internal_name), note + text)
+        if entry.get("notebook") and isinstance(task, NotebookTask):
+            from runnable_dask.runtime.notebook_task import executed_notebook_name
+
+            name = executed_notebook_name(task, internal_name)
+            catalog.write_bytes(name, self.store.blob(entry["notebook"]))
+        attempt = attempt_record(start, shown, outputs)
+        attempt["cached_from"] = produced_by
+        return Reused(outputs=outputs, attempt=attempt, data_catalog=records)
+
+    def _keep(
+        self,
+        task: BaseTask,
+        internal_name: str,
+        run_id: str,
+        result: AttemptResult,
+        catalog: RunCatalog,
+        defer: bool,
+    ) -> None:
+        secrets = {n: os.environ[n] for n in task.secrets if os.environ.get(n)}
+        blobs: dict[str, bytes] = {}
+
+        def blob(data: bytes, what: str) -> str:
+            _check_secrets(secrets, data, what)
+            digest = hashlib.sha256(data).hexdigest()
+            blobs[digest] = data
+            return digest
+
+        # Everything is read and pickled now: later steps may change the values or files.
+        try:
+            stored: dict[str, Any] = {}
+            for name, param in result.outputs.items():
+                if param.kind == "object":
+                    digest = blob(cloudpickle.dumps(param.value), f"return {name!r}")
+                    stored[name] = {"kind": "object", "blob": digest}
+                else:
+                    text = json.dumps(param.value, ensure_ascii=False).encode("utf-8")
+                    _check_secrets(secrets, text, f"return {name!r}")
+                    stored[name] = {"kind": param.kind, "value": param.value}
+            files = []
+            if task.catalog is not None and task.catalog.store_copy:
+                for record in result.data_catalog:
+                    if record["stage"] == "put":
+                        with open(record["name"], "rb") as handle:
+                            digest = blob(handle.read(), f"put file {record['name']!r}")
+                        files.append({"path": record["name"], "blob": digest})
+            notebook = None
+            if isinstance(task, NotebookTask):
+                from runnable_dask.runtime.notebook_task import executed_notebook_name
+
+                data = catalog.read_bytes(executed_notebook_name(task, internal_name))
+                notebook = blob(data, "the executed notebook") if data else None
+        except _HoldsSecret as exc:
+            self.warnings.append(f"not cached: {exc}; secrets are never stored")
+            return
+        log = None
+        if result.output:
+            data = result.output
+            for value in secrets.values():
+                data = data.replace(value.encode("utf-8"), b"***")
+            log = hashlib.sha256(data).hexdigest()
+            blobs[log] = data
+        entry = {
+            "format": FORMAT,
+            "key": self.key,
+            "run_id": run_id,
+            "step": internal_name,
+            "name": internal_name.rsplit(".", 1)[-1],
+            "created": now(),
+            "inputs": {"parameters": self.inputs, "gets": self.gets},
+            "outputs": stored,
+            "files": files,
+            "log": log,
+            "notebook": notebook,
+            "size": sum(len(data) for data in blobs.values()),
+        }
+        store, replace = self.store, self.damaged
+
+        def write() -> None:
+            for digest, data in blobs.items():
+                store.put_blob(data, replace, digest)
+            store.write_entry(entry)  # last: an entry never names a blob not yet stored
+
+        if defer:
+            _WRITER.submit(internal_name, write)
+        else:
+            write()
+
+
+class _DeferredWrites:
+    """Stores the entries of steps that run in the driving process on a thread of their
+    own, while the run goes on: a file costs more than a trivial step (0.1-0.2 ms here),
+    and the writes then overlap the steps instead of adding to them. The driver waits for
+    them (:func:`finish_writes`) before the run ends; on a cluster, each step stores its
+    own entry before it reports, as its worker may not outlive the run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[tuple[str, Future[None]]] = []
+
+    def submit(self, internal_name: str, write: Callable[[], None]) -> None:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(2, thread_name_prefix="runnable-dask-cache")
+            self._pending.append((internal_name, self._pool.submit(write)))
+
+    def finish(self) -> list[tuple[str, str]]:
+        """Wait for every pending write; (step, warning) for each that failed."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        failed = []
+        for internal_name, future in pending:
+            error = future.exception()
+            if error is not None:
+                failed.append(
+                    (
+                        internal_name,
+                        f"not cached: the entry could not be stored ({_describe(error)})",
+                    )
+                )
+        return failed
+
+
+_WRITER = _DeferredWrites()
+
+
+def finish_writes() -> list[tuple[str, str]]:
+    """Wait for the entries stored in the background; (step, warning) for each failure."""
+    return _WRITER.finish()
+
+
+class _HoldsSecret(Exception):
+    """What a step would store holds the value of one of its secrets."""
+
+
+def _check_secrets(secrets: dict[str, str], data: bytes, what: str) -> None:
+    for name, value in secrets.items():
+        if value.encode("utf-8") in data:
+            raise _HoldsSecret(f"{what} holds the value of secret {name}")
+
+
+def prepare(
+    ctx: RunContext,
+    identity: str,
+    task: BaseTask,
+    params: dict[str, Param],
+    catalog: RunCatalog,
+    map_lists: frozenset[str] = frozenset(),
+) -> StepCache | None:
+    """The step's cache for this run, or None when it is not cached (or cannot be keyed:
+    a ``get`` that matches nothing fails the step when it runs, with its own message).
+
+    ``map_lists`` names the lists of the maps around the step: a shell or notebook step
+    sees them, but an iteration is keyed by its own item, not by every item of its map.
+    """
+    if not identity or not ctx.cache_location:
+        return None
+    try:
+        gets = catalog.digests(task.catalog.get) if task.catalog and task.catalog.get else {}
+        key, inputs = step_key(identity, task, params, gets, map_lists)
+    except CatalogError:
+        return None
+    except Exception as exc:  # a value neither pickle takes: run it, uncached
+        cache = StepCache(CacheStore(ctx.cache_location), "", {}, {})
+        cache.warnings.append(f"not cached: its inputs cannot be keyed ({_describe(exc)})")
+        return cache
+    return StepCache(CacheStore(ctx.cache_location), key, inputs, gets)
+
+
+def _record(catalog: RunCatalog, path: str, digest: str, stage: str) -> dict[str, Any]:
+    return {
+        "name": path,
+        "data_hash": digest,
+        "catalog_relative_path": f"{catalog.run_id}/{path}",
+        "catalog_handler_location": catalog.location,
+        "stage": stage,
+    }
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

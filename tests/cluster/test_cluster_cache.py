@@ -1,0 +1,112 @@
+"""Step caching on a cluster: workers in their own folder read and write the shared cache.
+
+The pipeline is a script run as a user runs it, against ``dask scheduler`` and two
+``dask worker`` processes; its code reaches the workers by value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import DaskProcesses
+
+pytestmark = pytest.mark.cluster
+
+SCRIPT = """
+from pathlib import Path
+
+from runnable_dask import Catalog, Map, Pipeline, PythonTask, pickled
+
+
+def fit(item: int, ran_file: str):
+    with open(ran_file, "a") as handle:
+        handle.write(f"fit {item}\\n")
+    Path("fits").mkdir(exist_ok=True)
+    Path(f"fits/{item}.txt").write_text(f"model {item}")
+    return {"item": item, "weights": [item] * 3}, item * 0.1
+
+
+def best(models, scores):
+    return max(scores), sum(m["item"] for m in models)
+
+
+def main():
+    fit_task = PythonTask(
+        name="fit",
+        function=fit,
+        returns=[pickled("models"), "scores"],
+        catalog=Catalog(put=["fits/*"]),
+        cache=True,
+    )
+    branch = Pipeline(steps=[fit_task])
+    grid = Map(name="grid", branch=branch, iterate_on="items", iterate_as="item")
+    pick = PythonTask(name="pick", function=best, returns=["top", "total"])
+    return Pipeline(steps=[grid, pick]).execute()
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def run_script(
+    tmp_path: Path, cluster: DaskProcesses, run_id: str, items: list[int]
+) -> dict[str, Any]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
+    environ["RUNNABLE_CONFIGURATION_FILE"] = str(cluster.config(tmp_path))
+    environ["RUNNABLE_RUN_ID"] = run_id
+    environ["RUNNABLE_PRM_items"] = json.dumps(items)
+    environ["RUNNABLE_PRM_ran_file"] = str(tmp_path / "ran.txt")
+    process = subprocess.run(
+        [sys.executable, "flow.py"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert process.returncode == 0, f"{process.stdout}\n{process.stderr}"
+    run_log = json.loads((tmp_path / "run_logs" / f"{run_id}.json").read_text())
+    run_log["stdout"] = process.stdout
+    return run_log
+
+
+def fits(run_log: dict[str, Any]) -> dict[str, str | None]:
+    branches = run_log["steps"]["grid"]["branches"].values()
+    return {
+        name: step["attempts"][-1]["cached_from"]
+        for branch in branches
+        for name, step in branch["steps"].items()
+        if step["name"] == "fit"
+    }
+
+
+@pytest.mark.timeout(300)
+def test_cached_fits_on_scheduler_and_workers(tcp_cluster: DaskProcesses, tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text(SCRIPT, encoding="utf-8")
+
+    run_script(tmp_path, tcp_cluster, "first", [1, 2])
+    again = run_script(tmp_path, tcp_cluster, "again", [1, 2])
+    more = run_script(tmp_path, tcp_cluster, "more", [1, 2, 3])
+
+    ran = (tmp_path / "ran.txt").read_text().splitlines()
+    assert sorted(ran) == ["fit 1", "fit 2", "fit 3"]  # each configuration fitted once
+    assert fits(again) == {"grid.1.fit": "first", "grid.2.fit": "first"}
+    assert fits(more) == {"grid.1.fit": "first", "grid.2.fit": "first", "grid.3.fit": None}
+    assert "Cached:    2 of 3 tasks came from the cache (run first)" in again["stdout"]
+    # The pickled models came back from the cache and went on to the next step.
+    assert again["parameters"]["total"]["value"] == 3
+    assert more["parameters"]["total"]["value"] == 6
+    # The put files are in each run's catalog, restored by the workers.
+    catalog = tmp_path / "catalog" / "again" / "fits"
+    assert sorted(p.name for p in catalog.iterdir()) == ["1.txt", "2.txt"]
+    # The workers ran in their own folder; the cache is beside the shared catalog.
+    assert len(list((tmp_path / "catalog" / ".cache" / "entries").iterdir())) == 3
