@@ -13,6 +13,7 @@ import subprocess
 import time
 from typing import Any
 
+from runnable_dask.announce import RunAnnouncer
 from runnable_dask.claim import claim, launch_record
 from runnable_dask.config import CONFIGURATION_ENV, Configuration, load_configuration
 from runnable_dask.console import RunConsole
@@ -26,7 +27,7 @@ from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import Plan, build_plan
 from runnable_dask.recorder import RunRecorder
 from runnable_dask.runtime import checkpoint
-from runnable_dask.runtime.attempt import log_name, task_environment
+from runnable_dask.runtime.attempt import log_name, now, task_environment
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.tokens import Param, summarise
@@ -84,6 +85,8 @@ def execute(
                 checkpoints=recorder.checkpoints,
             )
             lowering = Lowering(plan, ctx)
+            recorder.announcer = RunAnnouncer(executor.client, run_log.run_id)
+            recorder.announcer.started(plan, log_path, catalog.url(), now())
             # In-process tasks find the run id set for the whole run, not set per step.
             with task_environment({RUN_ID_ENV: run_log.run_id} if executor.in_process else {}):
                 _run_graph(executor, events, lowering, recorder, params, catalog)

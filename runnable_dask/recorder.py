@@ -13,6 +13,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from runnable_dask.announce import RunAnnouncer
 from runnable_dask.console import RunConsole
 from runnable_dask.plan import PLACEHOLDER, Plan, fill
 from runnable_dask.runtime.attempt import now
@@ -50,6 +51,8 @@ class RunRecorder:
         self.min_interval = min_interval
         self.checkpoints: InProcessCheckpoints | None = None
         """Set for a run in the driving process: stored before each write of the log."""
+        self.announcer: RunAnnouncer | None = None
+        """Set to tell the scheduler (the dashboard's Pipeline page) each map's items."""
         self._branch_of: dict[str, str] = {}
         self._composite_of: dict[str, str] = {}
         self._parallel_branches: dict[str, list[str]] = {}
@@ -104,6 +107,8 @@ class RunRecorder:
     def expand_map(self, template: str, items: tuple[str, ...], values: tuple[str, ...]) -> None:
         """A map's items are known: list its branches in item order before any reports."""
         branch_template = f"{template}.{PLACEHOLDER}"
+        if self.announcer is not None:
+            self.announcer.map_expanded(template, items, values)
         step = self._composite(template, items)
         for value in values:
             name = fill(branch_template, (*items, value))
