@@ -224,6 +224,7 @@ class RunLogStoreSpec(_Strict):
 
 class CatalogConfig(_Strict):
     catalog_location: str = ".catalog"
+    run_report: bool = False  # run-report.html in the run's folder at its end (run_report.py)
 
 
 class CatalogSpec(_Strict):

@@ -79,6 +79,9 @@ class RunConsole:
         report = run_log.run_config.get("performance_report")
         if report:
             self.console.print(f"  Report:    {escape(report)}")
+        run_report = run_log.run_config.get("run_report")
+        if run_report:
+            self.console.print(f"  Run report: {escape(run_report)}")
         if run_log.status == "FAIL":
             self.console.print(f"  Resume:    runnable-dask retry {escape(run_log.run_id)}")
         # In a run that succeeded, a failed step was handled by an on_failure pipeline.

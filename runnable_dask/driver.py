@@ -26,6 +26,7 @@ from runnable_dask.mocking import mock_patches
 from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import Plan, build_plan
 from runnable_dask.recorder import RunRecorder
+from runnable_dask.run_report import report_at_end
 from runnable_dask.runtime import checkpoint
 from runnable_dask.runtime.attempt import log_name, now, task_environment
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
@@ -101,6 +102,8 @@ def execute(
         raise
     finally:
         recorder.close()
+        if config.catalog.config.run_report:
+            run_log.run_config["run_report"] = report_at_end(run_log)
         console.run_finished(
             run_log,
             time.monotonic() - began,

@@ -12,6 +12,7 @@ import click
 
 from runnable_dask.cli.execute import execute, retry
 from runnable_dask.cli.graph import graph
+from runnable_dask.cli.report import report
 from runnable_dask.cli.runs import runs
 from runnable_dask.cli.show import show
 from runnable_dask.exceptions import ExecutionFailedError, RunnableDaskError
@@ -37,7 +38,7 @@ def cli() -> None:
     """Run runnable pipelines on Dask, and look at what they did."""
 
 
-for _command in (execute, retry, runs, show, graph):
+for _command in (execute, retry, runs, show, graph, report):
     cli.add_command(_command)
 
 
