@@ -113,8 +113,10 @@ class PipelinePage:
     def __init__(self, scheduler: Any) -> None:
         self.scheduler = scheduler
         self.run_id = ""
+        self.follow = True  # show the current run, until a person picks one
         self.opened: dict[str, str] = {}
         self._drawn: tuple[Any, ...] = ()
+        self._draws = 0
         self.runs = Select(title="Run", options=[], width=520)
         self.maps = Select(title="Map or loop", options=[], width=320)
         self.filter = Select(title="Items in state", value="any", options=["any", *STATES])
@@ -177,9 +179,11 @@ class PipelinePage:
         options = [(r.run_id, f"{r.run_id}  ({r.status})") for r in ordered]
         if options != self.runs.options:
             self.runs.options = options
-        if self.run_id not in runs.runs and ordered:
-            self.run_id = ordered[0].run_id
-            self.runs.value = self.run_id
+        if ordered and (self.run_id not in runs.runs or self.follow):
+            if self.run_id != ordered[0].run_id:
+                self.run_id, self.opened = ordered[0].run_id, {}
+            if self.runs.value != self.run_id:
+                self.runs.value = self.run_id  # our own choice: _chose_run ignores it
         run = runs.runs.get(self.run_id)
         if run is None:
             self.header.text = "<p>No pipeline run has reached this scheduler yet.</p>"
@@ -196,10 +200,14 @@ class PipelinePage:
                 self.maps.value = maps[0]
         self._list_items()
         self.source.data = table_data(run.rows(self.opened), run.catalog)
+        # BokehJS redraws a table when its view's rows change, so new data with as many
+        # rows would stay unseen; any change to the table itself redraws it.
+        self._draws += 1
+        self.table.tags = [self._draws]
 
     def _chose_run(self, attr: str, old: str, new: str) -> None:
-        if new and new != self.run_id:
-            self.run_id, self.opened = new, {}
+        if new and new != self.run_id:  # a person's choice: keep it
+            self.run_id, self.opened, self.follow = new, {}, False
             self.update()
 
     def _chose_list(self, attr: str, old: str, new: str) -> None:

@@ -153,6 +153,9 @@ def test_the_pipeline_page_during_nesting_shows_the_run_logs_states(
     for step in walk(log["steps"]):
         if step["step_type"] not in ("success", "fail"):
             assert browser.locator(f'span[title="{step["internal_name"]}"]').count() == 1
+    rows = browser.locator(".slick-row").all_inner_texts()  # the table as drawn
+    assert len(rows) == 25  # the tree: 3 Parallels, their 6 branches, 16 steps
+    assert all("succeeded" in row and "running" not in row for row in rows), rows
     assert any("nesting-in-a-browser" in page for page in seen)  # seen while it ran
     assert browser.errors == []
     assert fetch(f"{dashboard}/runnable-dask/runs/nesting-in-a-browser")[0] == 200
