@@ -74,6 +74,8 @@ class GroupProgress:
         else:
             group.failed += 1
         self._draw(name, group)
+        if not ok and self._progress is not None:
+            self._progress.refresh()  # a failure shows at once, not at the next refresh
 
     def finished(self, name: str) -> None:
         group = self._groups.pop(name, None)
