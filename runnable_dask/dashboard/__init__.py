@@ -12,7 +12,8 @@ starts for a run) adds to the scheduler:
 A scheduler imports its preloads before it starts its web server, and runs their
 ``dask_setup`` after: so the page and the routes are registered when this module is
 imported, and the plugin added in :func:`dask_setup`. This module touches the dashboard's
-internals (its ``applications`` table); ``tests/dashboard`` fails if they change.
+internals (its ``applications`` table); ``tests/cluster/test_dashboard_page.py`` fails
+if they change.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from runnable_dask.announce import RUN_TOPIC_PREFIX, RUNS_TOPIC
 from runnable_dask.dashboard.state import Runs
 
 logger = logging.getLogger(__name__)
+PENDING = 5000
+"""Events kept unread at most, before they are applied anyway."""
 NAME = "runnable-dask-pipeline"
 """The plugin's name on the scheduler (``Scheduler.plugins``)."""
 
@@ -35,23 +37,42 @@ class PipelinePlugin(SchedulerPlugin):
     name = NAME
 
     def __init__(self) -> None:
-        self.runs = Runs()
+        self._runs = Runs()
+        self._pending: list[tuple[str, Any]] = []
+
+    @property
+    def runs(self) -> Runs:
+        """The runs, up to date with every event received."""
+        self._catch_up()
+        return self._runs
 
     def log_event(self, topic: str, msg: Any) -> None:
-        try:
-            if topic.startswith(RUN_TOPIC_PREFIX):
-                run = self.runs.run(topic[len(RUN_TOPIC_PREFIX) :])
+        """Keep the event; it is read when the page or the JSON asks, or once
+        :data:`PENDING` are waiting: a run nobody watches costs the scheduler (which
+        shares the driver's process in a run's own LocalCluster) an append per event."""
+        if topic.startswith(RUN_TOPIC_PREFIX) or topic == RUNS_TOPIC:
+            self._pending.append((topic, msg))
+            if len(self._pending) >= PENDING:
+                self._catch_up()
+
+    def remove_client(self, scheduler: Any, client: str) -> None:
+        self.runs.client_left(client)
+
+    def _catch_up(self) -> None:
+        pending, self._pending = self._pending, []
+        for topic, msg in pending:
+            try:
+                if topic == RUNS_TOPIC:
+                    if isinstance(msg, dict):
+                        self._runs.announced(msg)
+                    continue
+                run = self._runs.run(topic[len(RUN_TOPIC_PREFIX) :])
                 packed = isinstance(msg, bytes)
                 events = msgpack.unpackb(msg, strict_map_key=False) if packed else msg
                 for event in events if isinstance(events, list) else [events]:
                     run.apply(event)
-            elif topic == RUNS_TOPIC and isinstance(msg, dict):
-                self.runs.announced(msg)
-        except Exception:  # a malformed event must not disturb the scheduler
-            logger.debug("runnable-dask: event on %s not understood", topic, exc_info=True)
-
-    def remove_client(self, scheduler: Any, client: str) -> None:
-        self.runs.client_left(client)
+            except Exception:  # a malformed event must not disturb the scheduler
+                logger.debug("runnable-dask: event on %s not understood", topic, exc_info=True)
 
 
 def plugin_of(scheduler: Any) -> PipelinePlugin | None:

@@ -24,8 +24,9 @@ STATES = (WAITING, RUNNING, RETRYING, SUCCEEDED, FAILED, CACHED, REUSED, NOT_RUN
 """Every state a step, an item or a run shows. ``cached``: a step whose result came from
 the step cache (set when a step's event says ``cached``); ``reused``: a resumed run's
 step that had finished in the run it resumes."""
-MAX_RUNS = 50
-"""Runs kept per scheduler; the oldest finished ones go first."""
+MAX_RUNS = 20
+"""Runs kept per scheduler (each holds a record per step it ran); the oldest finished
+ones go first."""
 _TASK_KINDS = ("task", "stub")
 _FINAL = {"SUCCESS": SUCCEEDED, "FAIL": FAILED}
 
