@@ -30,6 +30,8 @@ PRELOAD = "runnable_dask.dashboard"
 def register() -> None:
     """Add the page to the dashboard and the JSON routes to the scheduler's web server,
     for every scheduler started in this process from now on."""
+    import distributed  # noqa: F401  (its configuration's defaults, read below)
+
     routes = list(dask.config.get("distributed.scheduler.http.routes"))
     if ROUTES_MODULE not in routes:
         dask.config.set({"distributed.scheduler.http.routes": [*routes, ROUTES_MODULE]})

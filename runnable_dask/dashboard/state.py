@@ -73,6 +73,11 @@ class RunState:
         self._branch_of: dict[str, str] = {}  # node template -> its branch template
         self._composite_of: dict[str, str] = {}  # branch template -> its composite
         self._since: dict[str, float] = {}  # composite instance -> when a branch began
+        # Kept as events arrive, so that a map of 10,000 items is not counted per read:
+        self._tally: Counter[str] = Counter()  # task and stub steps by state
+        self._item_tally: dict[str, Counter[str]] = {}  # map/loop -> items active, ended
+        self._running_items: dict[str, dict[str, None]] = {}
+        self._failed_items: dict[str, dict[str, None]] = {}
 
     # --- what arrives -----------------------------------------------------------------
 
@@ -112,12 +117,12 @@ class RunState:
             if step.state in (SUCCEEDED, FAILED, RUNNING):  # Dask ran it again
                 step.attempts += 1
             step.attempts = max(step.attempts, 1) if step.kind in _TASK_KINDS else 0
-            step.state = RUNNING
+            self._set(step, RUNNING)
             step.start = started
             step.end = None
         elif kind == "retry":
             step = self._step(event)
-            step.state = RETRYING
+            self._set(step, RETRYING)
             step.attempts = int(event.get("attempt", step.attempts + 1))
             step.message = str(event.get("message", ""))
             step.start = step.start or _seconds(event.get("start_time"))
@@ -129,7 +134,7 @@ class RunState:
                 self._heard(terminal["template"], tuple(terminal["items"]))
             final = _FINAL.get(event.get("status", ""), FAILED)
             if kind == "branch":
-                self.branch_end[event["internal_name"]] = final
+                self._branch_ended(event["internal_name"], event["template"], event["items"], final)
             else:
                 self.status, self.ended = final, time.time()
         self.version += 1
@@ -138,11 +143,11 @@ class RunState:
         step = self._step(event)
         attempts = event.get("attempts") or []
         if event.get("cached"):
-            step.state = CACHED
+            self._set(step, CACHED)
         elif event.get("reused"):
-            step.state = REUSED
+            self._set(step, REUSED)
         else:
-            step.state = _FINAL.get(event.get("status", ""), FAILED)
+            self._set(step, _FINAL.get(event.get("status", ""), FAILED))
         step.message = event.get("message", "")
         if attempts:
             step.start = step.start or _seconds(attempts[0].get("start_time"))
@@ -155,6 +160,24 @@ class RunState:
             step.end = time.time()
             step.start = step.start or self._since.get(event["internal_name"], step.end)
 
+    def _set(self, step: StepState, state: str) -> None:
+        if step.kind in _TASK_KINDS:
+            self._tally[step.state] -= 1
+            self._tally[state] += 1
+        step.state = state
+
+    def _branch_ended(self, instance: str, template: str, items: list[str], final: str) -> None:
+        if instance in self.branch_end:
+            return
+        self.branch_end[instance] = final
+        if template.endswith(PLACEHOLDER):  # a map item or loop iteration
+            composite = fill(self._composite_of.get(template, ""), tuple(items))
+            item = items[template.count(PLACEHOLDER) - 1]
+            self._item_tally.setdefault(composite, Counter())[final] += 1
+            self._running_items.get(composite, {}).pop(item, None)
+            if final == FAILED:
+                self._failed_items.setdefault(composite, {})[item] = None
+
     def stopped(self) -> None:
         """The driving process left before the run's end was reported."""
         if self.status == RUNNING:
@@ -166,6 +189,8 @@ class RunState:
         step = self.steps.get(name)
         if step is None:
             step = self.steps[name] = StepState(event.get("step_type", "task"), event["name"])
+            if step.kind in _TASK_KINDS:
+                self._tally[WAITING] += 1
             self._heard(event["template"], tuple(event["items"]))
         return step
 
@@ -181,8 +206,10 @@ class RunState:
             composite = self._composite_of[branch]
             self._since.setdefault(fill(composite, items), time.time())
             if branch.endswith(PLACEHOLDER):
-                depth = branch.count(PLACEHOLDER)
-                self.items.setdefault(fill(composite, items), {})[items[depth - 1]] = None
+                at, item = fill(composite, items), items[branch.count(PLACEHOLDER) - 1]
+                self.items.setdefault(at, {})[item] = None
+                self._item_tally.setdefault(at, Counter())["active"] += 1
+                self._running_items.setdefault(at, {})[item] = None
             branch = self._branch_of.get(composite, "")
 
     # --- what the page reads ----------------------------------------------------------
@@ -201,7 +228,19 @@ class RunState:
 
     def counts(self) -> dict[str, int]:
         """Task and stub steps by state, the whole run."""
-        return dict(Counter(s.state for s in self.steps.values() if s.kind in _TASK_KINDS))
+        return {state: n for state, n in self._tally.items() if n > 0}
+
+    def item_counts(self, composite: str) -> dict[str, int]:
+        """A map's or loop's items by state, from what was kept as events arrived."""
+        tally = self._item_tally.get(composite, Counter())
+        ended = tally[SUCCEEDED] + tally[FAILED]
+        counts = {
+            WAITING: len(self.items.get(composite, ())) - tally["active"],
+            RUNNING: tally["active"] - ended,
+            SUCCEEDED: tally[SUCCEEDED],
+            FAILED: tally[FAILED],
+        }
+        return {state: n for state, n in counts.items() if n > 0}
 
     def maps(self) -> list[str]:
         """The map and loop instances heard of, in the order they were."""
@@ -274,16 +313,15 @@ class RunState:
         row: dict[str, Any],
         rows: list[dict[str, Any]],
     ) -> None:
-        states = self.item_states(name)
-        counts = Counter(state for _, state in states)
-        row["items"] = {"total": len(states), "counts": dict(counts)}
+        counts, total = self.item_counts(name), len(self.items.get(name, ()))
+        row["items"] = {"total": total, "counts": counts}
         noun = "iteration" if node["kind"] == "loop" else "item"
-        row["summary"] = f"{len(states)} {noun}{'' if len(states) == 1 else 's'}: " + ", ".join(
+        row["summary"] = f"{total} {noun}{'' if total == 1 else 's'}: " + ", ".join(
             f"{counts[s]} {s}" for s in STATES if counts.get(s)
         )
         chosen = opened.get(name)
         if chosen is None or chosen not in self.items.get(name, {}):
-            chosen = _default_item(states, last=node["kind"] == "loop")
+            chosen = self._default_item(name, last=node["kind"] == "loop")
         if chosen is None:
             return
         branch = node["branches"][0]
@@ -292,6 +330,16 @@ class RunState:
         rows.append(_branch_row(instance, f"{noun} {chosen}", depth + 1, state, node["kind"], name))
         ended = done or instance in self.branch_end
         self._walk(branch["steps"], (*items, chosen), depth + 2, ended, opened, rows)
+
+    def _default_item(self, composite: str, last: bool) -> str | None:
+        """The item worth showing first: the first to fail, else a running one, else the
+        first (the latest iteration, for a loop)."""
+        for kept in (self._failed_items, self._running_items):
+            found = next(iter(kept.get(composite, ())), None)
+            if found is not None:
+                return found
+        items = list(self.items.get(composite, ()))
+        return (items[-1] if last else items[0]) if items else None
 
     def _row(
         self, name: str, step: StepState | None, depth: int, node: dict[str, Any] | None = None
@@ -335,18 +383,6 @@ def _branch_row(
         "composite": composite,
         "of": of_kind,
     }
-
-
-def _default_item(states: list[tuple[str, str]], last: bool) -> str | None:
-    """The item worth showing first: a failed one, else a running one, else the first
-    (the latest iteration, for a loop)."""
-    for wanted in (FAILED, RUNNING):
-        for item, state in states:
-            if state == wanted:
-                return item
-    if not states:
-        return None
-    return states[-1][0] if last else states[0][0]
 
 
 def _iso(stamp: float | None) -> str | None:
