@@ -262,6 +262,7 @@ class CatalogConfig(_Strict):
     """The catalog in a folder or at any fsspec URL."""
 
     catalog_location: str = ".catalog"
+    run_report: bool = False  # run-report.html in the run's folder at its end (run_report.py)
 
     def open(self, run_id: str) -> RunCatalog:
         from runnable_dask.stores.catalog import RunCatalog

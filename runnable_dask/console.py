@@ -6,7 +6,9 @@ from collections.abc import Callable
 
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
+from runnable_dask.progress import GroupProgress
 from runnable_dask.stores.runlog import RunLog
 
 _SILENT_TYPES = ("success", "fail")
@@ -26,6 +28,8 @@ class RunConsole:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False, soft_wrap=True)
         self._colour = self.console.is_terminal and not self.console.no_color
+        self.groups = GroupProgress(self.console) if self.console.is_terminal else None
+        """Bars for maps and wide Parallels in a terminal; None: plain lines (CI logs)."""
 
     def run_started(
         self, run_id: str, where: str, dashboard_link: str | None, run_log_path: str
@@ -61,6 +65,8 @@ class RunConsole:
         lines are not printed) whose outputs came from the step cache."""
         if step_type in _SILENT_TYPES:
             return
+        if self.groups is not None:
+            self.groups.finished(internal_name)
         if status == "SUCCESS":
             note = f", {cached} step{'s' if cached > 1 else ''} from the cache" if cached else ""
             self._line("green", "done    ", f"{internal_name} ({seconds:.2f} s{note})")
@@ -81,11 +87,32 @@ class RunConsole:
     def step_warning(self, internal_name: str, message: str) -> None:
         self._line("yellow", "warning ", f"{internal_name}: {message}")
 
+    def group_started(self, internal_name: str, step_type: str, count: int) -> None:
+        """A map's items are known, or a wide Parallel began: a bar in a terminal."""
+        noun = "iteration" if step_type == "map" else "branch"
+        plural = "" if count == 1 else "es" if noun == "branch" else "s"
+        if self.groups is None:
+            if step_type == "map":  # a Parallel's start line is printed as it starts
+                self.step_started(f"{internal_name} ({count} {noun}{plural})", step_type)
+            return
+        self.groups.started(internal_name, f"{noun}{plural}", count)
+
+    def item_started(self, group: str, item: str) -> None:
+        if self.groups is not None:
+            self.groups.item_started(group, item)
+
+    def item_finished(self, group: str, item: str, ok: bool) -> None:
+        if self.groups is not None:
+            self.groups.item_finished(group, item, ok)
+
     def _line(self, colour: str, label: str, text: str) -> None:
         """One progress line, written directly: rich's full rendering costs ~1 ms a line,
-        which a run of thousands of steps would feel."""
+        which a run of thousands of steps would feel. Above the bars while they show."""
         if self._colour:
             label = f"{_ANSI[colour]}{label}{_ANSI['reset']}"
+        if self.groups is not None and self.groups.active:
+            self.console.print(Text.from_ansi(f"  {label} {text}"))
+            return
         self.console.file.write(f"  {label} {text}\n")
 
     def run_finished(
@@ -100,6 +127,8 @@ class RunConsole:
     ) -> None:
         """The summary; each failed step with its message, where its full log is, and the
         log's last lines (a step on a remote worker printed them there)."""
+        if self.groups is not None:
+            self.groups.stop()
         colour = "green" if run_log.status == "SUCCESS" else "red"
         self.console.print(
             f"[bold]Run {escape(run_log.run_id)}[/] [bold {colour}]{run_log.status}[/] "
@@ -113,6 +142,9 @@ class RunConsole:
         if report:
             self.console.print(f"  Report:    {escape(report)}")
         self._cached_summary(run_log)
+        run_report = run_log.run_config.get("run_report")
+        if run_report:
+            self.console.print(f"  Run report: {escape(run_report)}")
         if run_log.status == "FAIL":
             self.console.print(f"  Resume:    runnable-dask retry {escape(run_log.run_id)}")
         # In a run that succeeded, a failed step was handled by an on_failure pipeline.

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from runnable_dask._excepthook import quiet_interrupt
+from runnable_dask.announce import RunAnnouncer
 from runnable_dask.claim import claim, launch_record
 from runnable_dask.config import (
     AUTO_REPORT_SECONDS,
@@ -33,8 +34,9 @@ from runnable_dask.mocking import mock_patches
 from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import Plan, build_plan, secret_names
 from runnable_dask.recorder import RunRecorder
+from runnable_dask.run_report import report_at_end
 from runnable_dask.runtime import checkpoint, step_cache
-from runnable_dask.runtime.attempt import log_name, task_environment
+from runnable_dask.runtime.attempt import log_name, now, task_environment
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.tokens import Param, summarise
@@ -89,6 +91,8 @@ def execute(
             recorder.checkpoints = _checkpoints(executor, catalog, resumed)
             ctx = _context(executor, config, plan, recorder, catalog, events, secrets)
             lowering = Lowering(plan, ctx)
+            recorder.announcer = RunAnnouncer(executor.client, run_log.run_id)
+            recorder.announcer.started(plan, log_path, catalog.url(), now())
             # In-process tasks find the run id set for the whole run, not set per step.
             with (
                 task_environment({RUN_ID_ENV: run_log.run_id} if executor.in_process else {}),
@@ -106,9 +110,7 @@ def execute(
         interrupted = exc
         raise
     finally:
-        for step, warning in step_cache.finish_writes():
-            console.step_warning(step, warning)
-        _close(recorder, tracking, store, catalog)
+        _close(config, recorder, tracking, store, catalog, console)
         console.run_finished(
             run_log,
             time.monotonic() - began,
@@ -145,14 +147,24 @@ def _announce(
 
 
 def _close(
-    recorder: RunRecorder, tracking: TrackerHub, store: RunLogStorage, catalog: RunCatalog
+    config: Configuration,
+    recorder: RunRecorder,
+    tracking: TrackerHub,
+    store: RunLogStorage,
+    catalog: RunCatalog,
+    console: RunConsole,
 ) -> None:
-    """The run log's last write, the trackers' last hook, and the run id let go of."""
+    """The run's end: the step cache's last entries, the run log's last write, the
+    trackers' last hook, the run id let go of, and the run's report if asked for."""
+    for step, warning in step_cache.finish_writes():
+        console.step_warning(step, warning)
     try:
         recorder.close()
         _finish_tracking(tracking, recorder.run_log, catalog, store)
     finally:
         store.release(recorder.run_log.run_id)
+    if getattr(config.catalog.config, "run_report", False):  # a catalog type's option
+        recorder.run_log.run_config["run_report"] = report_at_end(recorder.run_log)
 
 
 def _context(

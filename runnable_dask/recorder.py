@@ -14,9 +14,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from runnable_dask.announce import RunAnnouncer
 from runnable_dask.console import RunConsole
 from runnable_dask.exceptions import RunLogStoreError
 from runnable_dask.plan import PLACEHOLDER, Plan, fill
+from runnable_dask.progress import WIDE_PARALLEL
 from runnable_dask.runtime.attempt import now
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import Event
@@ -54,19 +56,28 @@ class RunRecorder:
         """Set for a run in the driving process: stored before each write of the log."""
         self.step_listener: Callable[[StepLog, tuple[str, ...]], None] | None = None
         """Told of each step's final record and the branches it runs in (trackers)."""
+        self.announcer: RunAnnouncer | None = None
+        """Set to tell the scheduler (the dashboard's Pipeline page) each map's items."""
         self._branch_of: dict[str, str] = {}
         self._composite_of: dict[str, str] = {}
         self._parallel_branches: dict[str, list[str]] = {}
         self._type_of: dict[str, str] = {}
         self._quiet: set[str] = set()
+        self._groups: set[str] = set()
+        """Maps, and wide Parallels when the console draws bars: their branches' steps
+        print only when they fail, and each branch counts as an item of the bar."""
         for branch, node in plan.nodes():
             self._branch_of[node.internal_name] = branch.internal_name
             self._type_of[node.internal_name] = node.kind
-            if branch.internal_name in self._quiet or (
-                branch.key == PLACEHOLDER
-                and self._type_of[self._composite_of[branch.internal_name]] == "map"
-            ):
+            composite = self._composite_of.get(branch.internal_name)
+            if branch.internal_name in self._quiet or composite in self._groups:
                 self._quiet.add(node.internal_name)
+            if node.kind == "map" or (
+                node.kind == "parallel"
+                and console.groups is not None
+                and len(node.branches) >= WIDE_PARALLEL
+            ):
+                self._groups.add(node.internal_name)
             for sub in node.branches:
                 self._composite_of[sub.internal_name] = node.internal_name
                 if node.internal_name in self._quiet:
@@ -103,6 +114,9 @@ class RunRecorder:
             branch = self._branch(event["template"], tuple(event["items"]))
             branch.status = event["status"]
             branch.parameters = _parameters(event["parameters"])
+            group = self._group_of(event["template"], tuple(event["items"]))
+            if group:
+                self.console.item_finished(group, branch.internal_name, branch.status == "SUCCESS")
         elif kind == "run_end":
             self._on_step(event["terminal"])
             self.run_log.parameters = _parameters(event["parameters"])
@@ -113,13 +127,14 @@ class RunRecorder:
     def expand_map(self, template: str, items: tuple[str, ...], values: tuple[str, ...]) -> None:
         """A map's items are known: list its branches in item order before any reports."""
         branch_template = f"{template}.{PLACEHOLDER}"
+        if self.announcer is not None:
+            self.announcer.map_expanded(template, items, values)
         step = self._composite(template, items)
         for value in values:
             name = fill(branch_template, (*items, value))
             step.branches.setdefault(name, BranchLog(internal_name=name))
         if not self._quiet_step(template):
-            count = f"{len(values)} iteration{'' if len(values) == 1 else 's'}"
-            self.console.step_started(f"{fill(template, items)} ({count})", "map")
+            self.console.group_started(fill(template, items), "map", len(values))
         self._dirty = True
 
     def fail_run(self, message: str, culprit: str | None = None) -> None:
@@ -205,6 +220,9 @@ class RunRecorder:
         # A map's start is printed once its items are known, with their count.
         if not self._quiet_step(template) and step.step_type != "map":
             self.console.step_started(name, event["step_type"])
+        group = self._group_of(branch, items)
+        if group:
+            self.console.item_started(group, fill(branch, items))
 
     def _on_step(self, event: Event) -> None:
         name, template, items = event["internal_name"], event["template"], tuple(event["items"])
@@ -273,6 +291,13 @@ class RunRecorder:
             branch = self._branch_of.get(self._composite_of[branch], "")
         return tuple(reversed(found))
 
+    def _group_of(self, branch: str, items: tuple[str, ...]) -> str:
+        """The map or wide Parallel whose bar counts ``branch`` as an item, if drawn."""
+        composite = self._composite_of.get(branch, "")
+        if composite in self._groups and not self._quiet_step(composite):
+            return fill(composite, items)
+        return ""
+
     def _quiet_step(self, template: str) -> bool:
         """Steps inside map iterations print only when they fail: a map may have 10,000."""
         return template in self._quiet
@@ -308,6 +333,8 @@ class RunRecorder:
             self._started[name] = (time.monotonic(), self._branch_of[template], items, now())
             if not self._quiet_step(template):
                 self.console.step_started(name, step.step_type)
+                if step.step_type == "parallel" and template in self._groups:
+                    self.console.group_started(name, "parallel", len(step.branches))
         return step
 
     def _write_if_due(self) -> None:

@@ -43,7 +43,7 @@ def _text_outputs(notebook: nbformat.NotebookNode) -> str:
 
 def _tables(notebook: nbformat.NotebookNode) -> list[str]:
     """The HTML tables shown (DataFrames), in cell order."""
-    return [html for html in _outputs(notebook, "text/html") if "<table" in html]
+    return [html for html in _outputs(notebook, "text/html") if 'class="dataframe"' in html]
 
 
 def _outputs(notebook: nbformat.NotebookNode, mime: str) -> list[str]:
@@ -97,6 +97,8 @@ def test_getting_started_runs_the_seed_pipeline_and_reads_it_back(
     assert f"Run {run_id}" in text
     assert "Dashboard: http://127.0.0.1:" in text
     assert "'SUCCESS'" in text
+    summaries = [h for h in _outputs(notebook, "text/html") if f"<b>Run {run_id}</b>" in h]
+    assert len(summaries) == 1 and ">SUCCESS<" in summaries[0]  # the run log, as HTML
     table, runs = _tables(notebook)  # the steps, then the runs
     for branch in ("branch1", "branch2"):
         for step in ("hello_stub", "hello_python", "hello_shell", "hello_notebook"):

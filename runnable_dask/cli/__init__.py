@@ -15,6 +15,7 @@ from runnable_dask.cli.cache import cache
 from runnable_dask.cli.cluster import cluster
 from runnable_dask.cli.execute import execute, retry
 from runnable_dask.cli.graph import graph
+from runnable_dask.cli.report import report
 from runnable_dask.cli.runs import runs
 from runnable_dask.cli.show import show
 from runnable_dask.exceptions import ExecutionFailedError, RunnableDaskError
@@ -40,7 +41,7 @@ def cli() -> None:
     """Run runnable pipelines on Dask, and look at what they did."""
 
 
-for _command in (execute, retry, runs, show, graph, cluster, cache):
+for _command in (execute, retry, runs, show, graph, report, cluster, cache):
     cli.add_command(_command)
 
 

@@ -37,7 +37,13 @@ class _Captured(BaseException):
     type=click.Path(dir_okay=False, writable=True),
     help="Also render an SVG with Graphviz dot (which must be on PATH).",
 )
-def graph(target: str, output: str | None, svg: str | None) -> None:
+@click.option(
+    "--dask",
+    "dask_graph",
+    is_flag=True,
+    help="Draw the Dask task graph the pipeline lowers to (keys and layers), not its steps.",
+)
+def graph(target: str, output: str | None, svg: str | None, dask_graph: bool) -> None:
     """Print the pipeline's shape as a Mermaid flowchart.
 
     FILE.py:function calls function(), which returns the Pipeline. FILE.py calls main()
@@ -46,12 +52,25 @@ def graph(target: str, output: str | None, svg: str | None) -> None:
 
     Composite steps are boxes around their branches, on_failure routes are dashed and
     the success and fail terminals are circles.
+
+    With --dask: the Dask graph the scheduler receives first, a task per step keyed
+    <step>-<token>, a layer per branch (--svg through dask.visualize, which needs the
+    graphviz package); a Map's items join it at run time, once their list is known.
     """
     pipeline = _pipeline(Entry.parse(target))
-    diagram = build_diagram(build_plan(pipeline))
-    if svg:
-        _render_svg(to_dot(diagram), svg)
-    text = to_mermaid(diagram)
+    if dask_graph:
+        from runnable_dask.dask_graph import to_delayed
+        from runnable_dask.dask_graph import to_mermaid as dask_mermaid
+
+        delayed = to_delayed(pipeline)
+        if svg:
+            _visualize(delayed, svg)
+        text = dask_mermaid(delayed)
+    else:
+        diagram = build_diagram(build_plan(pipeline))
+        if svg:
+            _render_svg(to_dot(diagram), svg)
+        text = to_mermaid(diagram)
     if output:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -92,3 +111,15 @@ def _render_svg(dot_text: str, path: str) -> None:
     )
     if result.returncode != 0:
         raise click.ClickException(f"dot could not render the graph: {result.stderr.strip()}")
+
+
+def _visualize(delayed: object, path: str) -> None:
+    try:
+        import graphviz  # noqa: F401  (dask.visualize draws through it)
+    except ImportError:
+        raise UsageProblem(
+            "--dask --svg draws through dask.visualize, which needs the graphviz package "
+            "and Graphviz's dot: pip install graphviz, and apt install graphviz (or brew); "
+            "without --svg the Dask graph prints as Mermaid text"
+        ) from None
+    delayed.visualize(filename=path)  # type: ignore[attr-defined]

@@ -69,6 +69,8 @@ _MUST_MATCH = (
     "runnable_dask",
 )
 _OURS = ("runnable_dask",)
+# The dashboard's Pipeline page on the cluster started for a run (runnable_dask.dashboard).
+_PIPELINE_PAGE = {"preload": ["runnable_dask.dashboard"]}
 _EXTRAS = {"dask_jobqueue": "jobqueue", "dask_kubernetes": "kubernetes"}
 
 
@@ -298,6 +300,7 @@ def _start_local(config: DaskConfig, security: Security | None, stack: ExitStack
                 silence_logs=logging.ERROR,
                 timeout=config.timeout,
                 resources=config.resources,
+                scheduler_kwargs=_PIPELINE_PAGE,
                 **tls,
             )
     except Exception as exc:

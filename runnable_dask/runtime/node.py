@@ -89,6 +89,11 @@ class StepCall(Compact):
             **fields,
         }
 
+    def retry_event(self, attempt: int, message: str, start: dict[str, Any]) -> dict[str, Any]:
+        """An attempt failed and attempt number ``attempt`` follows (the run log records
+        every attempt with the step's end; this tells a live view the step is retrying)."""
+        return {**start, "event": "retry", "attempt": attempt, "message": message}
+
     def start_event(self, started: str) -> dict[str, Any]:
         """The step began: shown as running until its record arrives."""
         return {
@@ -179,7 +184,8 @@ def _run_task(
         environment.update((n, ctx.secrets[n]) for n in task.secrets if n in ctx.secrets)
     environment.update((n, str(token.params[n].value)) for n in call.indexes if n in token.params)
     start = call.start_event(now())
-    with announced(ctx.reporter.sender(), start), task_environment(environment):
+    send = ctx.reporter.sender()
+    with announced(send, start), task_environment(environment):
         for number in range(1, task.retries + 2):
             if number > 1 and task.retry_delay:
                 time.sleep(task.retry_delay)
@@ -187,6 +193,8 @@ def _run_task(
             attempts.append(result.attempt)
             if result.ok:
                 break
+            if number <= task.retries:  # said now, for the dashboard: the end comes later
+                send([call.retry_event(number + 1, result.attempt["message"], start)])
     status = "SUCCESS" if result.ok else "FAIL"
     if cache is not None:
         if result.ok:

@@ -117,6 +117,12 @@ class RunLog(_Record):
                 found.append(step)
         return found
 
+    def _repr_html_(self) -> str:
+        """A readable summary in Jupyter (see runnable_dask.run_html)."""
+        from runnable_dask.run_html import run_log_html
+
+        return run_log_html(self)
+
     def failures(self) -> list[tuple[str, str]]:
         """(internal name, message) of every failed step, in recorded order."""
         return [(s.internal_name, s.message) for s in self.failed_steps()]
