@@ -195,10 +195,10 @@ def _run_task(
                 break
             if number <= task.retries:  # said now, for the dashboard: the end comes later
                 send([call.retry_event(number + 1, result.attempt["message"], start)])
+        if cache is not None and result.ok:  # while the step's secrets are set: none is kept
+            cache.keep(task, name, ctx.run_id, result, catalog, ctx.checkpoints is not None)
     status = "SUCCESS" if result.ok else "FAIL"
     if cache is not None:
-        if result.ok:
-            cache.keep(task, name, ctx.run_id, result, catalog, ctx.checkpoints is not None)
         cache.note_in_log(catalog, name)
     event = call.event(
         status,

@@ -1,5 +1,6 @@
-"""The README's ``dask scheduler`` / ``dask worker`` lines, run as written (free ports
-instead of 8786/8787), listen on 127.0.0.1 only and run a pipeline (issue 17, point 9)."""
+"""The documented ``dask scheduler`` / ``dask worker`` lines (docs/dask-clusters.md), run
+as written (free ports instead of 8786/8787), listen on 127.0.0.1 only and run a pipeline
+(issue 17, point 9)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from pathlib import Path
 
 import psutil
 import pytest
+from project_copy import REPOSITORY
 
 from runnable_dask import Pipeline, ShellTask
 
-from .conftest import DASK, ROOT, START_TIMEOUT, start, stop, write_config
+from .conftest import DASK, START_TIMEOUT, start, stop, write_config
 
 pytestmark = pytest.mark.cluster
 
@@ -26,8 +28,8 @@ def _free_port() -> int:
 
 
 def _readme_commands() -> list[list[str]]:
-    """The first ``dask scheduler`` and ``dask worker`` lines of the README's bash blocks."""
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    """The first ``dask scheduler`` and ``dask worker`` lines of the page's bash blocks."""
+    lines = (REPOSITORY / "docs" / "dask-clusters.md").read_text(encoding="utf-8").splitlines()
     found = [line.rstrip(" &") for line in lines if re.match(r"dask (scheduler|worker) ", line)]
     return [shlex.split(line) for line in found[:2]]
 

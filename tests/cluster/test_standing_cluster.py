@@ -286,4 +286,4 @@ def test_sizing_the_runs_own_cluster_wins_over_a_running_one(
 ) -> None:
     run(workdir, n_workers=1, dashboard_address="127.0.0.1:0")
     line, _ = first_line(capsys)
-    assert "on LocalCluster (1 worker processes x 4 threads), started for this run" in line
+    assert "on LocalCluster (1 worker processes x 4 threads, TLS), started for this run" in line

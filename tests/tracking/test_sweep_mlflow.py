@@ -76,7 +76,10 @@ def test_sweep_tracked_in_mlflow_with_a_nested_run_per_configuration(tmp_path: P
     for name, metrics in fits.items():
         nested = runs[name.removesuffix(".fit")]
         assert nested.data.metrics == metrics
-        assert nested.data.params == {"config": nested.info.run_name.split(".grid.")[1]}
+        # Found above by its branch's name, which names its configuration. The
+        # configuration itself is a pickled map item (each fit is cached by its own point),
+        # and the tracker logs no pickled value as a param.
+        assert "config" not in nested.data.params
     artifacts = {a.path for a in client.list_artifacts(root.info.run_id, "report")}
     assert artifacts == {"report/summary.md", "report/sweep-scores.png"}
     assert (tmp_path / "artifacts").is_dir()
