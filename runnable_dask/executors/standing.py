@@ -35,6 +35,7 @@ from pathlib import Path
 
 import psutil
 
+from runnable_dask.dashboard import PRELOAD as PIPELINE_PAGE
 from runnable_dask.exceptions import RunnableDaskError
 
 STATE_ENV = "RUNNABLE_DASK_CLUSTER_FILE"
@@ -220,6 +221,7 @@ def start(sizes: Sizes, path: Path | None = None) -> ClusterState:
         [
             *(_DASK, "scheduler", "--host", "127.0.0.1", "--port", str(sizes.port)),
             *("--dashboard-address", sizes.dashboard_address),
+            *("--preload", PIPELINE_PAGE),  # the dashboard's Pipeline page
             *("--scheduler-file", str(scheduler_file)),
         ],
         folder,

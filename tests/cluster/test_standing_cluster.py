@@ -9,11 +9,13 @@ killed with SIGKILL, by pid.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -287,3 +289,19 @@ def test_sizing_the_runs_own_cluster_wins_over_a_running_one(
     run(workdir, n_workers=1, dashboard_address="127.0.0.1:0")
     line, _ = first_line(capsys)
     assert "on LocalCluster (1 worker processes x 4 threads, TLS), started for this run" in line
+
+
+def test_a_runnable_dask_cluster_serves_the_pipeline_page(
+    uses: standing.ClusterState, workdir: Path
+) -> None:
+    """The dashboard of a cluster started by ``runnable-dask cluster start`` has the
+    Pipeline page: its JSON lists a run made on it, with the run's step."""
+    run(workdir)
+    base = str(uses.dashboard).removesuffix("/status")
+    with urllib.request.urlopen(f"{base}/runnable-dask/runs", timeout=30) as answer:
+        runs = json.loads(answer.read())["runs"]
+    assert runs, "the page saw no run"
+    with urllib.request.urlopen(
+        f"{base}/runnable-dask/runs/{runs[0]['run_id']}", timeout=30
+    ) as answer:
+        assert '"where"' in answer.read().decode()
