@@ -179,13 +179,7 @@ def _connect_ambient(address: str, source: str, config: DaskConfig, stack: ExitS
             f"{SCHEDULER_ADDRESS_ENV} to run on a runnable-dask cluster or a LocalCluster "
             "started for the run"
         ) from exc
-    stack.callback(_close_client, client)
-    workers = check_versions(client, f"the Dask cluster at {address}")
-    return Connection(
-        client,
-        f"Dask scheduler {address} ({workers} worker{'s' if workers != 1 else ''}), from {source}",
-        _dashboard(client),
-    )
+    return _from(_reached(client, address, stack), source)
 
 
 def _connect_standing(state: standing.ClusterState, stack: ExitStack) -> Connection | str:
@@ -270,6 +264,12 @@ def _connect_address(config: DaskConfig, security: Security | None, stack: ExitS
             f"({type(exc).__name__}: {exc}); check that it runs (dask scheduler) and "
             f"listens there{hint}, or fix pipeline-executor.config.address"
         ) from exc
+    return _reached(client, address, stack)
+
+
+def _reached(client: Client, address: str, stack: ExitStack) -> Connection:
+    """A scheduler someone else started, reached: its versions checked, the client closed
+    with ``stack`` (the scheduler is left running)."""
     stack.callback(_close_client, client)
     workers = check_versions(client, f"the Dask cluster at {address}")
     return Connection(
