@@ -39,10 +39,6 @@ class RunConsole:
             self.console.print(f"  Dashboard: [link={dashboard_link}]{dashboard_link}[/link]")
         self.console.print(f"  Run log:   {escape(run_log_path)}")
 
-    def run_note(self, text: str) -> None:
-        """Said under the run's first lines: about where it runs (a cluster found gone)."""
-        self.console.print(f"  [yellow]Note:[/] {escape(text)}")
-
     def resumed(self, run_id: str) -> None:
         self.console.print(
             f"  Resuming {escape(run_id)}: steps that finished before are not run again"

@@ -15,10 +15,8 @@ import time
 from typing import Any
 
 from runnable_dask._excepthook import quiet_interrupt
-from runnable_dask.announce import RunAnnouncer
 from runnable_dask.claim import claim, launch_record
 from runnable_dask.config import (
-    AUTO_REPORT_SECONDS,
     CONFIGURATION_ENV,
     Configuration,
     load_configuration,
@@ -27,7 +25,7 @@ from runnable_dask.console import RunConsole
 from runnable_dask.exceptions import ExecutionFailedError, RunnableDaskError
 from runnable_dask.executors import Executor, Resolved, open_executor
 from runnable_dask.executors.kernels import warm_kernels
-from runnable_dask.executors.report import PerformanceReport, performance_report
+from runnable_dask.executors.report import PerformanceReport
 from runnable_dask.feed import GraphFeed
 from runnable_dask.lower import Lowering
 from runnable_dask.mocking import mock_patches
@@ -35,9 +33,8 @@ from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import Plan, build_plan, secret_names
 from runnable_dask.recorder import RunRecorder
 from runnable_dask.run_report import report_at_end
-from runnable_dask.runtime import checkpoint, step_cache
-from runnable_dask.runtime.attempt import log_name, now, task_environment
-from runnable_dask.runtime.checkpoint import InProcessCheckpoints
+from runnable_dask.runtime import step_cache
+from runnable_dask.runtime.attempt import log_name, now
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import Pipeline
@@ -84,18 +81,16 @@ def execute(
     try:
         secrets = _secrets(plan)  # read before a cluster starts without them
         with open_executor(config.pipeline_executor, events, plan) as executor:
-            executor.notice = console.note
             dashboard = executor.dashboard_link
             _announce(console, executor, run_log.run_id, log_path, resumed)
             _start_tracking(tracking, recorder, resumed, catalog, log_path)
-            recorder.checkpoints = _checkpoints(executor, catalog, resumed)
+            recorder.checkpoints = executor.checkpoints(catalog, resumed)
             ctx = _context(executor, config, plan, recorder, catalog, events, secrets)
             lowering = Lowering(plan, ctx)
-            recorder.announcer = RunAnnouncer(executor.client, run_log.run_id)
+            recorder.announcer = executor.announcer(run_log.run_id)
             recorder.announcer.started(plan, log_path, catalog.url(), now())
-            # In-process tasks find the run id set for the whole run, not set per step.
             with (
-                task_environment({RUN_ID_ENV: run_log.run_id} if executor.in_process else {}),
+                executor.run_scope(run_log.run_id),
                 warm_kernels(executor, plan, lowering.ctx),
             ):
                 _run_graph(executor, events, lowering, recorder, params, catalog)
@@ -140,8 +135,7 @@ def _announce(
 ) -> None:
     """The run's first lines: where it runs, its dashboard and run log; a resume said."""
     console.run_started(run_id, executor.description, executor.dashboard_link, log_path)
-    if executor.note:
-        console.run_note(executor.note)
+    executor.notices.listen(console.note)
     if resumed:
         console.resumed(run_id)
 
@@ -228,14 +222,9 @@ def _run_graph(
     catalog: RunCatalog,
 ) -> None:
     """Drive the run, with Dask's performance report kept in the catalog if asked for."""
-    asked = executor.report_performance
-    client = executor.client if asked is not False else None
-    at_least = AUTO_REPORT_SECONDS if asked is None else 0.0
     report = PerformanceReport()
     try:
-        with performance_report(
-            client, catalog, _calling_code(recorder.run_log), at_least
-        ) as report:
+        with executor.performance_report(catalog, _calling_code(recorder.run_log)) as report:
             _drive(events, GraphFeed(executor), lowering, recorder, params)
     except BaseException as exc:  # the run stops early: so does what its steps started
         if isinstance(exc, Exception):  # what siblings finished stays recorded
@@ -245,18 +234,6 @@ def _run_graph(
     finally:
         if report.url:
             recorder.run_log.run_config["performance_report"] = report.url
-
-
-def _checkpoints(
-    executor: Executor, catalog: RunCatalog, resumed: bool
-) -> InProcessCheckpoints | None:
-    """Where finished tasks keep their outcomes: handed to this process when they run in
-    it; else each in its own file, where a resumed run's batched ones are unpacked to."""
-    if executor.in_process:
-        return InProcessCheckpoints(catalog, checkpoint.load_all(catalog) if resumed else {})
-    if resumed:
-        checkpoint.unpack_batches(catalog)
-    return None
 
 
 def _calling_code(run_log: RunLog) -> str:

@@ -4,6 +4,11 @@ An executor is a context manager that owns only what it opened. The driver hands
 graph in parts (:meth:`Executor.submit`): a part's tasks may read keys of earlier parts
 that the executor was asked to keep. For every key the driver watches, one
 :class:`Resolved` item arrives on the events queue when its task ends.
+
+Whatever differs with where tasks run (how their events travel, where finished tasks keep
+their outcomes, what they find in their environment, where notebook kernels are warmed,
+what watches the run from outside) the executor supplies through the small protocols
+below, so neither the driver nor a task asks which executor it has.
 """
 
 from __future__ import annotations
@@ -12,12 +17,19 @@ import queue
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runnable_dask.config import Section
 from runnable_dask.plan import Plan
 from runnable_dask.runtime.context import Reporter
 from runnable_dask.sdk.resources import Resources
+
+if TYPE_CHECKING:
+    from runnable_dask.announce import RunAnnouncer
+    from runnable_dask.executors.report import PerformanceReport
+    from runnable_dask.runtime.checkpoint import InProcessCheckpoints
+    from runnable_dask.runtime.kernel_pool import KernelKey
+    from runnable_dask.stores.catalog import RunCatalog
 
 Tasks = dict[str, tuple[Any, ...]]
 Deps = dict[str, tuple[str, ...]]
@@ -31,29 +43,87 @@ class Resolved:
     outcome: Callable[[], Any]
 
 
-class Executor(Protocol):
+class Notices:
+    """Notes for the person watching the run (a cluster found gone, resources ignored).
+
+    An executor may have something to say before anyone listens (while it connects):
+    it is held until the driver listens, after the run's first lines.
+    """
+
+    def __init__(self) -> None:
+        self._held: list[str] = []
+        self._listener: Callable[[str], None] | None = None
+
+    def __call__(self, text: str) -> None:
+        """Say ``text``: its first word is its label (``note ...``)."""
+        if self._listener is None:
+            self._held.append(text)
+        else:
+            self._listener(text)
+
+    def listen(self, listener: Callable[[str], None]) -> None:
+        """Send every note, those held first, to ``listener``."""
+        self._listener = listener
+        for text in self._held:
+            listener(text)
+        self._held.clear()
+
+
+class Reporting(Protocol):
+    """How a task's events reach the driver from where it runs."""
+
+    def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
+        """The reporter tasks of ``run_id`` send their events with; they arrive on
+        ``events``."""
+        ...
+
+
+class Checkpointing(Protocol):
+    """Where a finished task keeps its outcome, so a resumed run does not run it again."""
+
+    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> InProcessCheckpoints | None:
+        """What tasks hand their checkpoints to (tasks in this process), or None: each
+        task writes its own file (tasks elsewhere); a resumed run's are made ready."""
+        ...
+
+
+class TaskSurroundings(Protocol):
+    """What the run's tasks find where they run."""
+
+    def run_scope(self, run_id: str) -> AbstractContextManager[None]:
+        """Held while the run goes on: tasks in this process find ``RUNNABLE_RUN_ID``
+        set once for the whole run, instead of per step."""
+        ...
+
+    def warm_kernels(self, keys: set[KernelKey]) -> AbstractContextManager[None]:
+        """Held while the run goes on: these notebook kernels started ahead of the
+        notebook steps, where those steps run."""
+        ...
+
+
+class Observers(Protocol):
+    """What watches the run from outside it: a scheduler's dashboard and its reports."""
+
+    def announcer(self, run_id: str) -> RunAnnouncer:
+        """Tells the dashboard's Pipeline page about the run (sends nothing without a
+        scheduler)."""
+        ...
+
+    def performance_report(
+        self, catalog: RunCatalog, calling_code: str
+    ) -> AbstractContextManager[PerformanceReport]:
+        """Held while the graph runs: the run's Dask performance report, kept in the
+        catalog when the executor's configuration asks for one."""
+        ...
+
+
+class Executor(Reporting, Checkpointing, TaskSurroundings, Observers, Protocol):
     """What the driver needs from a place to run the graph."""
 
     dashboard_link: str | None
     description: str
-    note: str
-    """Said under the first line of the run, when not empty (a cluster found gone)."""
-
-    @property
-    def report_performance(self) -> bool | None:
-        """Whether the run's Dask performance report is kept (the ``dask`` executor's
-        option; None: when the run took long enough)."""
-
-    in_process: bool
-    """Whether tasks run as threads of the driving process (no worker can be lost)."""
-    notice: Callable[[str], None]
-    """Where a note for the person watching the run goes (the driver sets it)."""
-
-    @property
-    def client(self) -> Any:
-        """The ``distributed.Client`` the graph runs through, or None (in-process)."""
-
-    def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter: ...
+    notices: Notices
+    """Notes for the person watching the run; the driver listens after the first lines."""
 
     def submit(
         self,

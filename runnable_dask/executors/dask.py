@@ -11,26 +11,31 @@ from __future__ import annotations
 import queue
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable
-from contextlib import ExitStack, nullcontext, suppress
-from typing import Any
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext, suppress
+from typing import TYPE_CHECKING, Any
 
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 from dask.typing import Key
 
-from runnable_dask.config import DaskConfig
-from runnable_dask.executors import Deps, Resolved, Tasks
+from runnable_dask.announce import RunAnnouncer
+from runnable_dask.config import AUTO_REPORT_SECONDS, DaskConfig
+from runnable_dask.executors import Deps, Notices, Resolved, Tasks
 from runnable_dask.executors.cluster import ClusterError, connect, ship_graph, ship_user_modules
 from runnable_dask.executors.dask_events import TopicReporter, put_each
+from runnable_dask.executors.report import PerformanceReport, performance_report
 from runnable_dask.executors.resources import ResourceCheck
 from runnable_dask.executors.worker_setup import closing_quietly, workers_without
+from runnable_dask.runtime import checkpoint
 from runnable_dask.runtime.context import Reporter
+from runnable_dask.stores.catalog import RunCatalog
+
+if TYPE_CHECKING:
+    from runnable_dask.runtime.kernel_pool import KernelKey
 
 
 class DaskExecutor:
     """Runs the graph through a ``distributed.Client``."""
-
-    in_process = False
 
     def __init__(
         self, config: DaskConfig, events: queue.SimpleQueue, secret_names: frozenset[str]
@@ -42,15 +47,13 @@ class DaskExecutor:
         self._watched: dict[str, Any] = {}  # a future nobody holds is cancelled
         self.dashboard_link: str | None = None
         self.description = ""
-        self.note = ""
+        self.notices = Notices()
         self._stack = ExitStack()
         self._client: Any = None
         self._topics: list[str] = []
         self._by_value = False
         self._run = "runnable-dask"
         self._span_ids: dict[tuple[str, ...], str] = {}
-        self.notice: Callable[[str], None] = lambda text: None
-        """Where a note for the person watching goes (the driver sets its console's)."""
         self._resource_check: ResourceCheck | None = None
 
     def __enter__(self) -> DaskExecutor:
@@ -62,7 +65,8 @@ class DaskExecutor:
             self._stack.close()
             raise
         self._client, self.description, self.dashboard_link = connection[:3]
-        self.note = connection.note
+        if connection.note:  # a cluster found gone, said under the run's first lines
+            self.notices(f"note {connection.note}")
         # Workers the run did not start may not have the user's project, or hold an older
         # import of it: send its code, if it has any (wrapping every task for cloudpickle
         # costs about 3 ms a task).
@@ -70,13 +74,39 @@ class DaskExecutor:
             self._by_value = bool(ship_user_modules([]))
         return self
 
-    @property
-    def client(self) -> Any:
-        return self._client
+    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> None:
+        """Tasks on workers each write their own file; a resumed run's batched ones are
+        unpacked to files first."""
+        if resumed:
+            checkpoint.unpack_batches(catalog)
 
-    @property
-    def report_performance(self) -> bool | None:
-        return self.config.performance_report
+    def run_scope(self, run_id: str) -> AbstractContextManager[None]:
+        return nullcontext()  # each task sets the run id on its worker while it runs
+
+    @contextmanager
+    def warm_kernels(self, keys: set[KernelKey]) -> Iterator[None]:
+        """A worker plugin per kernel: each worker keeps its own, registered once per
+        cluster, so a standing cluster keeps its kernels ready from one run to the next."""
+        from runnable_dask.runtime.kernel_plugin import WarmKernels
+
+        for key in sorted(keys, key=repr):
+            plugin = WarmKernels(key)
+            self._client.register_plugin(plugin, name=plugin.name)
+        yield
+
+    def announcer(self, run_id: str) -> RunAnnouncer:
+        return RunAnnouncer(self._client, run_id)
+
+    def performance_report(
+        self, catalog: RunCatalog, calling_code: str
+    ) -> AbstractContextManager[PerformanceReport]:
+        """As ``performance_report`` in the configuration asks: always, never, or (unset)
+        when the run took long enough to be worth the rendering."""
+        asked = self.config.performance_report
+        if asked is False:
+            return nullcontext(PerformanceReport())
+        at_least = AUTO_REPORT_SECONDS if asked is None else 0.0
+        return performance_report(self._client, catalog, calling_code, at_least)
 
     def __exit__(self, *exc_info: object) -> None:
         from distributed.client import ClosedClientError
@@ -175,7 +205,7 @@ class DaskExecutor:
         if self._resource_check is None:
             address = str(self._client.scheduler.address)
             can_grow = bool(self.config.address or self.config.cluster_class)
-            self._resource_check = ResourceCheck(self._client, address, can_grow, self.notice)
+            self._resource_check = ResourceCheck(self._client, address, can_grow, self.notices)
         self._resource_check.submitted(resources)
 
     def _span(self, path: tuple[str, ...]) -> dict[str, tuple[str, ...]]:

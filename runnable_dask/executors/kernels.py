@@ -1,9 +1,7 @@
 """Warm kernels for a run: which kernels its notebooks use, prepared where they will run.
 
-On the ``local`` executor the pool is this process's, in use while the run lasts (no
-kernel outlives ``execute()``); on a Dask cluster each worker keeps its own through a
-worker plugin, registered once per cluster and kernel, so a standing cluster keeps its
-kernels ready from one run to the next.
+Which kernels is found here; the executor starts them where its tasks run
+(:meth:`runnable_dask.executors.Executor.warm_kernels`).
 """
 
 from __future__ import annotations
@@ -52,15 +50,5 @@ def warm_kernels(executor: Executor, plan: Plan, ctx: RunContext) -> Iterator[No
     if not keys:
         yield
         return
-    if executor.in_process:
-        from runnable_dask.runtime.kernel_pool import pool_in_use
-
-        with pool_in_use(keys):
-            yield
-        return
-    from runnable_dask.runtime.kernel_plugin import WarmKernels
-
-    for key in sorted(keys, key=repr):
-        plugin = WarmKernels(key)
-        executor.client.register_plugin(plugin, name=plugin.name)
-    yield
+    with executor.warm_kernels(keys):
+        yield

@@ -12,14 +12,24 @@ import os
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any
 
+from runnable_dask.announce import RunAnnouncer
 from runnable_dask.config import LocalConfig, MockedConfig
-from runnable_dask.executors import Deps, Resolved, Tasks
-from runnable_dask.runtime import processes
+from runnable_dask.executors import Deps, Notices, Resolved, Tasks
+from runnable_dask.executors.report import PerformanceReport
+from runnable_dask.runtime import checkpoint, processes
+from runnable_dask.runtime.attempt import task_environment
+from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import QueueReporter, Reporter
+from runnable_dask.runtime.node import RUN_ID_ENV
+from runnable_dask.stores.catalog import RunCatalog
+
+if TYPE_CHECKING:
+    from runnable_dask.runtime.kernel_pool import KernelKey
 
 
 class LocalExecutor:
@@ -31,10 +41,6 @@ class LocalExecutor:
     """
 
     dashboard_link: str | None = None
-    note = ""
-    client = None
-    report_performance = False
-    in_process = True
 
     def __init__(
         self,
@@ -56,7 +62,7 @@ class LocalExecutor:
         self._results: dict[str, Any] = {}
         self._keep: set[str] = set()
         self._watch: set[str] = set()
-        self.notice: Callable[[str], None] = lambda text: None
+        self.notices = Notices()
         self._noted_resources = False
 
     def __enter__(self) -> LocalExecutor:
@@ -73,6 +79,29 @@ class LocalExecutor:
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
         return QueueReporter(events)
 
+    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> InProcessCheckpoints:
+        """Tasks hand their outcomes to this process instead of writing a file each."""
+        return InProcessCheckpoints(catalog, checkpoint.load_all(catalog) if resumed else {})
+
+    def run_scope(self, run_id: str) -> AbstractContextManager[None]:
+        return task_environment({RUN_ID_ENV: run_id})
+
+    @contextmanager
+    def warm_kernels(self, keys: set[KernelKey]) -> Iterator[None]:
+        """This process's kernel pool, in use while the run lasts (none outlives it)."""
+        from runnable_dask.runtime.kernel_pool import pool_in_use
+
+        with pool_in_use(keys):
+            yield
+
+    def announcer(self, run_id: str) -> RunAnnouncer:
+        return RunAnnouncer(None, run_id)  # no scheduler, no dashboard to tell
+
+    def performance_report(
+        self, catalog: RunCatalog, calling_code: str
+    ) -> AbstractContextManager[PerformanceReport]:
+        return nullcontext(PerformanceReport())  # Dask's report needs a scheduler
+
     def submit(
         self,
         tasks: Tasks,
@@ -84,7 +113,7 @@ class LocalExecutor:
     ) -> None:
         if resources and not self._noted_resources:
             self._noted_resources = True
-            self.notice(
+            self.notices(
                 "note resources are Dask worker resources: on the local executor every "
                 "step runs in this process, and they are ignored"
             )
