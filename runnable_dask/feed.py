@@ -15,6 +15,7 @@ from typing import Any
 
 from runnable_dask.executors import Deps, Executor, Tasks
 from runnable_dask.lower import Frontier, GraphPart, Span
+from runnable_dask.pending import PendingInputs
 from runnable_dask.sdk.resources import Resources
 
 
@@ -24,8 +25,7 @@ class GraphFeed:
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
         self._waiting: dict[str, tuple[tuple[Any, ...], tuple[str, ...], Span]] = {}
-        self._missing: dict[str, int] = {}
-        self._waiters: defaultdict[str, list[str]] = defaultdict(list)
+        self._pending = PendingInputs()
         self._readers: defaultdict[str, int] = defaultdict(int)
         self._kept: set[str] = set()
         self._frontiers: dict[str, Frontier] = {}
@@ -63,13 +63,9 @@ class GraphFeed:
         for key, task in part.tasks.items():
             deps = part.deps[key]
             self._waiting[key] = (task, deps, part.spans[key])
-            unsubmitted = [d for d in deps if d not in self._kept]
-            self._missing[key] = len(unsubmitted)
-            for dep in unsubmitted:
-                self._waiters[dep].append(key)
             for dep in deps:
                 self._readers[dep] += 1
-            if not unsubmitted:
+            if self._pending.wait(key, [d for d in deps if d not in self._kept]):
                 ready.append(key)
         return ready
 
@@ -81,12 +77,8 @@ class GraphFeed:
         while ready:
             key = ready.pop()
             task, deps, span = self._waiting.pop(key)
-            del self._missing[key]
             batch[key], batch_deps[key], spans[key] = task, deps, span
-            for waiter in self._waiters.pop(key, []):
-                self._missing[waiter] -= 1
-                if self._missing[waiter] == 0:
-                    ready.append(waiter)
+            ready.extend(self._pending.arrived(key))
         return batch, batch_deps, spans
 
     def frontier(self, key: str) -> Frontier:

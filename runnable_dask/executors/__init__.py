@@ -14,7 +14,7 @@ below, so neither the driver nor a task asks which executor it has.
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,6 +41,16 @@ class Resolved:
 
     key: str
     outcome: Callable[[], Any]
+
+
+def substitute(arg: Any, values: Mapping[str, Any]) -> Any:
+    """A task argument with the keys it names (itself, or the items of a list: a join's
+    inputs) replaced by ``values``: results in this process, or futures on a cluster."""
+    if isinstance(arg, str) and arg in values:
+        return values[arg]
+    if isinstance(arg, list):
+        return [values.get(item, item) if isinstance(item, str) else item for item in arg]
+    return arg
 
 
 class Notices:

@@ -20,7 +20,7 @@ from dask.typing import Key
 
 from runnable_dask.announce import RunAnnouncer
 from runnable_dask.config import AUTO_REPORT_SECONDS, DaskConfig
-from runnable_dask.executors import Deps, Notices, Resolved, Tasks
+from runnable_dask.executors import Deps, Notices, Resolved, Tasks, substitute
 from runnable_dask.executors.cluster import ClusterError, connect, ship_graph, ship_user_modules
 from runnable_dask.executors.dask_events import TopicReporter, put_each
 from runnable_dask.executors.report import PerformanceReport, performance_report
@@ -260,15 +260,7 @@ def _exception_blame(key: str, dask_scheduler: Any = None) -> str | None:
 def _with_futures(task: tuple[Any, ...], held: dict[str, Any]) -> tuple[Any, ...]:
     """The task with the keys of earlier parts it reads replaced by their held futures."""
     function, *args = task
-    return (function, *(_swap(arg, held) for arg in args))
-
-
-def _swap(arg: Any, held: dict[str, Any]) -> Any:
-    if isinstance(arg, str) and arg in held:
-        return held[arg]
-    if isinstance(arg, list):
-        return [held.get(item, item) if isinstance(item, str) else item for item in arg]
-    return arg
+    return (function, *(substitute(arg, held) for arg in args))
 
 
 __all__ = ["ClusterError", "DaskExecutor"]

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from runnable_dask.announce import RunAnnouncer
 from runnable_dask.config import LocalConfig, MockedConfig
-from runnable_dask.executors import Deps, Notices, Resolved, Tasks
+from runnable_dask.executors import Deps, Notices, Resolved, Tasks, substitute
 from runnable_dask.executors.report import PerformanceReport
+from runnable_dask.pending import PendingInputs
 from runnable_dask.runtime import checkpoint, processes
 from runnable_dask.runtime.attempt import task_environment
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
@@ -56,8 +57,7 @@ class LocalExecutor:
         self._events = events
         self._lock = threading.Lock()
         self._waiting: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
-        self._missing: dict[str, int] = {}
-        self._dependents: defaultdict[str, list[str]] = defaultdict(list)
+        self._pending = PendingInputs()
         self._readers: defaultdict[str, int] = defaultdict(int)
         self._results: dict[str, Any] = {}
         self._keep: set[str] = set()
@@ -124,13 +124,9 @@ class LocalExecutor:
             for key, task in tasks.items():
                 inputs = deps[key]
                 self._waiting[key] = (task, inputs)
-                unfinished = [d for d in inputs if d not in self._results]
-                self._missing[key] = len(unfinished)
-                for dep in unfinished:
-                    self._dependents[dep].append(key)
                 for dep in inputs:
                     self._readers[dep] += 1
-                if not unfinished:
+                if self._pending.wait(key, [d for d in inputs if d not in self._results]):
                     ready.append(key)
         for key in ready:
             self._start(key)
@@ -158,21 +154,17 @@ class LocalExecutor:
     ) -> None:
         function, *args = task
         try:
-            result = function(*(_resolve(arg, values) for arg in args))
+            result = function(*(substitute(arg, values) for arg in args))
         except BaseException as exc:  # handed to the driver, which reports it
             error = exc
             self._events.put(Resolved(key, lambda: _raise(error)))
             return
-        ready = []
         with self._lock:
             self._results[key] = result
             for dep in inputs:
                 self._readers[dep] -= 1
                 self._forget_if_unread(dep)
-            for dependent in self._dependents.pop(key, []):
-                self._missing[dependent] -= 1
-                if self._missing[dependent] == 0:
-                    ready.append(dependent)
+            ready = self._pending.arrived(key)
             if key in self._watch:
                 self._watch.discard(key)
                 self._events.put(Resolved(key, lambda: result))
@@ -184,16 +176,6 @@ class LocalExecutor:
         if key in self._results and self._readers[key] <= 0 and key not in self._keep:
             del self._results[key]
             self._readers.pop(key, None)
-            self._missing.pop(key, None)
-
-
-def _resolve(arg: Any, values: dict[str, Any]) -> Any:
-    """A task argument with the keys it names replaced by their results."""
-    if isinstance(arg, str) and arg in values:
-        return values[arg]
-    if isinstance(arg, list):
-        return [values.get(item, item) if isinstance(item, str) else item for item in arg]
-    return arg
 
 
 def _raise(error: BaseException) -> Any:
