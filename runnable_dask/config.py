@@ -247,10 +247,14 @@ class MockedConfig(_Strict):
         return LocalExecutor(self, events, secret_names(plan))
 
 
+DEFAULT_LOG_FOLDER = ".run_log_store"
+"""Where run logs are kept when the configuration does not say (``runnable``'s default)."""
+
+
 class RunLogStoreConfig(_Strict):
     """Run logs as JSON files in a folder or at any fsspec URL."""
 
-    log_folder: str = ".run_log_store"
+    log_folder: str = DEFAULT_LOG_FOLDER
 
     def open(self) -> RunLogStorage:
         from runnable_dask.stores.runlog_store import RunLogStore

@@ -32,6 +32,7 @@ from runnable_dask.mocking import mock_patches
 from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import Plan, build_plan, secret_names
 from runnable_dask.recorder import RunRecorder
+from runnable_dask.run_id import RUN_ID_ENV
 from runnable_dask.run_report import report_at_end
 from runnable_dask.runtime import step_cache
 from runnable_dask.runtime.attempt import log_name, now
@@ -43,7 +44,6 @@ from runnable_dask.stores.runlog import ParameterRecord, RunLog
 from runnable_dask.stores.runlog_store import RunLogStorage
 from runnable_dask.tracking.hub import TrackerHub, load_trackers
 
-RUN_ID_ENV = "RUNNABLE_RUN_ID"
 PARAMETERS_ENV = "RUNNABLE_PARAMETERS_FILE"
 STRAGGLER_WAIT = 2.0
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypedDict
 
+from runnable_dask.config import DEFAULT_LOG_FOLDER
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogNotFoundError, RunLogStorage, RunLogStore
 
-DEFAULT_LOG_FOLDER = ".run_log_store"
 TERMINAL_TYPES = ("success", "fail")
 SUGGESTED_IDS = 5
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
+RUN_ID_ENV = "RUNNABLE_RUN_ID"
+"""The variable that carries a run's id, as in runnable: set for every task while it runs,
+and read by the driver to resume the run it names."""
+
 _ADJECTIVES = (
     "amber",
     "brisk",

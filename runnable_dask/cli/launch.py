@@ -95,7 +95,8 @@ def launch(
         )
     # The driver's names for them; imported here, as it brings in Dask (slow to import).
     from runnable_dask.claim import ENTRY_ENV
-    from runnable_dask.driver import PARAMETERS_ENV, RUN_ID_ENV
+    from runnable_dask.driver import PARAMETERS_ENV
+    from runnable_dask.run_id import RUN_ID_ENV
 
     settings = {
         ENTRY_ENV: str(entry),

@@ -22,11 +22,11 @@ from runnable_dask.config import LocalConfig, MockedConfig
 from runnable_dask.executors import Deps, Notices, Resolved, Tasks, substitute
 from runnable_dask.executors.report import PerformanceReport
 from runnable_dask.pending import PendingInputs
+from runnable_dask.run_id import RUN_ID_ENV
 from runnable_dask.runtime import checkpoint, processes
 from runnable_dask.runtime.attempt import task_environment
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import QueueReporter, Reporter
-from runnable_dask.runtime.node import RUN_ID_ENV
 from runnable_dask.stores.catalog import RunCatalog
 
 if TYPE_CHECKING:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from runnable_dask.compact import Compact
 from runnable_dask.plan import Node, fill
+from runnable_dask.run_id import RUN_ID_ENV
 from runnable_dask.runtime import checkpoint, step_cache
 from runnable_dask.runtime.attempt import (
     attempt_record,
@@ -36,8 +37,6 @@ from runnable_dask.runtime.tokens import (
     summarise,
 )
 from runnable_dask.stores.catalog import RunCatalog
-
-RUN_ID_ENV = "RUNNABLE_RUN_ID"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runnable_dask.compact import Compact
+from runnable_dask.sdk.returns import ReturnKind
 
-ParamKind = Literal["json", "object", "metric"]
+ParamKind = ReturnKind
+"""A parameter's kind is that of the return that made it."""
 
 
 @dataclass(frozen=True, slots=True)

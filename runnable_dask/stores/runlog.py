@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from runnable_dask.sdk.returns import ReturnKind
+
 Status = Literal["CREATED", "PROCESSING", "SUCCESS", "FAIL"]
 
 
@@ -22,7 +24,7 @@ class _Record(BaseModel):
 class ParameterRecord(_Record):
     """A parameter's value as recorded; pickled (``object``) values are named, not stored."""
 
-    kind: Literal["json", "object", "metric"]
+    kind: ReturnKind
     value: Any
     description: str = ""
 

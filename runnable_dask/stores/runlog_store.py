@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
 
+from runnable_dask.config import DEFAULT_LOG_FOLDER
 from runnable_dask.exceptions import (
     RunInUseError,
     RunLogExistsError,
@@ -87,7 +88,7 @@ class StoreConfig(Protocol):
 class RunLogStore:
     """A folder of run logs, local or at an fsspec URL (``memory://``, ``s3://``, ...)."""
 
-    def __init__(self, log_folder: str | os.PathLike[str] = ".run_log_store") -> None:
+    def __init__(self, log_folder: str | os.PathLike[str] = DEFAULT_LOG_FOLDER) -> None:
         self.location = os.fspath(log_folder)
         self._fs, self._root = url_to_fs(self.location)
         self._local = isinstance(self._fs, LocalFileSystem)
