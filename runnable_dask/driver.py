@@ -35,13 +35,14 @@ from runnable_dask.recorder import RunRecorder
 from runnable_dask.run_id import RUN_ID_ENV
 from runnable_dask.run_report import report_at_end
 from runnable_dask.runtime import step_cache
-from runnable_dask.runtime.attempt import log_name, now
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import Pipeline
+from runnable_dask.step_logs import log_name
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import ParameterRecord, RunLog
 from runnable_dask.stores.runlog_store import RunLogStorage
+from runnable_dask.timestamps import now
 from runnable_dask.tracking.hub import TrackerHub, load_trackers
 
 PARAMETERS_ENV = "RUNNABLE_PARAMETERS_FILE"

@@ -19,11 +19,11 @@ from runnable_dask.console import RunConsole
 from runnable_dask.exceptions import RunLogStoreError
 from runnable_dask.plan import PLACEHOLDER, Plan, fill
 from runnable_dask.progress import WIDE_PARALLEL
-from runnable_dask.runtime.attempt import now
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import Event
 from runnable_dask.stores.runlog import Attempt, BranchLog, ParameterRecord, RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogStorage
+from runnable_dask.timestamps import now
 
 WRITE_COST_FACTOR = 100
 LOST_WORKER = "the worker running this attempt was lost; Dask ran the step again"

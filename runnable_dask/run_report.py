@@ -20,7 +20,7 @@ from typing import Any
 
 from runnable_dask import results
 from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times, format_seconds
-from runnable_dask.runtime.attempt import log_name
+from runnable_dask.step_logs import log_name
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import BranchLog, RunLog, StepLog
 

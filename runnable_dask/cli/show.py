@@ -14,7 +14,7 @@ from runnable_dask import results
 from runnable_dask.cli.options import store_options
 from runnable_dask.cli.runlogs import read_run_log, resolve_store
 from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times
-from runnable_dask.runtime.attempt import log_name
+from runnable_dask.step_logs import log_name
 from runnable_dask.stores.runlog import StepLog
 
 BRANCHES_SHOWN = 20

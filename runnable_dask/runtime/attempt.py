@@ -12,7 +12,6 @@ import traceback
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import cloudpickle
@@ -22,7 +21,9 @@ from runnable_dask.runtime.child import RemoteTraceback
 from runnable_dask.runtime.deadline import time_limit
 from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import BaseTask, NotebookTask, PythonTask, ShellTask
+from runnable_dask.step_logs import log_name
 from runnable_dask.stores.catalog import RunCatalog
+from runnable_dask.timestamps import now
 
 
 @dataclass(slots=True)
@@ -39,11 +40,6 @@ class AttemptResult:
 
 class MissingSecretError(Exception):
     """A secret the task names is not set where the task runs."""
-
-
-def now() -> str:
-    """A UTC timestamp as the run log stores it."""
-    return datetime.now(timezone.utc).isoformat()
 
 
 def attempt_record(
@@ -138,11 +134,6 @@ def base_environment() -> dict[str, str]:
             else:
                 environ[name] = before
     return environ
-
-
-def log_name(internal_name: str) -> str:
-    """Where a step's captured output is kept in the run's catalog."""
-    return f"logs/{internal_name}.execution.log"
 
 
 def run_attempt(

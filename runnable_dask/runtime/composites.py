@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from runnable_dask.runtime.attempt import now
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.node import StepCall, join_branches
 from runnable_dask.runtime.tokens import (
@@ -27,6 +26,7 @@ from runnable_dask.runtime.tokens import (
     Token,
     arrived,
 )
+from runnable_dask.timestamps import now
 
 MAX_LISTED = 10
 

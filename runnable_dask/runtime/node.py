@@ -20,7 +20,6 @@ from runnable_dask.runtime import checkpoint, step_cache
 from runnable_dask.runtime.attempt import (
     attempt_record,
     note_secrets,
-    now,
     run_attempt,
     task_environment,
 )
@@ -37,6 +36,7 @@ from runnable_dask.runtime.tokens import (
     summarise,
 )
 from runnable_dask.stores.catalog import RunCatalog
+from runnable_dask.timestamps import now
 
 
 @dataclass(frozen=True, slots=True)

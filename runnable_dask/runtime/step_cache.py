@@ -71,12 +71,14 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
-from runnable_dask.runtime.attempt import AttemptResult, attempt_record, log_name, now
+from runnable_dask.runtime.attempt import AttemptResult, attempt_record
 from runnable_dask.runtime.cache_keys import step_identity, step_key
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import BaseTask, NotebookTask
+from runnable_dask.step_logs import log_name
 from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError
 from runnable_dask.stores.catalog import CatalogError, RunCatalog
+from runnable_dask.timestamps import now
 
 if TYPE_CHECKING:
     from runnable_dask.config import Configuration
