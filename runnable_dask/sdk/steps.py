@@ -75,13 +75,19 @@ class BaseStep(_Named):
 
 
 class BaseTask(BaseStep):
-    """A step that runs user code: returns, catalog, secrets and per-executor overrides.
+    """A step that runs user code: returns, catalog, secrets, retries, a time limit, caching.
 
     ``retries`` more attempts follow a failed one, ``retry_delay`` seconds apart; each
     attempt is recorded with its own number. An attempt still running after ``timeout``
     seconds is stopped and fails (:mod:`runnable_dask.runtime.deadline`). ``cache=True``
     skips the task when it succeeded before with the same code and inputs (see
     docs/caching.md).
+
+    ``overrides`` is runnable's: it picks, per executor, a named variant of the
+    executor's configuration for this step. Every step here runs through one executor
+    configuration, so a pipeline that sets it is refused when built rather than run
+    without what it asked for; ``resources`` and ``timeout`` say per step what such a
+    variant usually gave.
     """
 
     returns: list[TaskReturn] = Field(default_factory=list)
@@ -110,6 +116,19 @@ class BaseTask(BaseStep):
                 )
             normalised.append(TaskReturn(name=item) if isinstance(item, str) else item)
         return normalised
+
+    @field_validator("overrides")
+    @classmethod
+    def _no_overrides(cls, value: dict[str, str]) -> dict[str, str]:
+        if value:
+            raise ValueError(
+                f"overrides {value!r} would select a per-step variant of an executor's "
+                "configuration, as in runnable; runnable_dask runs every step through one "
+                "executor configuration, so it has none to select. Remove overrides; ask "
+                "for what the variant gave with this step's own settings: worker "
+                "resources={'GPU': 1}, timeout=seconds, retries=n"
+            )
+        return value
 
     @field_validator("returns")
     @classmethod

@@ -174,6 +174,12 @@ BAD_DEFINITIONS: list[tuple[str, Callable[[], Any], str]] = [
         lambda: ShellTask(name="sh"),
         r"ShellTask 'sh': field 'command' is required",
     ),
+    (
+        "runnable's per-step executor overrides, which nothing here would apply",
+        lambda: PythonTask(name="train", function=noop, overrides={"argo": "gpu"}),
+        r"PythonTask 'train': overrides: overrides \{'argo': 'gpu'\} would select a "
+        r"per-step variant .* Remove overrides; .* resources=\{'GPU': 1\}, timeout=",
+    ),
 ]
 
 
