@@ -21,7 +21,7 @@ from runnable_dask.plan import PLACEHOLDER, Plan, fill
 from runnable_dask.progress import WIDE_PARALLEL
 from runnable_dask.runtime.attempt import now
 from runnable_dask.runtime.checkpoint import InProcessCheckpoints
-from runnable_dask.runtime.context import Event
+from runnable_dask.runtime.events import BranchEnded, Event, RunEnded, StepEnded, StepStarted
 from runnable_dask.stores.runlog import Attempt, BranchLog, ParameterRecord, RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogStorage
 
@@ -104,23 +104,22 @@ class RunRecorder:
 
     def apply(self, event: Event) -> None:
         """Record one event from a task."""
-        kind = event["event"]
-        if kind == "start":
+        if isinstance(event, StepStarted):
             self._on_start(event)
-        elif kind == "step":
+        elif isinstance(event, StepEnded):
             self._on_step(event)
-        elif kind == "branch":
-            self._on_step(event["terminal"])
-            branch = self._branch(event["template"], tuple(event["items"]))
-            branch.status = event["status"]
-            branch.parameters = _parameters(event["parameters"])
-            group = self._group_of(event["template"], tuple(event["items"]))
+        elif isinstance(event, BranchEnded):
+            self._on_step(event.terminal)
+            branch = self._branch(event.template, event.items)
+            branch.status = event.status  # type: ignore[assignment]
+            branch.parameters = _parameters(event.parameters)
+            group = self._group_of(event.template, event.items)
             if group:
                 self.console.item_finished(group, branch.internal_name, branch.status == "SUCCESS")
-        elif kind == "run_end":
-            self._on_step(event["terminal"])
-            self.run_log.parameters = _parameters(event["parameters"])
-            self.run_log.status = event["status"]
+        elif isinstance(event, RunEnded):
+            self._on_step(event.terminal)
+            self.run_log.parameters = _parameters(event.parameters)
+            self.run_log.status = event.status  # type: ignore[assignment]
         self._dirty = True
         self._write_if_due()
 
@@ -196,18 +195,18 @@ class RunRecorder:
                 step.message = step.message or "stopped while running: the run was interrupted"
                 _end_running_attempt(step, now(), step.message)
 
-    def _on_start(self, event: Event) -> None:
+    def _on_start(self, event: StepStarted) -> None:
         """A step began: it shows as PROCESSING, a task with a running attempt."""
-        name, template, items = event["internal_name"], event["template"], tuple(event["items"])
+        name, template, items = event.internal_name, event.template, event.items
         branch = self._branch_of.get(template, "")
         steps = self._steps(branch, items)
         step = steps.get(name)
-        started = event["start_time"]
+        started = event.start_time
         if step is None:
             step = steps[name] = StepLog(
-                name=event["name"],
+                name=event.name,
                 internal_name=name,
-                step_type=event["step_type"],
+                step_type=event.step_type,
                 status="PROCESSING",
             )
         elif step.status == "PROCESSING" and name in self._started:
@@ -219,27 +218,27 @@ class RunRecorder:
         self._started[name] = (time.monotonic(), branch, items, started)
         # A map's start is printed once its items are known, with their count.
         if not self._quiet_step(template) and step.step_type != "map":
-            self.console.step_started(name, event["step_type"])
+            self.console.step_started(name, event.step_type)
         group = self._group_of(branch, items)
         if group:
             self.console.item_started(group, fill(branch, items))
 
-    def _on_step(self, event: Event) -> None:
-        name, template, items = event["internal_name"], event["template"], tuple(event["items"])
+    def _on_step(self, event: StepEnded) -> None:
+        name, template, items = event.internal_name, event.template, event.items
         steps = self._steps(self._branch_of.get(template, ""), items)
-        record = StepLog.model_validate(event)
+        record = StepLog.model_validate(event, from_attributes=True)
         existing = steps.get(name)
         began = self._started.pop(name, None)
-        if event.get("reused") and existing is not None and existing.status == "SUCCESS":
+        if event.reused and existing is not None and existing.status == "SUCCESS":
             return  # finished in the run this one resumes: its record stands
         for attempt in record.attempts:
             attempt.code_identities = self.code_identities
         if existing is not None:
             record.branches = existing.branches
-            if record.step_type == "task" and not event.get("reused"):
+            if record.step_type == "task" and not event.reused:
                 # An attempt still running is this one, announced, or one whose worker
                 # was lost (Dask ran the step again, too quickly to announce it).
-                started = event.get("started") or now()
+                started = event.started or now()
                 for attempt in existing.attempts:
                     if attempt.status == "PROCESSING" and attempt.start_time != started:
                         _end_attempt(attempt, started, LOST_WORKER)
@@ -248,7 +247,7 @@ class RunRecorder:
                     attempt.attempt_number = number
                 record.attempts = earlier + record.attempts
         steps[name] = record
-        for warning in event.get("warnings", ()):
+        for warning in event.warnings:
             self.console.step_warning(name, warning)
         cached_from = record.attempts[-1].cached_from if record.attempts else None
         if self.step_listener is not None:

@@ -12,6 +12,7 @@ from runnable_dask import Pipeline, PythonTask
 from runnable_dask.console import RunConsole
 from runnable_dask.plan import build_plan
 from runnable_dask.recorder import RunRecorder
+from runnable_dask.runtime.events import StepEnded, StepStarted
 from runnable_dask.stores.runlog import RunLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
@@ -43,19 +44,8 @@ def test_writes_are_batched_and_the_last_one_holds_every_step(tmp_path: Path) ->
     began = time.monotonic()
     for i in range(STEPS):
         name = f"s{i}"
-        where = {"internal_name": name, "template": name, "items": (), "name": name}
-        recorder.apply({"event": "start", **where, "step_type": "task", "start_time": ""})
-        recorder.apply(
-            {
-                "event": "step",
-                **where,
-                "step_type": "task",
-                "status": "SUCCESS",
-                "message": "",
-                "attempts": [],
-                "data_catalog": [],
-            }
-        )
+        recorder.apply(StepStarted(name, name, (), name, "task", ""))
+        recorder.apply(StepEnded(name, name, (), name, "task", "SUCCESS"))
     elapsed = time.monotonic() - began
     recorder.close()
 
