@@ -18,6 +18,7 @@ from runnable_dask.plan_shape import PlanShape
 from runnable_dask.runtime.attempt import now
 from runnable_dask.runtime.events import BranchEnded, Event, RunEnded, StepEnded, StepStarted
 from runnable_dask.step_progress import StepProgress
+from runnable_dask.stores.packed import PackedBranches
 from runnable_dask.stores.runlog import Attempt, BranchLog, ParameterRecord, RunLog, StepLog
 
 LOST_WORKER = "the worker running this attempt was lost; Dask ran the step again"
@@ -74,6 +75,7 @@ class RunRecorder:
             branch.parameters = _parameters(event.parameters)
             ok = branch.status == "SUCCESS"
             self.progress.branch_ended(event.template, event.items, branch.internal_name, ok)
+            self._pack(event.template, event.items)
         elif isinstance(event, RunEnded):
             self._on_step(event.terminal)
             self.run_log.parameters = _parameters(event.parameters)
@@ -86,9 +88,8 @@ class RunRecorder:
         if self.announcer is not None:
             self.announcer.map_expanded(template, items, values)
         step = self._composite(template, items)
-        for value in values:
-            name = fill(branch_template, (*items, value))
-            step.branches.setdefault(name, BranchLog(internal_name=name))
+        branches = _packed(step)
+        branches.placeholders([fill(branch_template, (*items, value)) for value in values])
         self.progress.map_expanded(template, items, len(values))
         self.writer.pending()
 
@@ -205,7 +206,8 @@ class RunRecorder:
     def _branch(self, branch: str, items: tuple[str, ...]) -> BranchLog:
         step = self._composite(self._composite_of[branch], items)
         name = fill(branch, items)
-        found = step.branches.get(name)
+        branches = step.branches
+        found = branches.live(name) if isinstance(branches, PackedBranches) else branches.get(name)
         if found is None:
             found = step.branches[name] = BranchLog(internal_name=name)
         return found
@@ -225,9 +227,29 @@ class RunRecorder:
                     for b in self._shape.parallel_branches.get(template, [])
                 },
             )
+            if step.step_type == "map":
+                _packed(step)
             self._started[name] = (time.monotonic(), self._branch_of[template], items, now())
             self.progress.composite_opened(name, template, step.step_type, len(step.branches))
         return step
+
+    def _pack(self, branch: str, items: tuple[str, ...]) -> None:
+        """A map item ended: its branch is kept as JSON from now on (see stores.packed)."""
+        step = self._composite(self._composite_of[branch], items)
+        if isinstance(step.branches, PackedBranches):
+            step.branches.pack(fill(branch, items))
+
+
+def _packed(step: StepLog) -> PackedBranches:
+    """The map step's branches as a PackedBranches (a resumed run's log has a dict),
+    its ended branches packed."""
+    branches = step.branches
+    if not isinstance(branches, PackedBranches):
+        step.branches = branches = PackedBranches(branches)
+        for name, branch in dict.items(branches):
+            if branch.status in ("SUCCESS", "FAIL"):
+                branches.pack(name)
+    return branches
 
 
 def _parameters(records: dict[str, Any]) -> dict[str, ParameterRecord]:

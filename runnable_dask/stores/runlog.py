@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+)
+
+from runnable_dask.stores.packed import SPLICE, PackedBranches, marker
 
 Status = Literal["CREATED", "PROCESSING", "SUCCESS", "FAIL"]
 
@@ -75,6 +84,23 @@ class StepLog(_Record):
     attempts: list[Attempt] = Field(default_factory=list)
     branches: dict[str, BranchLog] = Field(default_factory=dict)
     data_catalog: list[DataCatalogRecord] = Field(default_factory=list)
+
+    @field_serializer("branches", mode="wrap")
+    def _branches(
+        self,
+        value: dict[str, BranchLog],
+        handler: SerializerFunctionWrapHandler,
+        info: SerializationInfo,
+    ) -> Any:
+        """A map's packed branches: a marker when the store splices them in, else whole."""
+        if not isinstance(value, PackedBranches):
+            return handler(value)
+        spliced = (info.context or {}).get(SPLICE)
+        if spliced is None:
+            return handler(dict(value.items()))
+        key = marker(value)
+        spliced[key] = value
+        return key
 
 
 class RunLog(_Record):

@@ -32,6 +32,7 @@ from runnable_dask.exceptions import (
     RunLogStoreError,
     RunnableDaskError,
 )
+from runnable_dask.stores.packed import dump_run_log
 from runnable_dask.stores.run_lock import RunLock
 from runnable_dask.stores.runlog import RunLog
 
@@ -149,7 +150,7 @@ class RunLogStore:
         try:
             self._fs.makedirs(self._root, exist_ok=True)
             with self._fs.open(path, "xb") as handle:
-                handle.write(run_log.model_dump_json().encode())
+                handle.write(dump_run_log(run_log))
         except FileExistsError:
             raise RunLogExistsError(
                 f"a run log for run id {run_log.run_id!r} exists already at "
@@ -161,7 +162,7 @@ class RunLogStore:
 
     def write(self, run_log: RunLog) -> None:
         """Replace the stored run log whole; a failure leaves the last one in place."""
-        data = run_log.model_dump_json().encode()
+        data = dump_run_log(run_log)
         try:
             if self._local:
                 self._replace_local(run_log.run_id, data)
