@@ -116,12 +116,13 @@ class RunLog(_Record):
 
     def walk(self) -> Iterator[StepLog]:
         """Every step, branches included, depth first in recorded order."""
-        pending = list(self.steps.values())
+        pending = list(reversed(self.steps.values()))  # a stack: the next step is last
         while pending:
-            step = pending.pop(0)
+            step = pending.pop()
             yield step
-            children = [s for b in step.branches.values() for s in b.steps.values()]
-            pending[:0] = children
+            if step.branches:
+                children = [s for b in step.branches.values() for s in b.steps.values()]
+                pending.extend(reversed(children))
 
     def step(self, internal_name: str) -> StepLog:
         """The step with this internal name, at any depth."""
