@@ -12,6 +12,7 @@ is (:func:`dump_run_log`): a write no longer serialises every item again.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,24 @@ class PackedBranches(dict[str, Any]):
             return default
         return found
 
+    def statuses(self) -> Iterator[tuple[str, str]]:
+        """(name, status) of each branch, read without unpacking it."""
+        for name, value in dict.items(self):
+            if isinstance(value, bytes):
+                found = _STATUS.search(value)
+                yield name, found.group(1).decode() if found else "PROCESSING"
+            else:
+                yield name, value.status
+
+    def with_failures(self) -> Iterator[BranchLog]:
+        """The branches with a failed step or a failed status anywhere inside; the
+        others are not unpacked."""
+        for value in dict.values(self):
+            if not isinstance(value, bytes):
+                yield value
+            elif _FAILED in value:
+                yield _branch(value)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, dict) and dict(self.items()) == dict(other.items())
 
@@ -108,22 +127,87 @@ def marker(branches: PackedBranches) -> str:
     return f"{SPLICE}:{id(branches)}"
 
 
-def dump_run_log(run_log: RunLog) -> bytes:
-    """The run log's JSON (runnable's layout), packed branches copied in as they are."""
-    spliced: dict[str, PackedBranches] = {}
-    context = {SPLICE: spliced}
-    data = run_log.model_dump_json(context=context).encode()
+Index = dict[str, Any]
+"""Where each packed map's branches are in a written document: ``{"size": bytes,
+"maps": {map internal name: [[start, end] of each branch's JSON]}}``."""
+
+
+def dump_run_log(run_log: RunLog) -> tuple[bytes, Index]:
+    """The run log's JSON (runnable's layout), packed branches copied in as they are,
+    and where they are in it (so a reader can skip them, see :func:`load_run_log`)."""
+    spliced: dict[str, tuple[str, PackedBranches]] = {}
+    data = run_log.model_dump_json(context={SPLICE: spliced}).encode()
+    out = bytearray()
+    maps: dict[str, list[tuple[int, int]]] = {}
     done = 0
-    while done < len(spliced):  # a live branch may hold a map of its own: spliced next
-        key, branches = list(spliced.items())[done]
-        done += 1
-        parts = []
-        for name, value in branches.raw():
-            packed = (
-                value
-                if isinstance(value, bytes)
-                else type(value).__pydantic_serializer__.to_json(value, context=context)
-            )
-            parts.append(json.dumps(name).encode() + b":" + packed)
-        data = data.replace(json.dumps(key).encode(), b"{" + b",".join(parts) + b"}", 1)
-    return data
+    for key, (owner, branches) in spliced.items():  # in document order
+        at = data.index(json.dumps(key).encode(), done)
+        out += data[done:at]
+        done = at + len(json.dumps(key))
+        offsets = maps[owner] = []
+        out += b"{"
+        for number, (name, value) in enumerate(branches.raw()):
+            out += (b',"' if number else b'"') + json.dumps(name).encode()[1:] + b":"
+            start = len(out)
+            out += value if isinstance(value, bytes) else _live_json(value)
+            offsets.append((start, len(out)))
+        out += b"}"
+    out += data[done:]
+    return bytes(out), {"size": len(out), "maps": maps}
+
+
+def _live_json(branch: BranchLog) -> bytes:
+    """A branch still running; a map inside it is written whole."""
+    return bytes(type(branch).__pydantic_serializer__.to_json(branch))
+
+
+def load_run_log(data: bytes, index: Index | None) -> RunLog:
+    """A written run log, each packed map's branches kept packed (not parsed) when the
+    index matches the document; otherwise parsed whole."""
+    from runnable_dask.stores.runlog import RunLog
+
+    maps = index.get("maps", {}) if index and index.get("size") == len(data) else {}
+    spans = [(name, offsets) for name, offsets in maps.items() if offsets]
+    if not spans or not all(data[o[0][0] : o[0][0] + 17] == b'{"internal_name":' for _, o in spans):
+        return RunLog.model_validate_json(data)
+    trunk = bytearray()
+    done = 0
+    for _, offsets in sorted(spans, key=lambda span: span[1][0][0]):
+        first = offsets[0][0]
+        key = json.dumps(_name(data[first : first + 4096])).encode()
+        trunk += data[done : first - len(key) - 2] + b"{}"  # the object, its key, its colon
+        done = offsets[-1][1] + 1
+    trunk += data[done:]
+    run_log = RunLog.model_validate_json(bytes(trunk))
+    for owner, offsets in spans:
+        packed = PackedBranches()
+        for start, end in offsets:
+            value = data[start:end]
+            dict.__setitem__(packed, _name(value), value)
+        run_log.step(owner).branches = packed
+    return run_log
+
+
+_NAME = re.compile(rb'\{"internal_name":("(?:[^"\\]|\\.)*")')
+_STATUS = re.compile(rb'"status":"([A-Z]+)"')
+_TIME = re.compile(rb'"(start|end)_time":"([^"]+)"')
+_FAILED = b'"status":"FAIL"'
+
+
+def packed_times(value: bytes) -> Iterator[tuple[str, str]]:
+    """The earliest start and latest end of the attempts in a packed branch, from its
+    JSON (ISO times in UTC, as recorded, compare as text)."""
+    starts: list[bytes] = []
+    ends: list[bytes] = []
+    for kind, stamp in _TIME.findall(value):
+        (starts if kind == b"start" else ends).append(stamp)
+    if starts or ends:
+        yield (min(starts).decode() if starts else "", max(ends).decode() if ends else "")
+
+
+def _name(value: bytes) -> str:
+    found = _NAME.match(value)
+    if found is None:
+        raise ValueError("a packed branch without its internal name")
+    quoted = found.group(1)
+    return quoted[1:-1].decode() if b"\\" not in quoted else str(json.loads(quoted))

@@ -99,7 +99,7 @@ class StepLog(_Record):
         if spliced is None:
             return handler(dict(value.items()))
         key = marker(value)
-        spliced[key] = value
+        spliced[key] = (self.internal_name, value)
         return key
 
 
@@ -124,6 +124,22 @@ class RunLog(_Record):
                 children = [s for b in step.branches.values() for s in b.steps.values()]
                 pending.extend(reversed(children))
 
+    def _walk_failures(self) -> Iterator[StepLog]:
+        """As :meth:`walk`, skipping packed branches with no failure inside (unread)."""
+        pending = list(reversed(self.steps.values()))
+        while pending:
+            step = pending.pop()
+            yield step
+            branches = step.branches
+            if branches:
+                chosen = (
+                    branches.with_failures()
+                    if isinstance(branches, PackedBranches)
+                    else branches.values()
+                )
+                children = [s for b in chosen for s in b.steps.values()]
+                pending.extend(reversed(children))
+
     def step(self, internal_name: str) -> StepLog:
         """The step with this internal name, at any depth."""
         for step in self.walk():
@@ -136,7 +152,7 @@ class RunLog(_Record):
         that failed, and composites that failed by themselves (a map whose list was
         missing), not the composites above failed tasks nor the fail terminals."""
         found = []
-        for step in self.walk():
+        for step in self._walk_failures():
             if step.status != "FAIL" or step.step_type == "fail":
                 continue
             inside = (s for b in step.branches.values() for s in b.steps.values())
