@@ -141,10 +141,21 @@ class RunLog(_Record):
                 pending.extend(reversed(children))
 
     def step(self, internal_name: str) -> StepLog:
-        """The step with this internal name, at any depth."""
-        for step in self.walk():
+        """The step with this internal name, at any depth; of a map's packed branches,
+        only those whose name begins the step's are read."""
+        pending = list(reversed(self.steps.values()))
+        while pending:
+            step = pending.pop()
             if step.internal_name == internal_name:
                 return step
+            branches = step.branches
+            if not branches:
+                continue
+            if isinstance(branches, PackedBranches):
+                chosen = [branches[n] for n in branches if internal_name.startswith(f"{n}.")]
+            else:
+                chosen = list(branches.values())
+            pending.extend(reversed([s for b in chosen for s in b.steps.values()]))
         raise KeyError(f"no step {internal_name!r} in run {self.run_id!r}")
 
     def failed_steps(self) -> list[StepLog]:
