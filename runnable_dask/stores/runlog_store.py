@@ -8,6 +8,9 @@ other file systems the whole document is written as one object (an object store'
 replaces it whole) or, where the file system can move files, to a temporary name that is
 then moved. A write that fails leaves the last good one in place. The JSON is compact:
 indented, a map of 10,000 items was 32 MB instead of 13 and took twice as long to write.
+Beside a run log whose maps have items, ``.<run_id>.index`` says where each item is in
+it, so that a read need not parse them (:mod:`runnable_dask.stores.packed`); an index
+that does not match the document only makes the read parse it whole.
 
 :class:`RunLogStorage` is what the driver, ``results`` and the CLI need from a store; a
 run-log store type of another package implements it (see ``runnable_dask.plugins``).
