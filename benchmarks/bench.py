@@ -49,7 +49,7 @@ SIZES = {
     "nested": 3,
 }
 QUICK_SIZES = {**SIZES, "chain": 100, "wide": 50, "map": 200}
-SECTIONS = (*KINDS, "standing", "notebook", "seed", "import", "security", "cache")
+SECTIONS = (*KINDS, "standing", "notebook", "seed", "import", "security", "cache", "records")
 MAIN_CLUSTER = (2, 4)  # worker processes x threads: 8 threads, as fanout_sleep 8 needs
 
 
@@ -498,6 +498,11 @@ def _measure(args: argparse.Namespace, chosen: list[str], scratch: Path) -> Benc
         bench.rows += security.measure(bench.sizes["wide"], bench.repeat, scratch)
     if "cache" in chosen:
         bench.caching()
+    if "records" in chosen:
+        from benchmarks import records
+
+        size = 1000 if args.quick else 100_000
+        bench.rows += records.measure(size, scratch, bench.repeat)
     return bench
 
 

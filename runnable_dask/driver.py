@@ -27,10 +27,12 @@ from runnable_dask.executors import Executor, Resolved, open_executor
 from runnable_dask.executors.kernels import warm_kernels
 from runnable_dask.executors.report import PerformanceReport
 from runnable_dask.feed import GraphFeed
+from runnable_dask.log_writer import LogWriter
 from runnable_dask.lower import Lowering
 from runnable_dask.mocking import mock_patches
 from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import Plan, build_plan, secret_names
+from runnable_dask.plan_shape import PlanShape
 from runnable_dask.recorder import RunRecorder
 from runnable_dask.run_id import RUN_ID_ENV
 from runnable_dask.run_report import report_at_end
@@ -39,6 +41,7 @@ from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import Pipeline
 from runnable_dask.step_logs import log_name
+from runnable_dask.step_progress import StepProgress
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import ParameterRecord, RunLog
 from runnable_dask.stores.runlog_store import RunLogStorage
@@ -71,7 +74,7 @@ def execute(
     )
     catalog = config.catalog.config.open(run_log.run_id)
     console = RunConsole()
-    recorder = RunRecorder(run_log, plan, store, console, _code_identities())
+    recorder = _recorder(run_log, plan, store, console)
     tracking = TrackerHub(trackers, console.note)
     log_path = store.url(run_log.run_id)
     dashboard = None
@@ -85,7 +88,7 @@ def execute(
             dashboard = executor.dashboard_link
             _announce(console, executor, run_log.run_id, log_path, resumed)
             _start_tracking(tracking, recorder, resumed, catalog, log_path)
-            recorder.checkpoints = executor.checkpoints(catalog, resumed)
+            recorder.writer.checkpoints = executor.checkpoints(catalog, resumed)
             ctx = _context(executor, config, plan, recorder, catalog, events, secrets)
             lowering = Lowering(plan, ctx)
             recorder.announcer = executor.announcer(run_log.run_id)
@@ -120,6 +123,16 @@ def execute(
             quiet_interrupt(interrupted, run_log.run_id)
     _raise_unless_succeeded(run_log, broken, log_path)
     return run_log
+
+
+def _recorder(
+    run_log: RunLog, plan: Plan, store: RunLogStorage, console: RunConsole
+) -> RunRecorder:
+    """The run log's three keepers: the recorder builds it from events, the progress
+    shows it on the console, the writer stores it."""
+    shape = PlanShape.of(plan)
+    progress = StepProgress(console, plan, shape)
+    return RunRecorder(run_log, shape, progress, LogWriter(run_log, store), _code_identities())
 
 
 def _raise_unless_succeeded(run_log: RunLog, broken: Exception | None, log_path: str) -> None:
@@ -180,7 +193,7 @@ def _context(
         patches=mock_patches(config.pipeline_executor, plan),
         project_dir=os.getcwd(),
         secrets=secrets,
-        checkpoints=recorder.checkpoints,
+        checkpoints=recorder.writer.checkpoints,
         cache_location=cache_location(config),
     )
 
@@ -256,9 +269,9 @@ def _drive(
     feed.add(part, watch={end_key})
     while True:
         try:
-            item = events.get(timeout=recorder.min_interval)
+            item = events.get(timeout=recorder.writer.min_interval)
         except queue.Empty:
-            recorder.idle()
+            recorder.writer.idle()
             continue
         if not isinstance(item, Resolved):
             recorder.apply(item)

@@ -1,36 +1,31 @@
-"""Turn the events tasks report into the run log, and keep it on disk as the run goes on.
+"""Turn the events tasks report into the run log.
 
-Only the driving process runs this. Writes are batched: the document is rewritten when
-at least ``min_interval`` seconds, and a hundred times the last write's own duration,
-have passed, so writing never takes more than about 1% of a run however many steps it
-has (a map of 10,000 items, whose log is written in about 0.2 s, every 20 s or so);
-the final write happens in :meth:`RunRecorder.close`, whatever happened.
+Only the driving process runs this. What the console shows of each step is
+:class:`~runnable_dask.step_progress.StepProgress`'s to decide, and when the log is
+written :class:`~runnable_dask.log_writer.LogWriter`'s; the driver wires the three.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from runnable_dask.announce import RunAnnouncer
-from runnable_dask.console import RunConsole
-from runnable_dask.exceptions import RunLogStoreError
-from runnable_dask.plan import PLACEHOLDER, Plan, fill
-from runnable_dask.progress import WIDE_PARALLEL
-from runnable_dask.runtime.checkpoint import InProcessCheckpoints
-from runnable_dask.runtime.context import Event
+from runnable_dask.log_writer import LogWriter
+from runnable_dask.plan import PLACEHOLDER, fill
+from runnable_dask.plan_shape import PlanShape
+from runnable_dask.runtime.events import BranchEnded, Event, RunEnded, StepEnded, StepStarted
+from runnable_dask.step_progress import StepProgress
+from runnable_dask.stores.packed import PackedBranches
 from runnable_dask.stores.runlog import Attempt, BranchLog, ParameterRecord, RunLog, StepLog
-from runnable_dask.stores.runlog_store import RunLogStorage
 from runnable_dask.timestamps import now
 
-WRITE_COST_FACTOR = 100
 LOST_WORKER = "the worker running this attempt was lost; Dask ran the step again"
 
 
 class RunRecorder:
-    """Applies events to one run's log, prints progress, and writes the log.
+    """Applies events to one run's log; tells the progress and the writer of each change.
 
     Events name a step by its instance (``sweep.0.1.train``) and by its template in the
     plan (``sweep.%.train``) with the items that fill it; the template says where in
@@ -41,60 +36,25 @@ class RunRecorder:
     def __init__(
         self,
         run_log: RunLog,
-        plan: Plan,
-        store: RunLogStorage,
-        console: RunConsole,
+        shape: PlanShape,
+        progress: StepProgress,
+        writer: LogWriter,
         code_identities: list[dict[str, Any]] | None = None,
-        min_interval: float = 0.25,
     ) -> None:
         self.run_log = run_log
-        self.store = store
-        self.console = console
+        self.progress = progress
+        self.writer = writer
         self.code_identities = code_identities or []
-        self.min_interval = min_interval
-        self.checkpoints: InProcessCheckpoints | None = None
-        """Set for a run in the driving process: stored before each write of the log."""
         self.step_listener: Callable[[StepLog, tuple[str, ...]], None] | None = None
         """Told of each step's final record and the branches it runs in (trackers)."""
         self.announcer: RunAnnouncer | None = None
         """Set to tell the scheduler (the dashboard's Pipeline page) each map's items."""
-        self._branch_of: dict[str, str] = {}
-        self._composite_of: dict[str, str] = {}
-        self._parallel_branches: dict[str, list[str]] = {}
-        self._type_of: dict[str, str] = {}
-        self._quiet: set[str] = set()
-        self._groups: set[str] = set()
-        """Maps, and wide Parallels when the console draws bars: their branches' steps
-        print only when they fail, and each branch counts as an item of the bar."""
-        for branch, node in plan.nodes():
-            self._branch_of[node.internal_name] = branch.internal_name
-            self._type_of[node.internal_name] = node.kind
-            composite = self._composite_of.get(branch.internal_name)
-            if branch.internal_name in self._quiet or composite in self._groups:
-                self._quiet.add(node.internal_name)
-            if node.kind == "map" or (
-                node.kind == "parallel"
-                and console.groups is not None
-                and len(node.branches) >= WIDE_PARALLEL
-            ):
-                self._groups.add(node.internal_name)
-            for sub in node.branches:
-                self._composite_of[sub.internal_name] = node.internal_name
-                if node.internal_name in self._quiet:
-                    self._quiet.add(sub.internal_name)
-            if node.kind == "parallel":
-                self._parallel_branches[node.internal_name] = [
-                    b.internal_name for b in node.branches
-                ]
+        self._shape = shape
+        self._branch_of = shape.branch_of
+        self._composite_of = shape.composite_of
+        self._type_of = shape.type_of
         self._started: dict[str, tuple[float, str, tuple[str, ...], str]] = {}
         self._ended: dict[str, list[dict[str, Any]]] = {}
-        self._cached_in: dict[str, int] = {}
-        """Per map instance: steps inside it whose outputs came from the cache."""
-        self._last_write = 0.0
-        self._write_cost = 0.0
-        self._dirty = False
-        self._store_failed = False
-        self._last_good = now()  # the driver wrote the run log when it claimed the run
         self._close_interrupted_steps()
 
     @property
@@ -104,25 +64,23 @@ class RunRecorder:
 
     def apply(self, event: Event) -> None:
         """Record one event from a task."""
-        kind = event["event"]
-        if kind == "start":
+        if isinstance(event, StepStarted):
             self._on_start(event)
-        elif kind == "step":
+        elif isinstance(event, StepEnded):
             self._on_step(event)
-        elif kind == "branch":
-            self._on_step(event["terminal"])
-            branch = self._branch(event["template"], tuple(event["items"]))
-            branch.status = event["status"]
-            branch.parameters = _parameters(event["parameters"])
-            group = self._group_of(event["template"], tuple(event["items"]))
-            if group:
-                self.console.item_finished(group, branch.internal_name, branch.status == "SUCCESS")
-        elif kind == "run_end":
-            self._on_step(event["terminal"])
-            self.run_log.parameters = _parameters(event["parameters"])
-            self.run_log.status = event["status"]
-        self._dirty = True
-        self._write_if_due()
+        elif isinstance(event, BranchEnded):
+            self._on_step(event.terminal)
+            branch = self._branch(event.template, event.items)
+            branch.status = event.status  # type: ignore[assignment]
+            branch.parameters = _parameters(event.parameters)
+            ok = branch.status == "SUCCESS"
+            self.progress.branch_ended(event.template, event.items, branch.internal_name, ok)
+            self._pack(event.template, event.items)
+        elif isinstance(event, RunEnded):
+            self._on_step(event.terminal)
+            self.run_log.parameters = _parameters(event.parameters)
+            self.run_log.status = event.status  # type: ignore[assignment]
+        self.writer.changed()
 
     def expand_map(self, template: str, items: tuple[str, ...], values: tuple[str, ...]) -> None:
         """A map's items are known: list its branches in item order before any reports."""
@@ -130,12 +88,10 @@ class RunRecorder:
         if self.announcer is not None:
             self.announcer.map_expanded(template, items, values)
         step = self._composite(template, items)
-        for value in values:
-            name = fill(branch_template, (*items, value))
-            step.branches.setdefault(name, BranchLog(internal_name=name))
-        if not self._quiet_step(template):
-            self.console.group_started(fill(template, items), "map", len(values))
-        self._dirty = True
+        branches = _packed(step)
+        branches.placeholders([fill(branch_template, (*items, value)) for value in values])
+        self.progress.map_expanded(template, items, len(values))
+        self.writer.pending()
 
     def fail_run(self, message: str, culprit: str | None = None) -> None:
         """The run could not finish (a cluster error, an interrupt): record it as FAIL.
@@ -164,7 +120,7 @@ class RunRecorder:
                 pids = ", ".join(f"{r['pid']} on {r['host']}" for r in ended)
                 step.message += f"; ended its processes ({pids})"
             _end_running_attempt(step, now(), step.message)
-        self._dirty = True
+        self.writer.pending()
 
     def processes_ended(self, ended: list[dict[str, Any]]) -> None:
         """The run stopped early and ended these child processes of its steps: each
@@ -174,19 +130,13 @@ class RunRecorder:
         self.run_log.run_config["processes_ended"] = ended
         for record in ended:
             self._ended.setdefault(record["step"], []).append(record)
-        self._dirty = True
-
-    def idle(self) -> None:
-        """Nothing arrived for a while: write what is pending, so progress is visible."""
-        if self._dirty:
-            self._write_if_due()
+        self.writer.pending()
 
     def close(self) -> None:
-        """Write the final run log, unless the store already refused a write."""
+        """The run is over: a run still going is recorded as failed, and written."""
         if self.run_log.status in ("CREATED", "PROCESSING"):
             self.run_log.status = "FAIL"
-        if not self._store_failed:
-            self._write()
+        self.writer.close()
 
     def _close_interrupted_steps(self) -> None:
         """A resumed run's log may hold steps its driver never heard end: close them."""
@@ -196,18 +146,18 @@ class RunRecorder:
                 step.message = step.message or "stopped while running: the run was interrupted"
                 _end_running_attempt(step, now(), step.message)
 
-    def _on_start(self, event: Event) -> None:
+    def _on_start(self, event: StepStarted) -> None:
         """A step began: it shows as PROCESSING, a task with a running attempt."""
-        name, template, items = event["internal_name"], event["template"], tuple(event["items"])
+        name, template, items = event.internal_name, event.template, event.items
         branch = self._branch_of.get(template, "")
         steps = self._steps(branch, items)
         step = steps.get(name)
-        started = event["start_time"]
+        started = event.start_time
         if step is None:
             step = steps[name] = StepLog(
-                name=event["name"],
+                name=event.name,
                 internal_name=name,
-                step_type=event["step_type"],
+                step_type=event.step_type,
                 status="PROCESSING",
             )
         elif step.status == "PROCESSING" and name in self._started:
@@ -217,29 +167,24 @@ class RunRecorder:
         if step.step_type == "task":
             step.attempts.append(Attempt(attempt_number=len(step.attempts) + 1, start_time=started))
         self._started[name] = (time.monotonic(), branch, items, started)
-        # A map's start is printed once its items are known, with their count.
-        if not self._quiet_step(template) and step.step_type != "map":
-            self.console.step_started(name, event["step_type"])
-        group = self._group_of(branch, items)
-        if group:
-            self.console.item_started(group, fill(branch, items))
+        self.progress.step_started(name, template, items, step.step_type)
 
-    def _on_step(self, event: Event) -> None:
-        name, template, items = event["internal_name"], event["template"], tuple(event["items"])
+    def _on_step(self, event: StepEnded) -> None:
+        name, template, items = event.internal_name, event.template, event.items
         steps = self._steps(self._branch_of.get(template, ""), items)
-        record = StepLog.model_validate(event)
+        record = StepLog.model_validate(event, from_attributes=True)
         existing = steps.get(name)
         began = self._started.pop(name, None)
-        if event.get("reused") and existing is not None and existing.status == "SUCCESS":
+        if event.reused and existing is not None and existing.status == "SUCCESS":
             return  # finished in the run this one resumes: its record stands
         for attempt in record.attempts:
             attempt.code_identities = self.code_identities
         if existing is not None:
             record.branches = existing.branches
-            if record.step_type == "task" and not event.get("reused"):
+            if record.step_type == "task" and not event.reused:
                 # An attempt still running is this one, announced, or one whose worker
                 # was lost (Dask ran the step again, too quickly to announce it).
-                started = event.get("started") or now()
+                started = event.started or now()
                 for attempt in existing.attempts:
                     if attempt.status == "PROCESSING" and attempt.start_time != started:
                         _end_attempt(attempt, started, LOST_WORKER)
@@ -248,59 +193,10 @@ class RunRecorder:
                     attempt.attempt_number = number
                 record.attempts = earlier + record.attempts
         steps[name] = record
-        for warning in event.get("warnings", ()):
-            self.console.step_warning(name, warning)
-        cached_from = record.attempts[-1].cached_from if record.attempts else None
         if self.step_listener is not None:
-            self.step_listener(record, self._enclosing(template, items))
-        if self._quiet_step(template) and record.status == "SUCCESS":
-            if cached_from is not None:
-                self._count_cached(template, items)
-            return
-        if cached_from is not None:
-            self.console.step_cached(name, cached_from)
-            return
-        # A task's own times: its start was announced late, if at all.
-        seconds = (
-            _duration(record) if began is None or record.attempts else time.monotonic() - began[0]
-        )
-        self.console.step_finished(
-            name,
-            record.step_type,
-            record.status,
-            seconds,
-            record.message,
-            self._cached_in.pop(name, 0),
-        )
-
-    def _count_cached(self, template: str, items: tuple[str, ...]) -> None:
-        """A quiet cached step: counted on the nearest map around it, whose line says so."""
-        while self._branch_of.get(template):
-            template = self._composite_of[self._branch_of[template]]
-            if self._type_of[template] == "map":
-                name = fill(template, items)
-                self._cached_in[name] = self._cached_in.get(name, 0) + 1
-                return
-
-    def _enclosing(self, template: str, items: tuple[str, ...]) -> tuple[str, ...]:
-        """The internal names of the branches a step runs in, outermost first."""
-        found = []
-        branch = self._branch_of.get(template, "")
-        while branch:
-            found.append(fill(branch, items))
-            branch = self._branch_of.get(self._composite_of[branch], "")
-        return tuple(reversed(found))
-
-    def _group_of(self, branch: str, items: tuple[str, ...]) -> str:
-        """The map or wide Parallel whose bar counts ``branch`` as an item, if drawn."""
-        composite = self._composite_of.get(branch, "")
-        if composite in self._groups and not self._quiet_step(composite):
-            return fill(composite, items)
-        return ""
-
-    def _quiet_step(self, template: str) -> bool:
-        """Steps inside map iterations print only when they fail: a map may have 10,000."""
-        return template in self._quiet
+            self.step_listener(record, self._shape.enclosing(template, items))
+        since = began[0] if began is not None else None
+        self.progress.step_ended(record, template, items, since, event.warnings)
 
     def _steps(self, branch: str, items: tuple[str, ...]) -> dict[str, StepLog]:
         if not branch:
@@ -310,7 +206,8 @@ class RunRecorder:
     def _branch(self, branch: str, items: tuple[str, ...]) -> BranchLog:
         step = self._composite(self._composite_of[branch], items)
         name = fill(branch, items)
-        found = step.branches.get(name)
+        branches = step.branches
+        found = branches.live(name) if isinstance(branches, PackedBranches) else branches.get(name)
         if found is None:
             found = step.branches[name] = BranchLog(internal_name=name)
         return found
@@ -327,45 +224,32 @@ class RunRecorder:
                 step_type=self._type_of[template],
                 branches={
                     fill(b, items): BranchLog(internal_name=fill(b, items))
-                    for b in self._parallel_branches.get(template, [])
+                    for b in self._shape.parallel_branches.get(template, [])
                 },
             )
+            if step.step_type == "map":
+                _packed(step)
             self._started[name] = (time.monotonic(), self._branch_of[template], items, now())
-            if not self._quiet_step(template):
-                self.console.step_started(name, step.step_type)
-                if step.step_type == "parallel" and template in self._groups:
-                    self.console.group_started(name, "parallel", len(step.branches))
+            self.progress.composite_opened(name, template, step.step_type, len(step.branches))
         return step
 
-    def _write_if_due(self) -> None:
-        elapsed = time.monotonic() - self._last_write
-        if elapsed >= max(self.min_interval, WRITE_COST_FACTOR * self._write_cost):
-            self._write()
+    def _pack(self, branch: str, items: tuple[str, ...]) -> None:
+        """A map item ended: its branch is kept as JSON from now on (see stores.packed)."""
+        step = self._composite(self._composite_of[branch], items)
+        if isinstance(step.branches, PackedBranches):
+            step.branches.pack(fill(branch, items))
 
-    def _write(self) -> None:
-        began = time.monotonic()
-        if self.checkpoints is not None:
-            self.checkpoints.flush()
-        try:
-            self.store.write(self.run_log)
-        except RunLogStoreError as exc:
-            self._store_failed = True
-            raise RunLogStoreError(self._stopped(exc)) from None
-        self._last_write = time.monotonic()
-        self._last_good = now()
-        self._write_cost = self._last_write - began
-        self._dirty = False
 
-    def _stopped(self, exc: RunLogStoreError) -> str:
-        """A write failed mid-run: the run stops; say where its record is."""
-        run_id = self.run_log.run_id
-        return (
-            f"{exc}. The run was stopped: a run that cannot be recorded does not go on. "
-            f"The last good run log is {self.store.url(run_id)}, as written at "
-            f"{self._last_good} (steps that ended since are missing from it); the steps' "
-            f"logs and checkpoints are in the catalog, so once the folder is writable "
-            f"`runnable-dask retry {run_id}` resumes the run"
-        )
+def _packed(step: StepLog) -> PackedBranches:
+    """The map step's branches as a PackedBranches (a resumed run's log has a dict),
+    its ended branches packed."""
+    branches = step.branches
+    if not isinstance(branches, PackedBranches):
+        step.branches = branches = PackedBranches(branches)
+        for name, branch in dict.items(branches):
+            if branch.status in ("SUCCESS", "FAIL"):
+                branches.pack(name)
+    return branches
 
 
 def _parameters(records: dict[str, Any]) -> dict[str, ParameterRecord]:
@@ -383,15 +267,3 @@ def _end_attempt(attempt: Attempt, ended: str, message: str) -> None:
     attempt.status = "FAIL"
     attempt.end_time = ended
     attempt.message = message
-
-
-def _duration(step: StepLog) -> float:
-    if not step.attempts:
-        return 0.0
-    first, last = step.attempts[0], step.attempts[-1]
-    try:
-        return (
-            datetime.fromisoformat(last.end_time) - datetime.fromisoformat(first.start_time)
-        ).total_seconds()
-    except ValueError:
-        return 0.0

@@ -21,6 +21,7 @@ from typing import Any, TypedDict
 
 from runnable_dask.config import DEFAULT_LOG_FOLDER
 from runnable_dask.stores.catalog import RunCatalog
+from runnable_dask.stores.packed import PackedBranches, packed_times
 from runnable_dask.stores.runlog import RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogNotFoundError, RunLogStorage, RunLogStore
 
@@ -209,10 +210,15 @@ class Span:
         starts, ends = [], []
         for start, end in times:
             if start:
-                starts.append(datetime.fromisoformat(start))
+                starts.append(start)
             if end:
-                ends.append(datetime.fromisoformat(end))
-        return cls(min(starts, default=None), max(ends, default=None))
+                ends.append(end)
+        # Recorded times are ISO text in one time zone: the text orders them.
+        first, last = min(starts, default=None), max(ends, default=None)
+        return cls(
+            datetime.fromisoformat(first) if first else None,
+            datetime.fromisoformat(last) if last else None,
+        )
 
     @property
     def seconds(self) -> float | None:
@@ -234,7 +240,14 @@ def attempt_times(steps: Iterable[StepLog]) -> Iterator[tuple[str, str]]:
     while pending:
         step = pending.pop()
         yield from ((a.start_time, a.end_time) for a in step.attempts)
-        pending.extend(s for b in step.branches.values() for s in b.steps.values())
+        if not isinstance(step.branches, PackedBranches):
+            pending.extend(s for b in step.branches.values() for s in b.steps.values())
+            continue
+        for _, branch in step.branches.raw():  # a map's finished items: read from JSON
+            if isinstance(branch, bytes):
+                yield from packed_times(branch)
+            else:
+                pending.extend(branch.steps.values())
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -10,8 +10,12 @@ from rich.console import Console
 
 from runnable_dask import Pipeline, PythonTask
 from runnable_dask.console import RunConsole
+from runnable_dask.log_writer import LogWriter
 from runnable_dask.plan import build_plan
+from runnable_dask.plan_shape import PlanShape
 from runnable_dask.recorder import RunRecorder
+from runnable_dask.runtime.events import StepEnded, StepStarted
+from runnable_dask.step_progress import StepProgress
 from runnable_dask.stores.runlog import RunLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
@@ -38,24 +42,16 @@ def test_writes_are_batched_and_the_last_one_holds_every_step(tmp_path: Path) ->
     run_log = RunLog(run_id="batched", status="PROCESSING")
     store.create(run_log)
     quiet = RunConsole(Console(file=io.StringIO()))
-    recorder = RunRecorder(run_log, build_plan(pipeline), store, quiet, min_interval=0.25)
+    plan = build_plan(pipeline)
+    shape = PlanShape.of(plan)
+    writer = LogWriter(run_log, store, min_interval=0.25)
+    recorder = RunRecorder(run_log, shape, StepProgress(quiet, plan, shape), writer)
 
     began = time.monotonic()
     for i in range(STEPS):
         name = f"s{i}"
-        where = {"internal_name": name, "template": name, "items": (), "name": name}
-        recorder.apply({"event": "start", **where, "step_type": "task", "start_time": ""})
-        recorder.apply(
-            {
-                "event": "step",
-                **where,
-                "step_type": "task",
-                "status": "SUCCESS",
-                "message": "",
-                "attempts": [],
-                "data_catalog": [],
-            }
-        )
+        recorder.apply(StepStarted(name, name, (), name, "task", ""))
+        recorder.apply(StepEnded(name, name, (), name, "task", "SUCCESS"))
     elapsed = time.monotonic() - began
     recorder.close()
 

@@ -15,6 +15,7 @@ from runnable_dask.cli.options import store_options
 from runnable_dask.cli.runlogs import read_run_log, resolve_store
 from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times
 from runnable_dask.step_logs import log_name
+from runnable_dask.stores.packed import PackedBranches
 from runnable_dask.stores.runlog import StepLog
 
 BRANCHES_SHOWN = 20
@@ -53,8 +54,8 @@ def show(
     console.print(tree, soft_wrap=False)  # wrapped at the width, never cut: messages whole
     console.print(Text(f"  Run log:   {store.url(run_log.run_id)}"))
     console.print(Text(f"  Step logs: {catalog.url('logs')}/"))
-    for step in run_log.walk():  # after the tree, whole, so the paths can be copied
-        if step.status == "FAIL" and step.step_type == "task" and step.attempts:
+    for step in run_log.failed_steps():  # after the tree, whole, so the paths can be copied
+        if step.step_type == "task" and step.attempts:
             log = catalog.url(log_name(step.internal_name))
             console.print(
                 Text.assemble("  ", ("log of failed", "red"), f" {step.internal_name}: {log}")
@@ -79,11 +80,11 @@ def _add_steps(parent: Tree, steps: Iterable[StepLog], show_all: bool) -> None:
 
 def _add_branches(node: Tree, step: StepLog, show_all: bool) -> None:
     """The first BRANCHES_SHOWN branches and every failed one, unless ``show_all``."""
-    branches = list(step.branches.values())
+    statuses = _statuses(step)
     shown = [
-        branch
-        for index, branch in enumerate(branches)
-        if show_all or index < BRANCHES_SHOWN or branch.status == "FAIL"
+        step.branches[name]
+        for index, (name, status) in enumerate(statuses)
+        if show_all or index < BRANCHES_SHOWN or status == "FAIL"
     ]
     for branch in shown:
         key = branch.internal_name.removeprefix(f"{step.internal_name}.")
@@ -96,7 +97,7 @@ def _add_branches(node: Tree, step: StepLog, show_all: bool) -> None:
             )
         )
         _add_steps(child, branch.steps.values(), show_all)
-    hidden = len(branches) - len(shown)
+    hidden = len(statuses) - len(shown)
     if hidden:
         node.add(Text(f"... and {hidden} more (none failed); --all lists them", style="dim"))
 
@@ -114,7 +115,7 @@ def _step_label(step: StepLog) -> Text:
     if cached_from is not None:
         label.append(f"  cached from run {cached_from}", style="blue")
     if step.branches:
-        counts = Counter(branch.status for branch in step.branches.values())
+        counts = Counter(status for _, status in _statuses(step))
         failed = f", {counts['FAIL']} failed" if counts["FAIL"] else ""
         count = len(step.branches)
         label.append(f"  {count} branch{'es' if count > 1 else ''}{failed}", style="dim")
@@ -122,6 +123,14 @@ def _step_label(step: StepLog) -> Text:
     for name, value in recorded.items():
         label.append(f"  {name}={value}", style="cyan")
     return label
+
+
+def _statuses(step: StepLog) -> list[tuple[str, str]]:
+    """(name, status) of each branch; a map's packed branches are not unpacked for it."""
+    branches = step.branches
+    if isinstance(branches, PackedBranches):
+        return list(branches.statuses())
+    return [(name, branch.status) for name, branch in branches.items()]
 
 
 def _status(status: str) -> Text:

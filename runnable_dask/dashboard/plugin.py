@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import msgpack
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from runnable_dask.announce import RUN_TOPIC_PREFIX, RUNS_TOPIC
 from runnable_dask.dashboard.state import Runs
+from runnable_dask.runtime.events import unpack
 
 logger = logging.getLogger(__name__)
 PENDING = 5000
@@ -67,9 +67,7 @@ class PipelinePlugin(SchedulerPlugin):
                         self._runs.announced(msg)
                     continue
                 run = self._runs.run(topic[len(RUN_TOPIC_PREFIX) :])
-                packed = isinstance(msg, bytes)
-                events = msgpack.unpackb(msg, strict_map_key=False) if packed else msg
-                for event in events if isinstance(events, list) else [events]:
+                for event in unpack(msg):
                     run.apply(event)
             except Exception:  # a malformed event must not disturb the scheduler
                 logger.debug("runnable-dask: event on %s not understood", topic, exc_info=True)

@@ -16,6 +16,14 @@ from datetime import datetime
 from typing import Any
 
 from runnable_dask.plan import PLACEHOLDER, fill
+from runnable_dask.runtime.events import (
+    BranchEnded,
+    Event,
+    RunEnded,
+    StepEnded,
+    StepRetrying,
+    StepStarted,
+)
 
 WAITING, RUNNING, RETRYING = "waiting", "running", "retrying"
 SUCCEEDED, FAILED, NOT_RUN = "succeeded", "failed", "not run"
@@ -106,12 +114,11 @@ class RunState:
             known.update(dict.fromkeys(values))
         self.version += 1
 
-    def apply(self, event: dict[str, Any]) -> None:
-        """One event from a task (see runnable_dask.runtime.node for their shapes)."""
-        kind = event.get("event")
-        if kind == "start":
+    def apply(self, event: Event) -> None:
+        """One event from a task (see runnable_dask.runtime.events for their kinds)."""
+        if isinstance(event, StepStarted):
             step = self._step(event)
-            started = _seconds(event.get("start_time")) or time.time()
+            started = _seconds(event.start_time) or time.time()
             if step.state == RETRYING and started == step.start:
                 return  # announced late: this run of the step is retrying already
             if step.state in (SUCCEEDED, FAILED, RUNNING):  # Dask ran it again
@@ -120,35 +127,31 @@ class RunState:
             self._set(step, RUNNING)
             step.start = started
             step.end = None
-        elif kind == "retry":
+        elif isinstance(event, StepRetrying):
             step = self._step(event)
             self._set(step, RETRYING)
-            step.attempts = int(event.get("attempt", step.attempts + 1))
-            step.message = str(event.get("message", ""))
-            step.start = step.start or _seconds(event.get("start_time"))
-        elif kind == "step":
+            step.attempts = event.attempt
+            step.message = event.message
+            step.start = step.start or _seconds(event.start_time)
+        elif isinstance(event, StepEnded):
             self._ended(event)
-        elif kind in ("branch", "run_end"):
-            terminal = event.get("terminal")
-            if terminal:
-                self._heard(terminal["template"], tuple(terminal["items"]))
-            final = _FINAL.get(event.get("status", ""), FAILED)
-            if kind == "branch":
-                self._branch_ended(event["internal_name"], event["template"], event["items"], final)
+        elif isinstance(event, (BranchEnded, RunEnded)):
+            self._heard(event.terminal.template, event.terminal.items)
+            final = _FINAL.get(event.status, FAILED)
+            if isinstance(event, BranchEnded):
+                self._branch_ended(event.internal_name, event.template, event.items, final)
             else:
                 self.status, self.ended = final, time.time()
         self.version += 1
 
-    def _ended(self, event: dict[str, Any]) -> None:
+    def _ended(self, event: StepEnded) -> None:
         step = self._step(event)
-        attempts = event.get("attempts") or []
-        if event.get("cached"):
-            self._set(step, CACHED)
-        elif event.get("reused"):
+        attempts = event.attempts
+        if event.reused:
             self._set(step, REUSED)
         else:
-            self._set(step, _FINAL.get(event.get("status", ""), FAILED))
-        step.message = event.get("message", "")
+            self._set(step, _FINAL.get(event.status, FAILED))
+        step.message = event.message
         if attempts:
             step.start = step.start or _seconds(attempts[0].get("start_time"))
             step.end = _seconds(attempts[-1].get("end_time"))
@@ -158,7 +161,7 @@ class RunState:
                 step.message = f"after {len(failed)} failed: {failed[-1].get('message', '')}"
         else:  # a composite's end: it began when the first of its branches did
             step.end = time.time()
-            step.start = step.start or self._since.get(event["internal_name"], step.end)
+            step.start = step.start or self._since.get(event.internal_name, step.end)
 
     def _set(self, step: StepState, state: str) -> None:
         if step.kind in _TASK_KINDS:
@@ -166,7 +169,9 @@ class RunState:
             self._tally[state] += 1
         step.state = state
 
-    def _branch_ended(self, instance: str, template: str, items: list[str], final: str) -> None:
+    def _branch_ended(
+        self, instance: str, template: str, items: tuple[str, ...], final: str
+    ) -> None:
         if instance in self.branch_end:
             return
         self.branch_end[instance] = final
@@ -184,14 +189,14 @@ class RunState:
             self.status, self.ended = STOPPED, time.time()
             self.version += 1
 
-    def _step(self, event: dict[str, Any]) -> StepState:
-        name = event["internal_name"]
+    def _step(self, event: StepStarted | StepRetrying | StepEnded) -> StepState:
+        name = event.internal_name
         step = self.steps.get(name)
         if step is None:
-            step = self.steps[name] = StepState(event.get("step_type", "task"), event["name"])
+            step = self.steps[name] = StepState(event.step_type, event.name)
             if step.kind in _TASK_KINDS:
                 self._tally[WAITING] += 1
-            self._heard(event["template"], tuple(event["items"]))
+            self._heard(event.template, event.items)
         return step
 
     def _heard(self, template: str, items: tuple[str, ...]) -> None:

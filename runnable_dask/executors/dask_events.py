@@ -15,10 +15,9 @@ import queue
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import msgpack
-
 from runnable_dask.compact import Compact
-from runnable_dask.runtime.context import Event, Send
+from runnable_dask.runtime.context import Send
+from runnable_dask.runtime.events import Event, pack, unpack
 
 if TYPE_CHECKING:
     from distributed.batched import BatchedSend
@@ -46,7 +45,7 @@ RIDE = 0.05
 def _log_packed(worker: Any, topic: str, events: list[Event]) -> None:
     """One message of bytes: Dask checks, sizes and copies a nested message field by
     field, which cost a worker more than running a trivial step."""
-    message = {"op": "log-event", "topic": topic, "msg": msgpack.packb(events)}
+    message = {"op": "log-event", "topic": topic, "msg": pack(events)}
     worker.loop.add_callback(_with_next_batch, worker.loop, worker.batched_stream, message)
 
 
@@ -82,5 +81,5 @@ def _flush(stream: BatchedSend) -> None:
 def put_each(events: queue.SimpleQueue, message: bytes) -> None:
     """On the driver: a task's message (a map iteration's step and branch end, say),
     unpacked onto the run's events queue."""
-    for event in msgpack.unpackb(message, strict_map_key=False):
+    for event in unpack(message):
         events.put(event)

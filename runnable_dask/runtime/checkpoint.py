@@ -22,6 +22,7 @@ from typing import Any
 import cloudpickle
 
 from runnable_dask.compact import Compact
+from runnable_dask.runtime.events import StepEnded
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.stores.catalog import RunCatalog
 
@@ -35,7 +36,7 @@ class Checkpoint(Compact):
 
     target: str
     outputs: dict[str, Param]
-    event: dict[str, Any]
+    event: StepEnded
 
 
 def _path(internal_name: str) -> str:

@@ -10,9 +10,10 @@ import os
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from runnable_dask.compact import Compact
+from runnable_dask.runtime.events import Event
 from runnable_dask.sdk import NotebookTask
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
     from runnable_dask.runtime.checkpoint import InProcessCheckpoints
     from runnable_dask.sdk import BaseTask
 
-Event = dict[str, Any]
 Send = Callable[[list[Event]], None]
 
 

@@ -10,7 +10,7 @@ whose shape depends on values (Map, Conditional, Loop) are in
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from runnable_dask.compact import Compact
@@ -24,6 +24,7 @@ from runnable_dask.runtime.attempt import (
     task_environment,
 )
 from runnable_dask.runtime.context import RunContext
+from runnable_dask.runtime.events import BranchEnded, RunEnded, StepEnded, StepRetrying, StepStarted
 from runnable_dask.runtime.starts import announced
 from runnable_dask.runtime.tokens import (
     BRANCH_NOT_REACHED,
@@ -72,38 +73,40 @@ class StepCall(Compact):
             str(self.forwards),
         )
 
-    def event(self, status: str, message: str = "", **fields: Any) -> dict[str, Any]:
+    def event(self, status: str, message: str = "", **fields: Any) -> StepEnded:
         """A step's record, as the driver receives it."""
-        return {
-            "event": "step",
-            "internal_name": self.internal_name,
-            "template": self.node.internal_name,
-            "items": self.items,
-            "name": self.node.name,
-            "step_type": self.node.kind,
-            "status": status,
-            "message": message,
-            "attempts": [],
-            "data_catalog": [],
+        node = self.node
+        return StepEnded(
+            self.internal_name,
+            node.internal_name,
+            self.items,
+            node.name,
+            node.kind,
+            status,
+            message,
             **fields,
-        }
+        )
 
-    def retry_event(self, attempt: int, message: str, start: dict[str, Any]) -> dict[str, Any]:
+    def retry_event(self, attempt: int, message: str, start: StepStarted) -> StepRetrying:
         """An attempt failed and attempt number ``attempt`` follows (the run log records
         every attempt with the step's end; this tells a live view the step is retrying)."""
-        return {**start, "event": "retry", "attempt": attempt, "message": message}
+        return StepRetrying(
+            start.internal_name,
+            start.template,
+            start.items,
+            start.name,
+            start.step_type,
+            start.start_time,
+            attempt,
+            message,
+        )
 
-    def start_event(self, started: str) -> dict[str, Any]:
+    def start_event(self, started: str) -> StepStarted:
         """The step began: shown as running until its record arrives."""
-        return {
-            "event": "start",
-            "internal_name": self.internal_name,
-            "template": self.node.internal_name,
-            "items": self.items,
-            "name": self.node.name,
-            "step_type": self.node.kind,
-            "start_time": started,
-        }
+        node = self.node
+        return StepStarted(
+            self.internal_name, node.internal_name, self.items, node.name, node.kind, started
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +148,7 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
         except Exception as exc:  # around the step, not in it: still the step's failure
             done = _broken(ctx, call, token, exc)
     else:
-        ctx.report({**done.event, "reused": True})
+        ctx.report(replace(done.event, reused=True))
     return Token(
         target=done.target,
         params={**token.params, **done.outputs},
@@ -205,8 +208,8 @@ def _run_task(
         attempts=attempts,
         data_catalog=result.data_catalog,
         mock=task is not node.step,
-        started=start["start_time"],  # names this run of the task, if it was announced
-        **({"warnings": cache.warnings} if cache is not None and cache.warnings else {}),
+        started=start.start_time,  # names this run of the task, if it was announced
+        **({"warnings": tuple(cache.warnings)} if cache is not None and cache.warnings else {}),
     )
     if not result.ok:
         ctx.report(event)
@@ -219,7 +222,7 @@ def _keep(
     call: StepCall,
     catalog: RunCatalog,
     outputs: dict[str, Param],
-    event: dict[str, Any],
+    event: StepEnded,
 ) -> checkpoint.Checkpoint:
     """Keep a success's checkpoint, then report it; a success whose outcome cannot be
     kept is the step's failure."""
@@ -232,10 +235,10 @@ def _keep(
             ctx.checkpoints.add(name, done)
     except Exception as exc:  # the step ran, but what it returned cannot be kept
         message = f"could not keep the step's outcome ({type(exc).__name__}: {exc})"
-        event["attempts"][-1].update(
+        event.attempts[-1].update(
             status="FAIL", message=message, output_parameters={}, user_defined_metrics={}
         )
-        event.update(status="FAIL", message=message)
+        event = replace(event, status="FAIL", message=message)
         ctx.report(event)
         return checkpoint.Checkpoint(target=call.node.on_failure, outputs={}, event=event)
     ctx.report(event)
@@ -301,17 +304,12 @@ def run_branch_end(ctx: RunContext, call: EndCall, *incoming: Token) -> BranchEn
         items=call.items,
     )
     attempt = attempt_record(now(), _shown(token.params, call.hidden))
-    ctx.report(
-        {
-            "event": "run_end" if call.is_root else "branch",
-            "terminal": terminal.event("SUCCESS", attempts=[attempt]),
-            "internal_name": fill(call.branch, call.items),
-            "template": call.branch,
-            "items": call.items,
-            "status": status,
-            "parameters": summarise(token.params if call.is_root else own),
-        }
-    )
+    ended = terminal.event("SUCCESS", attempts=[attempt])
+    if call.is_root:
+        ctx.report(RunEnded(ended, status, summarise(token.params)))
+    else:
+        name = fill(call.branch, call.items)
+        ctx.report(BranchEnded(ended, name, call.branch, call.items, status, summarise(own)))
     if call.is_root:
         return BranchEnd(status=status)
     return BranchEnd(status=status, params=own, changed=changed)

@@ -10,9 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    field_serializer,
+)
 
 from runnable_dask.sdk.returns import ReturnKind
+from runnable_dask.stores.packed import SPLICE, PackedBranches, marker
 
 Status = Literal["CREATED", "PROCESSING", "SUCCESS", "FAIL"]
 
@@ -78,6 +86,23 @@ class StepLog(_Record):
     branches: dict[str, BranchLog] = Field(default_factory=dict)
     data_catalog: list[DataCatalogRecord] = Field(default_factory=list)
 
+    @field_serializer("branches", mode="wrap")
+    def _branches(
+        self,
+        value: dict[str, BranchLog],
+        handler: SerializerFunctionWrapHandler,
+        info: SerializationInfo,
+    ) -> Any:
+        """A map's packed branches: a marker when the store splices them in, else whole."""
+        if not isinstance(value, PackedBranches):
+            return handler(value)
+        spliced = (info.context or {}).get(SPLICE)
+        if spliced is None:
+            return handler(dict(value.items()))
+        key = marker(value)
+        spliced[key] = (self.internal_name, value)
+        return key
+
 
 class RunLog(_Record):
     """Everything recorded about one run; returned by ``Pipeline.execute``."""
@@ -92,18 +117,46 @@ class RunLog(_Record):
 
     def walk(self) -> Iterator[StepLog]:
         """Every step, branches included, depth first in recorded order."""
-        pending = list(self.steps.values())
+        pending = list(reversed(self.steps.values()))  # a stack: the next step is last
         while pending:
-            step = pending.pop(0)
+            step = pending.pop()
             yield step
-            children = [s for b in step.branches.values() for s in b.steps.values()]
-            pending[:0] = children
+            if step.branches:
+                children = [s for b in step.branches.values() for s in b.steps.values()]
+                pending.extend(reversed(children))
+
+    def _walk_failures(self) -> Iterator[StepLog]:
+        """As :meth:`walk`, skipping packed branches with no failure inside (unread)."""
+        pending = list(reversed(self.steps.values()))
+        while pending:
+            step = pending.pop()
+            yield step
+            branches = step.branches
+            if branches:
+                chosen = (
+                    branches.with_failures()
+                    if isinstance(branches, PackedBranches)
+                    else branches.values()
+                )
+                children = [s for b in chosen for s in b.steps.values()]
+                pending.extend(reversed(children))
 
     def step(self, internal_name: str) -> StepLog:
-        """The step with this internal name, at any depth."""
-        for step in self.walk():
+        """The step with this internal name, at any depth; of a map's packed branches,
+        only those whose name begins the step's are read."""
+        pending = list(reversed(self.steps.values()))
+        while pending:
+            step = pending.pop()
             if step.internal_name == internal_name:
                 return step
+            branches = step.branches
+            if not branches:
+                continue
+            if isinstance(branches, PackedBranches):
+                chosen = [branches[n] for n in branches if internal_name.startswith(f"{n}.")]
+            else:
+                chosen = list(branches.values())
+            pending.extend(reversed([s for b in chosen for s in b.steps.values()]))
         raise KeyError(f"no step {internal_name!r} in run {self.run_id!r}")
 
     def failed_steps(self) -> list[StepLog]:
@@ -111,7 +164,7 @@ class RunLog(_Record):
         that failed, and composites that failed by themselves (a map whose list was
         missing), not the composites above failed tasks nor the fail terminals."""
         found = []
-        for step in self.walk():
+        for step in self._walk_failures():
             if step.status != "FAIL" or step.step_type == "fail":
                 continue
             inside = (s for b in step.branches.values() for s in b.steps.values())

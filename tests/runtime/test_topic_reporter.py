@@ -8,11 +8,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import msgpack
 import pytest
 from distributed import Client, LocalCluster
 
 from runnable_dask.executors.dask_events import TopicReporter
+from runnable_dask.runtime.events import StepStarted, unpack
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +26,16 @@ def client() -> Iterator[Client]:
 
 def _received(client: Client, topic: str) -> queue.SimpleQueue:
     got: queue.SimpleQueue = queue.SimpleQueue()
-    client.subscribe_topic(topic, lambda message: got.put(msgpack.unpackb(message[1])))
+    client.subscribe_topic(topic, lambda message: got.put(unpack(message[1])))
     return got
 
 
+def _started(name: str) -> StepStarted:
+    return StepStarted(name, name, (), name, "task", "2026-01-01T00:00:00")
+
+
 def _report_then_wait(topic: str, release: Path) -> str:
-    TopicReporter(topic)([{"step": "first"}])
+    TopicReporter(topic)([_started("first")])
     while not release.exists():  # sends nothing to the scheduler meanwhile
         time.sleep(0.01)
     return "done"
@@ -44,7 +48,7 @@ def test_an_event_reaches_the_driver_while_its_task_still_runs(
     release = tmp_path / "release"
     future = client.submit(_report_then_wait, "long-task", release, pure=False)
 
-    assert got.get(timeout=30) == [{"step": "first"}]
+    assert got.get(timeout=30) == [_started("first")]
     assert not future.done()
     release.touch()
     assert future.result(timeout=30) == "done"
@@ -53,7 +57,7 @@ def test_an_event_reaches_the_driver_while_its_task_still_runs(
 def _report_each(topic: str, count: int) -> int:
     report = TopicReporter(topic)
     for index in range(count):
-        report([{"index": index}])
+        report([_started(f"s{index}")])
     return count
 
 
@@ -61,5 +65,5 @@ def test_events_of_quick_tasks_all_arrive_in_order(client: Client) -> None:
     got = _received(client, "quick-tasks")
     assert client.submit(_report_each, "quick-tasks", 50, pure=False).result() == 50
 
-    indices = [got.get(timeout=30)[0]["index"] for _ in range(50)]
-    assert indices == list(range(50))
+    names = [got.get(timeout=30)[0].internal_name for _ in range(50)]
+    assert names == [f"s{index}" for index in range(50)]

@@ -1,0 +1,213 @@
+"""A map's branches kept as their JSON, so a map of 100,000 items fits a small driver.
+
+As pydantic objects, a finished map item (its branch, steps, attempts and parameter
+records) took about 13 KB of the driver's memory; as the JSON the run log stores, about
+1 KB. :class:`PackedBranches` is the dict a map step's ``branches`` is: a branch still
+running is an object the recorder updates, a finished one is its JSON, read back into a
+:class:`BranchLog` each time it is asked for (and not kept), so ``walk()``, ``step()`` and
+``failures()`` work on it as on any run log. Written to a store, the JSON goes out as it
+is (:func:`dump_run_log`): a write no longer serialises every item again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runnable_dask.stores.runlog import BranchLog, RunLog
+
+SPLICE = "runnable-dask:splice"
+"""Serialisation context: packed branches become markers that :func:`dump_run_log` fills."""
+
+
+class PackedBranches(dict[str, Any]):
+    """Branches by internal name, in item order; finished ones held as JSON bytes."""
+
+    def pack(self, name: str) -> None:
+        """Keep branch ``name`` as its JSON from now on (it will not change again)."""
+        value = dict.__getitem__(self, name)
+        if not isinstance(value, bytes):
+            dict.__setitem__(self, name, type(value).__pydantic_serializer__.to_json(value))
+
+    def placeholders(self, names: list[str]) -> None:
+        """Branches listed before any of them reports: each as the JSON of an empty one."""
+        for name in names:
+            if name not in self:
+                dict.__setitem__(self, name, _empty(name))
+
+    def live(self, name: str) -> BranchLog | None:
+        """The branch as an object the recorder may update (unpacked if it was packed)."""
+        value = dict.get(self, name)
+        if isinstance(value, bytes):
+            value = _branch(value)
+            dict.__setitem__(self, name, value)
+        return value
+
+    def raw(self) -> Iterator[tuple[str, bytes | BranchLog]]:
+        """Names with packed JSON or live objects, as held (for writing)."""
+        return iter(dict.items(self))
+
+    def __getitem__(self, name: str) -> BranchLog:
+        return _unpacked(dict.__getitem__(self, name))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = dict.get(self, name, default)
+        return _unpacked(value) if isinstance(value, bytes) else value
+
+    def values(self) -> Iterator[BranchLog]:  # type: ignore[override]
+        return (_unpacked(value) for value in dict.values(self))
+
+    def items(self) -> Iterator[tuple[str, BranchLog]]:  # type: ignore[override]
+        return ((name, _unpacked(value)) for name, value in dict.items(self))
+
+    def setdefault(self, name: str, default: BranchLog) -> BranchLog:  # type: ignore[override]
+        found = self.live(name)
+        if found is None:
+            dict.__setitem__(self, name, default)
+            return default
+        return found
+
+    def statuses(self) -> Iterator[tuple[str, str]]:
+        """(name, status) of each branch, read without unpacking it."""
+        for name, value in dict.items(self):
+            if isinstance(value, bytes):
+                found = _STATUS.search(value)
+                yield name, found.group(1).decode() if found else "PROCESSING"
+            else:
+                yield name, value.status
+
+    def with_failures(self) -> Iterator[BranchLog]:
+        """The branches with a failed step or a failed status anywhere inside; the
+        others are not unpacked."""
+        for value in dict.values(self):
+            if not isinstance(value, bytes):
+                yield value
+            elif _FAILED in value:
+                yield _branch(value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, dict) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return PackedBranches, (), None, None, iter(dict.items(self))
+
+    def __copy__(self) -> PackedBranches:
+        copied = PackedBranches()
+        dict.update(copied, dict.items(self))
+        return copied
+
+
+def _empty(name: str) -> bytes:
+    return (
+        b'{"internal_name":' + json.dumps(name).encode() + b',"status":"PROCESSING",'
+        b'"steps":{},"parameters":{}}'
+    )
+
+
+def _branch(data: bytes) -> BranchLog:
+    from runnable_dask.stores.runlog import BranchLog
+
+    return BranchLog.model_validate_json(data)
+
+
+def _unpacked(value: Any) -> Any:
+    return _branch(value) if isinstance(value, bytes) else value
+
+
+def marker(branches: PackedBranches) -> str:
+    """What a packed map's branches serialise to in a write: replaced by their JSON."""
+    return f"{SPLICE}:{id(branches)}"
+
+
+Index = dict[str, Any]
+"""Where each packed map's branches are in a written document: ``{"size": bytes,
+"maps": {map internal name: [[start, end] of each branch's JSON]}}``."""
+
+
+def dump_run_log(run_log: RunLog) -> tuple[bytes, Index]:
+    """The run log's JSON (runnable's layout), packed branches copied in as they are,
+    and where they are in it (so a reader can skip them, see :func:`load_run_log`)."""
+    spliced: dict[str, tuple[str, PackedBranches]] = {}
+    data = run_log.model_dump_json(context={SPLICE: spliced}).encode()
+    out = bytearray()
+    maps: dict[str, list[tuple[int, int]]] = {}
+    done = 0
+    for key, (owner, branches) in spliced.items():  # in document order
+        at = data.index(json.dumps(key).encode(), done)
+        out += data[done:at]
+        done = at + len(json.dumps(key))
+        offsets = maps[owner] = []
+        out += b"{"
+        for number, (name, value) in enumerate(branches.raw()):
+            out += (b',"' if number else b'"') + json.dumps(name).encode()[1:] + b":"
+            start = len(out)
+            out += value if isinstance(value, bytes) else _live_json(value)
+            offsets.append((start, len(out)))
+        out += b"}"
+    out += data[done:]
+    return bytes(out), {"size": len(out), "maps": maps}
+
+
+def _live_json(branch: BranchLog) -> bytes:
+    """A branch still running; a map inside it is written whole."""
+    return bytes(type(branch).__pydantic_serializer__.to_json(branch))
+
+
+def load_run_log(data: bytes, index: Index | None) -> RunLog:
+    """A written run log, each packed map's branches kept packed (not parsed) when the
+    index matches the document; otherwise parsed whole."""
+    from runnable_dask.stores.runlog import RunLog
+
+    maps = index.get("maps", {}) if index and index.get("size") == len(data) else {}
+    spans = [(name, offsets) for name, offsets in maps.items() if offsets]
+    if not spans or not all(data[o[0][0] : o[0][0] + 17] == b'{"internal_name":' for _, o in spans):
+        return RunLog.model_validate_json(data)
+    trunk = bytearray()
+    done = 0
+    for _, offsets in sorted(spans, key=lambda span: span[1][0][0]):
+        first = offsets[0][0]
+        key = json.dumps(_name(data[first : first + 4096])).encode()
+        trunk += data[done : first - len(key) - 2] + b"{}"  # the object, its key, its colon
+        done = offsets[-1][1] + 1
+    trunk += data[done:]
+    run_log = RunLog.model_validate_json(bytes(trunk))
+    for owner, offsets in spans:
+        packed = PackedBranches()
+        for start, end in offsets:
+            value = data[start:end]
+            dict.__setitem__(packed, _name(value), value)
+        run_log.step(owner).branches = packed
+    return run_log
+
+
+_NAME = re.compile(rb'\{"internal_name":("(?:[^"\\]|\\.)*")')
+_STATUS = re.compile(rb'"status":"([A-Z]+)"')
+_TIME = re.compile(rb'"(start|end)_time":"([^"]+)"')
+_FAILED = b'"status":"FAIL"'
+
+
+def packed_times(value: bytes) -> Iterator[tuple[str, str]]:
+    """The earliest start and latest end of the attempts in a packed branch, from its
+    JSON (ISO times in UTC, as recorded, compare as text)."""
+    starts: list[bytes] = []
+    ends: list[bytes] = []
+    for kind, stamp in _TIME.findall(value):
+        (starts if kind == b"start" else ends).append(stamp)
+    if starts or ends:
+        yield (min(starts).decode() if starts else "", max(ends).decode() if ends else "")
+
+
+def _name(value: bytes) -> str:
+    found = _NAME.match(value)
+    if found is None:
+        raise ValueError("a packed branch without its internal name")
+    quoted = found.group(1)
+    return quoted[1:-1].decode() if b"\\" not in quoted else str(json.loads(quoted))

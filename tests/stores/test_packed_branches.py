@@ -1,0 +1,69 @@
+"""A map's packed branches in a stored run log: written in runnable's layout, read back
+packed through the index, and read whole when the index does not match."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from runnable_dask.stores.packed import PackedBranches
+from runnable_dask.stores.runlog import Attempt, RunLog, StepLog
+from runnable_dask.stores.runlog_store import RunLogStore
+
+ITEMS = ["0", "1", 'odd "name" {with} \\ braces', "3"]
+
+
+def a_map_run() -> RunLog:
+    """A run whose map has four items: two finished (packed), one failed, one running."""
+    run_log = RunLog(run_id="packed", status="PROCESSING")
+    sweep = run_log.steps["sweep"] = StepLog(name="sweep", internal_name="sweep", step_type="map")
+    branches = sweep.branches = PackedBranches()
+    branches.placeholders([f"sweep.{item}" for item in ITEMS])
+    for item in ITEMS[:3]:
+        branch = branches.live(f"sweep.{item}")
+        assert branch is not None
+        failed = item == ITEMS[2]
+        branch.status = "FAIL" if failed else "SUCCESS"
+        name = f"sweep.{item}.work"
+        branch.steps[name] = StepLog(
+            name="work",
+            internal_name=name,
+            status=branch.status,
+            message="ValueError: broken" if failed else "",
+            attempts=[Attempt(status=branch.status, start_time="2026-01-01T00:00:0" + item[0])],
+        )
+        branches.pack(f"sweep.{item}")
+    run_log.steps["after"] = StepLog(name="after", internal_name="after", status="PROCESSING")
+    return run_log
+
+
+def test_packed_branches_are_stored_whole_and_read_back_packed(tmp_path: Path) -> None:
+    store = RunLogStore(tmp_path)
+    run_log = a_map_run()
+    store.create(RunLog(run_id="packed"))
+    store.write(run_log)
+
+    document = json.loads((tmp_path / "packed.json").read_text())
+    stored = document["steps"]["sweep"]["branches"]
+    assert list(stored) == [f"sweep.{item}" for item in ITEMS]
+    assert [b["status"] for b in stored.values()] == ["SUCCESS", "SUCCESS", "FAIL", "PROCESSING"]
+    assert list(document["steps"]) == ["sweep", "after"]
+
+    read = store.read("packed")
+    assert isinstance(read.steps["sweep"].branches, PackedBranches)
+    assert read == run_log
+    assert read.failures() == [(f"sweep.{ITEMS[2]}.work", "ValueError: broken")]
+    assert read.step("sweep.1.work").status == "SUCCESS"
+    assert [s.internal_name for s in read.walk()][-1] == "after"
+
+
+def test_an_index_that_does_not_match_means_a_whole_read(tmp_path: Path) -> None:
+    store = RunLogStore(tmp_path)
+    run_log = a_map_run()
+    store.create(RunLog(run_id="packed"))
+    store.write(run_log)
+    (tmp_path / ".packed.index").write_text('{"size": 1, "maps": {"sweep": [[0, 1]]}}')
+
+    read = store.read("packed")
+    assert not isinstance(read.steps["sweep"].branches, PackedBranches)
+    assert read == run_log
