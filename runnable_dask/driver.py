@@ -35,9 +35,8 @@ from runnable_dask.parameters import load_parameters
 from runnable_dask.plan import Plan, build_plan, secret_names
 from runnable_dask.recorder import RunRecorder
 from runnable_dask.run_report import report_at_end
-from runnable_dask.runtime import checkpoint, step_cache
+from runnable_dask.runtime import step_cache
 from runnable_dask.runtime.attempt import log_name, now, task_environment
-from runnable_dask.runtime.checkpoint import InProcessCheckpoints
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import Pipeline
@@ -88,7 +87,7 @@ def execute(
             dashboard = executor.dashboard_link
             _announce(console, executor, run_log.run_id, log_path, resumed)
             _start_tracking(tracking, recorder, resumed, catalog, log_path)
-            recorder.checkpoints = _checkpoints(executor, catalog, resumed)
+            recorder.checkpoints = executor.checkpoints(catalog, resumed)
             ctx = _context(executor, config, plan, recorder, catalog, events, secrets)
             lowering = Lowering(plan, ctx)
             recorder.announcer = RunAnnouncer(executor.client, run_log.run_id)
@@ -245,18 +244,6 @@ def _run_graph(
     finally:
         if report.url:
             recorder.run_log.run_config["performance_report"] = report.url
-
-
-def _checkpoints(
-    executor: Executor, catalog: RunCatalog, resumed: bool
-) -> InProcessCheckpoints | None:
-    """Where finished tasks keep their outcomes: handed to this process when they run in
-    it; else each in its own file, where a resumed run's batched ones are unpacked to."""
-    if executor.in_process:
-        return InProcessCheckpoints(catalog, checkpoint.load_all(catalog) if resumed else {})
-    if resumed:
-        checkpoint.unpack_batches(catalog)
-    return None
 
 
 def _calling_code(run_log: RunLog) -> str:

@@ -20,7 +20,7 @@ from runnable_dask.exceptions import RunLogStoreError
 from runnable_dask.plan import PLACEHOLDER, Plan, fill
 from runnable_dask.progress import WIDE_PARALLEL
 from runnable_dask.runtime.attempt import now
-from runnable_dask.runtime.checkpoint import InProcessCheckpoints
+from runnable_dask.runtime.checkpoint import Checkpoints
 from runnable_dask.runtime.context import Event
 from runnable_dask.stores.runlog import Attempt, BranchLog, ParameterRecord, RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogStorage
@@ -52,8 +52,8 @@ class RunRecorder:
         self.console = console
         self.code_identities = code_identities or []
         self.min_interval = min_interval
-        self.checkpoints: InProcessCheckpoints | None = None
-        """Set for a run in the driving process: stored before each write of the log."""
+        self.checkpoints: Checkpoints | None = None
+        """The run's: what they hold is stored before each write of the log."""
         self.step_listener: Callable[[StepLog, tuple[str, ...]], None] | None = None
         """Told of each step's final record and the branches it runs in (trackers)."""
         self.announcer: RunAnnouncer | None = None

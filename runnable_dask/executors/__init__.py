@@ -16,8 +16,10 @@ from typing import Any, Protocol
 
 from runnable_dask.config import Section
 from runnable_dask.plan import Plan
+from runnable_dask.runtime.checkpoint import Checkpoints
 from runnable_dask.runtime.context import Reporter
 from runnable_dask.sdk.resources import Resources
+from runnable_dask.stores.catalog import RunCatalog
 
 Tasks = dict[str, tuple[Any, ...]]
 Deps = dict[str, tuple[str, ...]]
@@ -54,6 +56,10 @@ class Executor(Protocol):
         """The ``distributed.Client`` the graph runs through, or None (in-process)."""
 
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter: ...
+
+    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> Checkpoints:
+        """Where the run's tasks keep their successes (``resumed``: with those of the
+        run it resumes)."""
 
     def submit(
         self,

@@ -24,7 +24,9 @@ from runnable_dask.executors.cluster import ClusterError, connect, ship_graph, s
 from runnable_dask.executors.dask_events import TopicReporter, put_each
 from runnable_dask.executors.resources import ResourceCheck
 from runnable_dask.executors.worker_setup import closing_quietly, workers_without
+from runnable_dask.runtime.checkpoint import Checkpoints, FileCheckpoints
 from runnable_dask.runtime.context import Reporter
+from runnable_dask.stores.catalog import RunCatalog
 
 
 class DaskExecutor:
@@ -94,6 +96,9 @@ class DaskExecutor:
         self._client.subscribe_topic(topic, lambda message: put_each(events, message[1]))
         self._topics.append(topic)
         return TopicReporter(topic)
+
+    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> Checkpoints:
+        return FileCheckpoints.open(catalog, resumed)
 
     def submit(
         self,

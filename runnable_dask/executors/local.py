@@ -19,7 +19,9 @@ from typing import Any
 from runnable_dask.config import LocalConfig, MockedConfig
 from runnable_dask.executors import Deps, Resolved, Tasks
 from runnable_dask.runtime import processes
+from runnable_dask.runtime.checkpoint import Checkpoints, InProcessCheckpoints
 from runnable_dask.runtime.context import QueueReporter, Reporter
+from runnable_dask.stores.catalog import RunCatalog
 
 
 class LocalExecutor:
@@ -72,6 +74,9 @@ class LocalExecutor:
 
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
         return QueueReporter(events)
+
+    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> Checkpoints:
+        return InProcessCheckpoints.open(catalog, resumed)
 
     def submit(
         self,
