@@ -82,16 +82,16 @@ def load(catalog: RunCatalog, internal_name: str) -> Checkpoint | None:
 
 def save(catalog: RunCatalog, internal_name: str, checkpoint: Checkpoint) -> None:
     """Keep a successful step's outcome in a file of its own."""
-    catalog.write_bytes(_path(internal_name), _dumps(checkpoint))
+    catalog.write_bytes(_path(internal_name), _dumps(checkpoint, checkpoint))
 
 
-def _dumps(value: Checkpoint | tuple[str, Checkpoint]) -> bytes:
-    """A checkpoint pickled: by the standard pickler when its values are plain data (a
-    third of cloudpickle's time, which walks every object in Python); by cloudpickle
-    when the step returned objects, which it pickles by value where they were defined in
-    a script (``__main__``) that a resumed run imports under another name."""
-    checkpoint = value if isinstance(value, Checkpoint) else value[1]
-    if any(param.kind == "object" for param in checkpoint.outputs.values()):
+def _dumps(value: Any, *checkpoints: Checkpoint) -> bytes:
+    """``value``, holding ``checkpoints``, pickled: by the standard pickler when their
+    values are plain data (half cloudpickle's time, which walks every object in Python);
+    by cloudpickle when a step returned objects, which it pickles by value where they
+    were defined in a script (``__main__``) that a resumed run imports under another
+    name."""
+    if any(p.kind == "object" for c in checkpoints for p in c.outputs.values()):
         return cloudpickle.dumps(value)
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -209,7 +209,7 @@ class Journal:
         return found if found is not None else self.files.load(internal_name)
 
     def keep(self, internal_name: str, checkpoint: Checkpoint) -> None:
-        record = _dumps((internal_name, checkpoint))
+        record = _dumps((internal_name, checkpoint), checkpoint)
         self.handle.write(_LENGTH.pack(len(record)) + record)
         self.handle.flush()  # in the operating system's hands: a killed worker loses nothing
 
@@ -257,4 +257,4 @@ class InProcessCheckpoints:
         batch = dict(self._new[:count])
         del self._new[:count]
         name = f"{BATCHES}/{os.getpid()}-{uuid.uuid4().hex}.pickle"
-        self.catalog.write_bytes(name, cloudpickle.dumps(batch))
+        self.catalog.write_bytes(name, _dumps(batch, *batch.values()))
