@@ -77,7 +77,7 @@ def _path(internal_name: str) -> str:
 def load(catalog: RunCatalog, internal_name: str) -> Checkpoint | None:
     """The step's checkpoint file, if it has one."""
     data = catalog.read_bytes(_path(internal_name))
-    return None if data is None else cloudpickle.loads(data)
+    return None if data is None else _unpickled(data)
 
 
 def save(catalog: RunCatalog, internal_name: str, checkpoint: Checkpoint) -> None:
@@ -127,8 +127,9 @@ def unpack_batches(catalog: RunCatalog) -> None:
 
 
 def _unpickled(data: bytes) -> Any:
-    """A stored checkpoint or batch; None if it was cut short (the driver was killed
-    while writing it: its steps were not recorded as done either, so they run again)."""
+    """A stored checkpoint or batch; None if it was cut short (the driver or worker was
+    killed while writing it: its steps were not recorded as done either, so they run
+    again)."""
     try:
         return cloudpickle.loads(data)
     except Exception:
@@ -176,12 +177,11 @@ class FileCheckpoints:
 
     @contextlib.contextmanager
     def journal(self, name: str) -> Iterator[Checkpoints]:
-        path = self.catalog.local_path(f"{JOURNALS}/{name}.log")
-        if path is None:  # not a local disk: most object stores cannot append
+        handle = _open_journal(self.catalog.local_path(f"{JOURNALS}/{name}.log"))
+        if handle is None:  # a file each, as for any step
             yield self
             return
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a+b") as handle:
+        with handle:
             handle.seek(0)
             earlier, whole = _read_journal(handle.read())
             handle.truncate(whole)  # appending after half a record would hide the rest
@@ -189,6 +189,19 @@ class FileCheckpoints:
 
     def flush(self) -> None:
         """Nothing is held: each task stored its own."""
+
+
+def _open_journal(path: str | None) -> BinaryIO | None:
+    """The journal opened to read and append; None where the catalog is not on a local
+    disk (most object stores cannot append) or the file cannot be opened (each step's
+    own file then fails that step with the reason)."""
+    if path is None:
+        return None
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return open(path, "a+b")
+    except OSError:
+        return None
 
 
 class Journal:
