@@ -24,9 +24,7 @@ from runnable_dask import (
 )
 from runnable_dask.lower import Lowering
 from runnable_dask.plan import build_plan
-from runnable_dask.runtime import checkpoint
 from runnable_dask.runtime.context import RunContext
-from runnable_dask.stores.catalog import RunCatalog
 
 Run = Callable[..., Any]
 
@@ -189,22 +187,3 @@ def test_a_bad_batch_size_is_refused_when_the_map_is_built(
 ) -> None:
     with pytest.raises(PipelineDefinitionError, match=rf"Map 'm': {message}"):
         batched_map(branch, batch_size=batch_size)
-
-
-def test_a_journal_cut_short_keeps_its_whole_records(workdir: Path) -> None:
-    """A worker killed while appending a checkpoint leaves half a record: the records
-    before it are kept, and the batch appends after them when it runs again."""
-    catalog = RunCatalog(str(workdir / "catalog"), "r")
-    files = checkpoint.FileCheckpoints(catalog)
-    done = checkpoint.Checkpoint(target="next", outputs={}, event={"status": "SUCCESS"})
-    with files.journal("batch") as kept:
-        kept.keep("m.0.a", done)
-        kept.keep("m.1.a", done)
-    path = Path(catalog.local_path(f"{checkpoint.JOURNALS}/batch.log") or "")
-    path.write_bytes(path.read_bytes()[:-5])  # the second record cut short
-
-    with files.journal("batch") as kept:
-        assert kept.load("m.0.a") == done
-        assert kept.load("m.1.a") is None
-        kept.keep("m.1.a", done)
-    assert set(checkpoint.load_all(catalog)) == {"m.0.a", "m.1.a"}
