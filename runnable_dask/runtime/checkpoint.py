@@ -159,6 +159,9 @@ class FileCheckpoints:
     cluster: any worker may be lost the moment after a step ends)."""
 
     catalog: RunCatalog
+    resumed: bool = False
+    """Whether the run resumes another, whose steps may have files of their own where
+    this run keeps them in journals (it ran in-process, unbatched, or in other batches)."""
     in_driver = False
 
     def load(self, internal_name: str) -> Checkpoint | None:
@@ -173,7 +176,7 @@ class FileCheckpoints:
         first (a run that ran in-process, resumed on a cluster)."""
         if resumed:
             unpack_batches(catalog)
-        return cls(catalog)
+        return cls(catalog, resumed)
 
     @contextlib.contextmanager
     def journal(self, name: str) -> Iterator[Checkpoints]:
@@ -193,8 +196,9 @@ class FileCheckpoints:
 
 def _open_journal(path: str | None) -> BinaryIO | None:
     """The journal opened to read and append; None where the catalog is not on a local
-    disk (most object stores cannot append) or the file cannot be opened (each step's
-    own file then fails that step with the reason)."""
+    disk (most object stores cannot append) or the file cannot be opened: each step
+    then keeps its own file (a failure to write it fails the step with the reason; if
+    the batch runs again with its journal, those steps run again too)."""
     if path is None:
         return None
     try:
@@ -218,8 +222,12 @@ class Journal:
         self.handle = handle
 
     def load(self, internal_name: str) -> Checkpoint | None:
+        """From the journal; else from the step's own file, which only a resumed run's
+        steps may have (looking costs a tenth of a trivial step)."""
         found = self.earlier.get(internal_name)
-        return found if found is not None else self.files.load(internal_name)
+        if found is not None or not self.files.resumed:
+            return found
+        return self.files.load(internal_name)
 
     def keep(self, internal_name: str, checkpoint: Checkpoint) -> None:
         record = _dumps((internal_name, checkpoint), checkpoint)
