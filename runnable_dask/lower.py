@@ -244,8 +244,9 @@ class Lowering:
             call = BatchCall(journal=key, items=tuple(batch))
             task = (run_batch, self.ctx, call, frontier.token)
             keys.append(part.add(key, task, inner.span, frontier.token))
-            for step in steps:
-                inner.restrict(part, key, step)
+            resources = _most(inner.resources, steps)
+            if resources:
+                part.resources[key] = resources
         return keys
 
     @staticmethod
@@ -387,6 +388,17 @@ class Lowering:
         """``<name>-<digits>``: groups by name in the dashboard, unique per run and node."""
         digest = hashlib.blake2b(f"{self.ctx.run_id}/{internal_name}".encode(), digest_size=8)
         return f"{name.replace('-', '_')}-{int.from_bytes(digest.digest(), 'big')}"
+
+
+def _most(outer: Resources, steps: list[Node]) -> Resources:
+    """What a task running ``steps`` in turn asks of its worker: each resource's largest
+    amount over its task steps (their own over the composites' ``outer``)."""
+    most: Resources = {}
+    for node in steps:
+        if node.kind == "task":
+            for name, amount in merge(outer, node.step.resources).items():
+                most[name] = max(amount, most.get(name, amount))
+    return most
 
 
 def _steps(branch: Branch) -> list[Node]:

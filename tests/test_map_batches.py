@@ -163,6 +163,28 @@ def test_a_batched_map_is_a_task_per_batch() -> None:
     assert expansion.deps[frontier.join] == (*batches, frontier.token)
 
 
+def test_a_batch_asks_for_the_most_its_steps_ask_for() -> None:
+    steps = [
+        PythonTask(name="load", function=print, resources={"MEMORY": 4e9}),
+        PythonTask(name="fit", function=print, resources={"GPU": 1, "MEMORY": 1e9}),
+    ]
+    mapped = Map(
+        name="m",
+        branch=Pipeline(steps=steps),
+        iterate_on="items",
+        iterate_as="item",
+        batch_size=2,
+        resources={"GPU": 0.5},
+    )
+    plan = build_plan(Pipeline(steps=[mapped]))
+    ctx = RunContext(run_id="r", catalog_location=".catalog", reporter=lambda events: None)
+    lowering = Lowering(plan, ctx)
+    part, _ = lowering.first({})
+    (frontier,) = part.frontiers.values()
+    expansion = lowering.expand(frontier, ("a", "b", "c"))
+    assert list(expansion.resources.values()) == [{"GPU": 1, "MEMORY": 4e9}] * 2
+
+
 @pytest.mark.parametrize(
     ("batch_size", "branch", "message"),
     [
