@@ -62,6 +62,9 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, scratch: Path) -> None:
         self.sizes = QUICK_SIZES if args.quick else SIZES
+        if args.map_items:
+            self.sizes = {**self.sizes, "map": args.map_items}
+        self.batch_size = args.batch_size
         self.repeat = args.repeat or (1 if args.quick else 3)
         self.scratch = scratch
         self.timeout = args.runnable_timeout
@@ -141,16 +144,29 @@ class Bench:
                 self.add(workload, executor, best["ours"], best["bare"], targets)
 
     def map_drivers(self, workload: Workload, address: str) -> None:
-        """The map with each run its own driving process: time, memory, run-log writes."""
-        measured: dict[str, list[dict[str, float]]] = {"bare": [], "ours": []}
+        """The map with each run its own driving process: time, memory, run-log writes;
+        and the same map with ``batch_size`` items per task, in turn with them."""
+        measured: dict[str, list[dict[str, float]]] = {"bare": [], "ours": [], "batched": []}
         for _ in range(self.repeat):
             for kind, runs_of_kind in measured.items():
                 runs_of_kind.append(self._map_child(kind, workload, address))
         ours = {key: [run[key] for run in measured["ours"]] for key in measured["ours"][0]}
         bare = {key: [run[key] for run in measured["bare"]] for key in measured["bare"][0]}
+        batched = min(run["seconds"] for run in measured["batched"])
         executor = f"{_cluster_label(*MAIN_CLUSTER)}, driver in its own process"
         best_ours, best_bare = min(ours["seconds"]), min(bare["seconds"])
         self.add(workload, executor, best_ours, best_bare, [within_ratio(best_ours, best_bare)])
+        self.rows.append(
+            Row(
+                f"{workload.label}, batch_size={self.batch_size}",
+                executor,
+                seconds(batched),
+                seconds(best_bare),
+                ratio(batched, best_bare),
+                "",
+                within_ratio(batched, best_bare, 1.3),
+            )
+        )
         peak_ours, peak_bare = max(ours["peak_rss_mb"]), max(bare["peak_rss_mb"])
         self.rows.append(
             Row(
@@ -177,7 +193,10 @@ class Bench:
     def _map_child(self, kind: str, workload: Workload, address: str) -> dict[str, float]:
         folder = self.scratch / f"map-{kind}-{uuid.uuid4().hex[:8]}"
         folder.mkdir()
-        command = [sys.executable, "-m", "benchmarks.map_child", kind, str(workload.n), address]
+        batched = [str(self.batch_size)] if kind == "batched" else []
+        child = "ours" if kind == "batched" else kind
+        command = [sys.executable, "-m", "benchmarks.map_child", child, str(workload.n), address]
+        command += batched
         done = run_process(command, folder, clean_env(PYTHONPATH=str(ROOT)), timeout=3600)
         if done is None or done.returncode != 0:
             detail = done.stderr[-2000:] if done else "over an hour"
@@ -454,6 +473,13 @@ def main() -> None:
         choices=SECTIONS,
         metavar="WORKLOAD",
         help=f"some of: {', '.join(SECTIONS)}",
+    )
+    parser.add_argument("--map-items", type=int, help="items of the map (default 10,000)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=100,
+        help="Map(batch_size=...) of the batched map on the cluster (default 100)",
     )
     parser.add_argument("--runnable-python", help="an interpreter with runnable 0.50.0")
     parser.add_argument(

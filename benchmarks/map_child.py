@@ -1,7 +1,7 @@
 """The map workload once on a running cluster, in a process of its own, so that the peak
 memory it reports is the driving process's alone.
 
-``python -m benchmarks.map_child ours|bare N ADDRESS``, from a scratch folder with the
+``python -m benchmarks.map_child ours|bare N ADDRESS [BATCH_SIZE]``, from a scratch folder with the
 repository root on ``PYTHONPATH``; prints one JSON line: ``seconds`` (connecting to the
 scheduler included, on both sides), ``peak_rss_mb``, ``rss_before_mb`` (after imports)
 and, for runnable_dask, the time spent writing the run log (``RunLogStore.write``) and
@@ -18,8 +18,9 @@ from typing import Any
 
 from distributed import Client
 
+import runnable_dask
 from benchmarks import runs
-from benchmarks.workloads import Workload
+from benchmarks.workloads import Workload, map_list
 from runnable_dask.stores.runlog import RunLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
@@ -52,11 +53,11 @@ def _time_writes() -> list[float]:
     return spent
 
 
-def run_ours(workload: Workload, address: str) -> dict[str, Any]:
+def run_ours(workload: Workload, address: str, batch_size: int | None) -> dict[str, Any]:
     folder = Path.cwd()
     config = runs.dask_config(folder, "dask", address)
     parameters = runs.parameters_file(folder, workload)
-    pipeline = runs.ours(workload)
+    pipeline = map_list(runnable_dask, workload.n, batch_size)
     writes = _time_writes()
     before = _rss_mb("VmRSS")
     began = time.perf_counter()
@@ -72,7 +73,7 @@ def run_ours(workload: Workload, address: str) -> dict[str, Any]:
     }
 
 
-def run_bare(workload: Workload, address: str) -> dict[str, Any]:
+def run_bare(workload: Workload, address: str, batch_size: int | None) -> dict[str, Any]:
     before = _rss_mb("VmRSS")
     began = time.perf_counter()
     with Client(address, set_as_default=False) as client:
@@ -84,8 +85,9 @@ def run_bare(workload: Workload, address: str) -> dict[str, Any]:
 
 def main() -> None:
     kind, n, address = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    batch_size = int(sys.argv[4]) if len(sys.argv) > 4 else None
     run = {"ours": run_ours, "bare": run_bare}[kind]
-    print(json.dumps(run(Workload("map", n), address)))
+    print(json.dumps(run(Workload("map", n), address, batch_size)))
 
 
 if __name__ == "__main__":

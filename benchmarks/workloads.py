@@ -81,14 +81,16 @@ def wide(sdk: ModuleType, n: int) -> Any:
     return sdk.Pipeline(steps=[sdk.Parallel(name="wide", branches=branches)])
 
 
-def map_list(sdk: ModuleType, n: int) -> Any:
+def map_list(sdk: ModuleType, n: int, batch_size: int | None = None) -> Any:
     """A step returns ``list(range(n))`` (``n`` is a parameter); a Map adds one to each
-    item; the default reducer makes the list of results."""
+    item; the default reducer makes the list of results. ``batch_size``: items per Dask
+    task (runnable_dask only)."""
     branch = sdk.Pipeline(steps=[sdk.PythonTask(name="inc", function=inc, returns=["y"])])
+    batched = {"batch_size": batch_size} if batch_size else {}
     return sdk.Pipeline(
         steps=[
             sdk.PythonTask(name="make", function=make_items, returns=["items"]),
-            sdk.Map(name="sweep", branch=branch, iterate_on="items", iterate_as="x"),
+            sdk.Map(name="sweep", branch=branch, iterate_on="items", iterate_as="x", **batched),
         ]
     )
 

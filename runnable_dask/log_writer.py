@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from runnable_dask.exceptions import RunLogStoreError
-from runnable_dask.runtime.checkpoint import InProcessCheckpoints
+from runnable_dask.runtime.checkpoint import Checkpoints
 from runnable_dask.stores.runlog import RunLog
 from runnable_dask.stores.runlog_store import RunLogStorage
 from runnable_dask.timestamps import now
@@ -28,7 +28,7 @@ class LogWriter:
         self.run_log = run_log
         self.store = store
         self.min_interval = min_interval
-        self.checkpoints: InProcessCheckpoints | None = None
+        self.checkpoints: Checkpoints | None = None
         """Set for a run in the driving process: stored before each write of the log."""
         self._last_write = 0.0
         self._write_cost = 0.0

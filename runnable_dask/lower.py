@@ -28,11 +28,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from runnable_dask.plan import PLACEHOLDER, Branch, Node, Plan, fill
+from runnable_dask.runtime.batch import BatchCall, BatchItem, run_batch
 from runnable_dask.runtime.composites import (
     loop_goes_on,
     loop_next,
     map_items,
     passthrough,
+    run_batched_map_join,
     run_conditional,
     run_conditional_join,
     run_map_join,
@@ -162,18 +164,24 @@ class Lowering:
                 hidden=scope.hidden | {step.iterate_on},
                 span=(*scope.span, call.internal_name),
             )
+            returned = () if value else _returned(node)
+            if step.batch_size and _linear(node.branches[0], _steps(node.branches[0])):
+                batches = self._batches(part, frontier, inner, value or ())
+                batched = (run_batched_map_join, ctx, call, batches, token, returned)
+                part.add(frontier.join, batched, scope.span, batches, token)
+                return part
             ends = [
                 self._branch(
                     part,
                     node.branches[0],
                     [token],
-                    Entry(node.internal_name, True, Bind(step.iterate_as, index, step.iterate_on)),
+                    self._item_entry(node, index),
                     replace(inner, items=(*scope.items, item)),
                     node.name,
                 )
                 for index, item in enumerate(value or ())
             ]
-            task = (run_map_join, ctx, call, ends, token, () if ends else _returned(node))
+            task = (run_map_join, ctx, call, ends, token, returned)
             part.add(frontier.join, task, scope.span, ends, token)
         elif not value:
             part.add(frontier.join, (passthrough, token), scope.span, token)
@@ -198,6 +206,55 @@ class Lowering:
             self._frontier(part, replace(frontier, token=after, index=index + 1))
         return part
 
+    def _batches(
+        self, part: GraphPart, frontier: Frontier, inner: Scope, items: tuple[str, ...]
+    ) -> list[str]:
+        """A batched map's iterations: a task per ``batch_size`` items, each running the
+        items' steps in turn (:mod:`runnable_dask.runtime.batch`); the tasks' keys."""
+        node, branch = frontier.node, frontier.node.branches[0]
+        steps = _steps(branch)
+        terminals: dict[str, tuple[str, str]] = {
+            name: (name, kind) for name, kind in branch.terminals.items()
+        }
+        size = node.step.batch_size
+        keys = []
+        for first in range(0, len(items), size):
+            batch = []
+            for index in range(first, min(first + size, len(items))):
+                scope = replace(inner, items=(*frontier.scope.items, items[index]))
+                entries = [self._item_entry(node, index)] + [
+                    Entry(n.internal_name) for n in steps[1:]
+                ]
+                calls = tuple(
+                    scope.call(n, entry, forwards=True)
+                    for n, entry in zip(steps, entries, strict=True)
+                )
+                end = EndCall(
+                    branch=branch.internal_name,
+                    terminals=terminals,
+                    entry=None,
+                    is_root=False,
+                    items=scope.items,
+                    hidden=scope.hidden,
+                )
+                batch.append(BatchItem(calls, end))
+            # Named after the map instance and the batch's first item: the same key, and
+            # so the same journal, each time the batch runs (a lost worker, a resume).
+            key = self._key(steps[0].name, f"{frontier.call.internal_name}/batch/{first}")
+            call = BatchCall(journal=key, items=tuple(batch))
+            task = (run_batch, self.ctx, call, frontier.token)
+            keys.append(part.add(key, task, inner.span, frontier.token))
+            resources = _most(inner.resources, steps)
+            if resources:
+                part.resources[key] = resources
+        return keys
+
+    @staticmethod
+    def _item_entry(node: Node, index: int) -> Entry:
+        """How control enters a map's iteration ``index``: its item bound."""
+        step = node.step
+        return Entry(node.internal_name, True, Bind(step.iterate_as, index, step.iterate_on))
+
     def step_keys(self) -> dict[str, str]:
         """Task key -> internal name of every step outside maps and loops, to name the step
         behind a Dask error (iterations are named by the events they report)."""
@@ -217,7 +274,7 @@ class Lowering:
         end_name: str,
     ) -> str:
         items = scope.items
-        steps = [n for n in branch.nodes if n.internal_name not in branch.terminals]
+        steps = _steps(branch)
         keys = {n.internal_name: self._key(n.name, fill(n.internal_name, items)) for n in steps}
         routes: dict[str, list[str]] = defaultdict(list)
         for node in steps:
@@ -331,6 +388,22 @@ class Lowering:
         """``<name>-<digits>``: groups by name in the dashboard, unique per run and node."""
         digest = hashlib.blake2b(f"{self.ctx.run_id}/{internal_name}".encode(), digest_size=8)
         return f"{name.replace('-', '_')}-{int.from_bytes(digest.digest(), 'big')}"
+
+
+def _most(outer: Resources, steps: list[Node]) -> Resources:
+    """What a task running ``steps`` in turn asks of its worker: each resource's largest
+    amount over its task steps (their own over the composites' ``outer``)."""
+    most: Resources = {}
+    for node in steps:
+        if node.kind == "task":
+            for name, amount in merge(outer, node.step.resources).items():
+                most[name] = max(amount, most.get(name, amount))
+    return most
+
+
+def _steps(branch: Branch) -> list[Node]:
+    """The branch's nodes that run (its terminals aside)."""
+    return [n for n in branch.nodes if n.internal_name not in branch.terminals]
 
 
 def _linear(branch: Branch, steps: list[Node]) -> bool:

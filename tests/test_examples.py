@@ -589,6 +589,22 @@ def test_map_over_returned_list(run_example: Runner, config: str) -> None:
     assert final["chosen"] == "last"
 
 
+@pytest.mark.parametrize("config", [LOCAL, ON_THE_CLUSTER])
+def test_map_in_batches(run_example: Runner, config: str) -> None:
+    run = run_example("examples/07-map/batched.py", config=config)
+    run_log = run.succeeded()
+    steps = run_log["steps"]
+    assert statuses(steps) == {"list files": "SUCCESS", "count": "SUCCESS", "success": "SUCCESS"}
+    count = steps["count"]
+    assert len(count["branches"]) == 1000
+    assert set(statuses(count["branches"]).values()) == {"SUCCESS"}
+    branch = check_branch(count, "count.part-0123.csv", ["lines", "success"])
+    lines = branch["steps"]["count.part-0123.csv.lines"]["attempts"][0]
+    assert lines["input_parameters"]["file"]["value"] == "part-0123.csv"
+    assert lines["output_parameters"]["line_count"]["value"] == 123 % 7
+    assert parameters(run_log)["line_count"] == 2997
+
+
 def test_map_reducer_lambda(run_example: Runner) -> None:
     run = run_example("examples/07-map/reducer_lambda.py")
     run_log = run.succeeded()

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 import yaml
 from distributed import LocalCluster
 
-from runnable_dask import Map, Parallel, Pipeline, PythonTask, Stub
+from runnable_dask import ExecutionFailedError, Map, Parallel, Pipeline, PythonTask, Stub
 from runnable_dask.stores.runlog_store import RunLogStore
 
 pytestmark = pytest.mark.cluster
@@ -133,6 +134,57 @@ def test_a_map_of_a_thousand_items(on_cluster: str, workdir: Path) -> None:
     assert m.branches["m.999"].parameters["d"].value == 1998
     assert run_log.parameters["d"].value == 2 * sum(range(N_ITEMS))
     assert RunLogStore(workdir / ".run_log_store").read("wide") == run_log
+
+
+def double_unless_fixed(item: int, fixed_flag: str) -> int:
+    """Item 123 fails until the flag file exists; every run of an item leaves its line."""
+    folder = Path(fixed_flag).parent
+    with (folder / "runs.txt").open("a", encoding="utf-8") as handle:
+        handle.write(f"{item}\n")
+    if item == 123 and not Path(fixed_flag).exists():
+        raise ValueError("item 123 is not fixed yet")
+    return 2 * item
+
+
+def test_a_batched_map_of_a_thousand_items_resumes_only_its_failed_item(
+    on_cluster: str, workdir: Path
+) -> None:
+    step = PythonTask(name="double", function=double_unless_fixed, returns=["d"])
+    pipeline = Pipeline(
+        steps=[
+            Map(
+                name="m",
+                branch=Pipeline(steps=[step]),
+                iterate_on="items",
+                iterate_as="item",
+                reducer="lambda *x: sum(x)",
+                batch_size=100,
+            ),
+            Stub(name="after"),
+        ]
+    )
+    flag = workdir / "fixed.flag"
+    params = write_params(workdir, {"items": list(range(N_ITEMS)), "fixed_flag": str(flag)})
+    with pytest.raises(ExecutionFailedError, match=r"m\.123\.double: ValueError: item 123"):
+        pipeline.execute(configuration_file=on_cluster, run_id="batched", parameters_file=params)
+    failed = RunLogStore(workdir / ".run_log_store").read("batched")
+    m = failed.steps["m"]
+    assert m.message == f"1 of {N_ITEMS} iterations failed: 123"
+    assert [name for name, b in m.branches.items() if b.status != "SUCCESS"] == ["m.123"]
+    assert len(m.branches) == N_ITEMS
+
+    flag.write_text("fixed", encoding="utf-8")
+    run_log = pipeline.execute(
+        configuration_file=on_cluster, run_id="batched", parameters_file=params
+    )
+
+    assert run_log.status == "SUCCESS"
+    assert run_log.parameters["d"].value == 2 * sum(range(N_ITEMS))
+    ran = Counter(int(line) for line in (workdir / "runs.txt").read_text().split())
+    assert ran == {i: 2 if i == 123 else 1 for i in range(N_ITEMS)}
+    attempts = run_log.step("m.123.double").attempts
+    assert [a.status for a in attempts] == ["FAIL", "SUCCESS"]
+    assert all(b.status == "SUCCESS" for b in run_log.steps["m"].branches.values())
 
 
 def test_maps_nested_in_a_parallel(on_cluster: str, workdir: Path) -> None:

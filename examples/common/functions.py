@@ -330,3 +330,13 @@ def fake_forecaster() -> float:
 def evaluate_forecast(forecast: float) -> float:
     """Mean absolute error of ``forecast`` on the last 3 values of the series."""
     return score_model("forecast", forecast)
+
+
+def list_files(count: int = 1000) -> list[str]:
+    """Names of the files a per-file map works through."""
+    return [f"part-{i:04d}.csv" for i in range(count)]
+
+
+def count_lines(file: str) -> int:
+    """A short task per item (here: the number in the file's name, as its line count)."""
+    return int(file[5:9]) % 7

@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from runnable_dask.config import Section
 from runnable_dask.plan import Plan
+from runnable_dask.runtime.checkpoint import Checkpoints
 from runnable_dask.runtime.context import Reporter
 from runnable_dask.sdk.resources import Resources
+from runnable_dask.stores.catalog import RunCatalog
 
 if TYPE_CHECKING:
     from runnable_dask.announce import RunAnnouncer
     from runnable_dask.executors.report import PerformanceReport
-    from runnable_dask.runtime.checkpoint import InProcessCheckpoints
     from runnable_dask.runtime.kernel_pool import KernelKey
     from runnable_dask.stores.catalog import RunCatalog
 
@@ -91,9 +92,9 @@ class Reporting(Protocol):
 class Checkpointing(Protocol):
     """Where a finished task keeps its outcome, so a resumed run does not run it again."""
 
-    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> InProcessCheckpoints | None:
-        """What tasks hand their checkpoints to (tasks in this process), or None: each
-        task writes its own file (tasks elsewhere); a resumed run's are made ready."""
+    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> Checkpoints:
+        """Where the run's tasks keep their successes (``resumed``: with those of the
+        run it resumes)."""
         ...
 
 

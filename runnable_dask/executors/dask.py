@@ -26,7 +26,7 @@ from runnable_dask.executors.dask_events import TopicReporter, put_each
 from runnable_dask.executors.report import PerformanceReport, performance_report
 from runnable_dask.executors.resources import ResourceCheck
 from runnable_dask.executors.worker_setup import closing_quietly, workers_without
-from runnable_dask.runtime import checkpoint
+from runnable_dask.runtime.checkpoint import Checkpoints, FileCheckpoints
 from runnable_dask.runtime.context import Reporter
 from runnable_dask.stores.catalog import RunCatalog
 
@@ -74,12 +74,6 @@ class DaskExecutor:
             self._by_value = bool(ship_user_modules([]))
         return self
 
-    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> None:
-        """Tasks on workers each write their own file; a resumed run's batched ones are
-        unpacked to files first."""
-        if resumed:
-            checkpoint.unpack_batches(catalog)
-
     def run_scope(self, run_id: str) -> AbstractContextManager[None]:
         return nullcontext()  # each task sets the run id on its worker while it runs
 
@@ -124,6 +118,9 @@ class DaskExecutor:
         self._client.subscribe_topic(topic, lambda message: put_each(events, message[1]))
         self._topics.append(topic)
         return TopicReporter(topic)
+
+    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> Checkpoints:
+        return FileCheckpoints.open(catalog, resumed)
 
     def submit(
         self,

@@ -23,9 +23,9 @@ from runnable_dask.executors import Deps, Notices, Resolved, Tasks, substitute
 from runnable_dask.executors.report import PerformanceReport
 from runnable_dask.pending import PendingInputs
 from runnable_dask.run_id import RUN_ID_ENV
-from runnable_dask.runtime import checkpoint, processes
+from runnable_dask.runtime import processes
 from runnable_dask.runtime.attempt import task_environment
-from runnable_dask.runtime.checkpoint import InProcessCheckpoints
+from runnable_dask.runtime.checkpoint import Checkpoints, InProcessCheckpoints
 from runnable_dask.runtime.context import QueueReporter, Reporter
 from runnable_dask.stores.catalog import RunCatalog
 
@@ -79,9 +79,9 @@ class LocalExecutor:
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
         return QueueReporter(events)
 
-    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> InProcessCheckpoints:
+    def checkpoints(self, catalog: RunCatalog, resumed: bool) -> Checkpoints:
         """Tasks hand their outcomes to this process instead of writing a file each."""
-        return InProcessCheckpoints(catalog, checkpoint.load_all(catalog) if resumed else {})
+        return InProcessCheckpoints.open(catalog, resumed)
 
     def run_scope(self, run_id: str) -> AbstractContextManager[None]:
         return task_environment({RUN_ID_ENV: run_id})

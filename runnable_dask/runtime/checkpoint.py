@@ -5,19 +5,28 @@ lowers the whole pipeline again. In both cases a task whose checkpoint exists re
 the stored outcome instead of running its step again: finished work is not redone, and
 pickled values outlive the workers that held them. Only successes are kept.
 
-On a cluster each task writes its own file before it reports, since its worker may be
-lost the moment after. A run whose tasks are threads of the driving process
-(:class:`InProcessCheckpoints`) loses no worker: its checkpoints go to the driver and are
-stored in one batch file each time the run log is written, so a step never costs a file
-of its own (a tenth of a millisecond, most of a trivial step's cost).
+Where they are kept is the executor's choice, behind :class:`Checkpoints`:
+
+* On a cluster (:class:`FileCheckpoints`) each task writes its own file before it
+  reports, since its worker may be lost the moment after. A task that runs many steps
+  in turn (a batch of a Map's items) appends each step's checkpoint to one *journal*
+  file of its own instead, flushed before the step is reported: a file opened once per
+  batch, not once per step, and a lost worker costs only the steps not yet appended.
+* A run whose tasks are threads of the driving process (:class:`InProcessCheckpoints`)
+  loses no worker: its checkpoints go to the driver and are stored in one batch file
+  each time the run log is written, so a step never costs a file of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
+import struct
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 import cloudpickle
 
@@ -28,6 +37,8 @@ from runnable_dask.stores.catalog import RunCatalog
 
 FOLDER = ".checkpoints"
 BATCHES = f"{FOLDER}/batches"
+JOURNALS = f"{FOLDER}/journals"
+_LENGTH = struct.Struct("<Q")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,29 +50,66 @@ class Checkpoint(Compact):
     event: StepEnded
 
 
+class Checkpoints(Protocol):
+    """Where a run's tasks keep their successes and find those of earlier attempts."""
+
+    in_driver: bool
+    """Whether what is kept is stored by the driving process, before it writes the run
+    log (a step cache entry may then be written later too), rather than by the task."""
+
+    def load(self, internal_name: str) -> Checkpoint | None:
+        """The step's checkpoint, if it finished before (in this run or the run resumed)."""
+
+    def keep(self, internal_name: str, checkpoint: Checkpoint) -> None:
+        """Keep a success, stored before the step's success can be recorded."""
+
+    def journal(self, name: str) -> contextlib.AbstractContextManager[Checkpoints]:
+        """Where one task that runs many steps in turn (named ``name``, the same each time
+        it runs) keeps theirs."""
+
+    def flush(self) -> None:
+        """Store what is held; the recorder calls it before each write of the run log."""
+
+
 def _path(internal_name: str) -> str:
     return f"{FOLDER}/{internal_name}.pickle"
 
 
 def load(catalog: RunCatalog, internal_name: str) -> Checkpoint | None:
-    """The step's checkpoint, if it finished before (in this run or the run resumed)."""
+    """The step's checkpoint file, if it has one."""
     data = catalog.read_bytes(_path(internal_name))
-    return None if data is None else cloudpickle.loads(data)
+    return None if data is None else _unpickled(data)
 
 
 def save(catalog: RunCatalog, internal_name: str, checkpoint: Checkpoint) -> None:
-    """Keep a successful step's outcome."""
-    catalog.write_bytes(_path(internal_name), cloudpickle.dumps(checkpoint))
+    """Keep a successful step's outcome in a file of its own."""
+    catalog.write_bytes(_path(internal_name), _dumps(checkpoint, checkpoint))
+
+
+def _dumps(value: Any, *checkpoints: Checkpoint) -> bytes:
+    """``value``, holding ``checkpoints``, pickled: by the standard pickler when their
+    values are plain data (half cloudpickle's time, which walks every object in Python);
+    by cloudpickle when a step returned objects, which it pickles by value where they
+    were defined in a script (``__main__``) that a resumed run imports under another
+    name."""
+    if any(p.kind == "object" for c in checkpoints for p in c.outputs.values()):
+        return cloudpickle.dumps(value)
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def load_all(catalog: RunCatalog) -> dict[str, Checkpoint]:
-    """Every checkpoint of the run, from step files and batches (when a run resumes)."""
+    """Every checkpoint of the run, from step files, batches and journals (when a run
+    resumes in the driving process)."""
     found: dict[str, Checkpoint] = {}
     for relative in catalog.list_files(FOLDER):
         data = catalog.read_bytes(relative)
-        if data is None or not relative.endswith(".pickle"):
+        if data is None:
             continue
-        if relative.startswith(f"{BATCHES}/"):
+        if relative.startswith(f"{JOURNALS}/"):
+            found.update(_read_journal(data)[0])
+        elif not relative.endswith(".pickle"):
+            continue
+        elif relative.startswith(f"{BATCHES}/"):
             found.update(_unpickled(data) or {})
         elif (checkpoint := _unpickled(data)) is not None:
             found[relative[len(FOLDER) + 1 : -len(".pickle")]] = checkpoint
@@ -69,41 +117,159 @@ def load_all(catalog: RunCatalog) -> dict[str, Checkpoint]:
 
 
 def unpack_batches(catalog: RunCatalog) -> None:
-    """Give each batched checkpoint its own file, where tasks on a cluster look for it
-    (a run that ran in-process, resumed on a cluster)."""
-    for relative in catalog.list_files(BATCHES):
-        batch = _unpickled(catalog.read_bytes(relative) or b"") or {}
-        for internal_name, checkpoint in batch.items():
+    """Give each batched or journaled checkpoint its own file, where any task on a
+    cluster looks for it (a run that ran in-process, or in batches of another size,
+    resumed on a cluster)."""
+    for relative in catalog.list_files(BATCHES) + catalog.list_files(JOURNALS):
+        data = catalog.read_bytes(relative) or b""
+        held = _read_journal(data)[0] if relative.startswith(JOURNALS) else _unpickled(data)
+        for internal_name, checkpoint in (held or {}).items():
             save(catalog, internal_name, checkpoint)
 
 
 def _unpickled(data: bytes) -> Any:
-    """A stored checkpoint or batch; None if it was cut short (the driver was killed
-    while writing it: its steps were not recorded as done either, so they run again)."""
+    """A stored checkpoint or batch; None if it was cut short (the driver or worker was
+    killed while writing it: its steps were not recorded as done either, so they run
+    again)."""
     try:
         return cloudpickle.loads(data)
     except Exception:
         return None
 
 
+def _read_journal(data: bytes) -> tuple[dict[str, Checkpoint], int]:
+    """The checkpoints a journal holds (each a length, then a pickled ``(name,
+    checkpoint)``), and how many of its bytes are whole records: one cut short by a
+    worker killed while appending it ends the journal (its step was not reported, so it
+    runs again)."""
+    found: dict[str, Checkpoint] = {}
+    offset = 0
+    while offset + _LENGTH.size <= len(data):
+        (size,) = _LENGTH.unpack_from(data, offset)
+        record = data[offset + _LENGTH.size : offset + _LENGTH.size + size]
+        if len(record) < size or (pair := _unpickled(record)) is None:
+            break
+        found[pair[0]] = pair[1]
+        offset += _LENGTH.size + size
+    return found, offset
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheckpoints:
+    """Checkpoints as files of the run's catalog, written by the tasks themselves (a
+    cluster: any worker may be lost the moment after a step ends)."""
+
+    catalog: RunCatalog
+    resumed: bool = False
+    """Whether the run resumes another, whose steps may have files of their own where
+    this run keeps them in journals (it ran in-process, unbatched, or in other batches)."""
+    in_driver = False
+
+    def load(self, internal_name: str) -> Checkpoint | None:
+        return load(self.catalog, internal_name)
+
+    def keep(self, internal_name: str, checkpoint: Checkpoint) -> None:
+        save(self.catalog, internal_name, checkpoint)
+
+    @classmethod
+    def open(cls, catalog: RunCatalog, resumed: bool) -> FileCheckpoints:
+        """A run's: a resumed run's batched checkpoints unpacked to files of their own
+        first (a run that ran in-process, resumed on a cluster)."""
+        if resumed:
+            unpack_batches(catalog)
+        return cls(catalog, resumed)
+
+    @contextlib.contextmanager
+    def journal(self, name: str) -> Iterator[Checkpoints]:
+        handle = _open_journal(self.catalog.local_path(f"{JOURNALS}/{name}.log"))
+        if handle is None:  # a file each, as for any step
+            yield self
+            return
+        with handle:
+            handle.seek(0)
+            earlier, whole = _read_journal(handle.read())
+            handle.truncate(whole)  # appending after half a record would hide the rest
+            yield Journal(self, earlier, handle)
+
+    def flush(self) -> None:
+        """Nothing is held: each task stored its own."""
+
+
+def _open_journal(path: str | None) -> BinaryIO | None:
+    """The journal opened to read and append; None where the catalog is not on a local
+    disk (most object stores cannot append) or the file cannot be opened: each step
+    then keeps its own file (a failure to write it fails the step with the reason; if
+    the batch runs again with its journal, those steps run again too)."""
+    if path is None:
+        return None
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return open(path, "a+b")
+    except OSError:
+        return None
+
+
+class Journal:
+    """One task's journal: what it holds from an earlier run of the task (a lost worker,
+    a resumed run), and new checkpoints appended and flushed one at a time."""
+
+    in_driver = False
+
+    def __init__(
+        self, files: FileCheckpoints, earlier: dict[str, Checkpoint], handle: BinaryIO
+    ) -> None:
+        self.files = files
+        self.earlier = earlier
+        self.handle = handle
+
+    def load(self, internal_name: str) -> Checkpoint | None:
+        """From the journal; else from the step's own file, which only a resumed run's
+        steps may have (looking costs a tenth of a trivial step)."""
+        found = self.earlier.get(internal_name)
+        if found is not None or not self.files.resumed:
+            return found
+        return self.files.load(internal_name)
+
+    def keep(self, internal_name: str, checkpoint: Checkpoint) -> None:
+        record = _dumps((internal_name, checkpoint), checkpoint)
+        self.handle.write(_LENGTH.pack(len(record)) + record)
+        self.handle.flush()  # in the operating system's hands: a killed worker loses nothing
+
+    def journal(self, name: str) -> contextlib.AbstractContextManager[Checkpoints]:
+        return contextlib.nullcontext(self)
+
+    def flush(self) -> None:
+        """Each checkpoint is flushed as it is kept."""
+
+
 class InProcessCheckpoints:
     """The checkpoints of a run whose tasks are threads of the driving process.
 
-    Tasks hand theirs over with :meth:`add`; the recorder calls :meth:`flush` before
+    Tasks hand theirs over with :meth:`keep`; the recorder calls :meth:`flush` before
     each write of the run log, so every success the run log records has its checkpoint
     stored, as on a cluster. ``earlier`` are those of the run this one resumes.
     """
+
+    in_driver = True
 
     def __init__(self, catalog: RunCatalog, earlier: dict[str, Checkpoint]) -> None:
         self.catalog = catalog
         self.earlier = earlier
         self._new: list[tuple[str, Checkpoint]] = []
 
+    @classmethod
+    def open(cls, catalog: RunCatalog, resumed: bool) -> InProcessCheckpoints:
+        """A run's, with the checkpoints of the run it resumes."""
+        return cls(catalog, load_all(catalog) if resumed else {})
+
     def load(self, internal_name: str) -> Checkpoint | None:
         return self.earlier.get(internal_name)
 
-    def add(self, internal_name: str, checkpoint: Checkpoint) -> None:
+    def keep(self, internal_name: str, checkpoint: Checkpoint) -> None:
         self._new.append((internal_name, checkpoint))  # list.append is atomic across threads
+
+    def journal(self, name: str) -> contextlib.AbstractContextManager[Checkpoints]:
+        return contextlib.nullcontext(self)
 
     def flush(self) -> None:
         """Store what tasks added since the last flush, as one batch file."""
@@ -113,4 +279,4 @@ class InProcessCheckpoints:
         batch = dict(self._new[:count])
         del self._new[:count]
         name = f"{BATCHES}/{os.getpid()}-{uuid.uuid4().hex}.pickle"
-        self.catalog.write_bytes(name, cloudpickle.dumps(batch))
+        self.catalog.write_bytes(name, _dumps(batch, *batch.values()))

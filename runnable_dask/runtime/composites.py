@@ -98,6 +98,18 @@ def run_map_join(
     )
 
 
+def run_batched_map_join(
+    ctx: RunContext,
+    call: StepCall,
+    batches: list[list[BranchEnd]],
+    probe: Token,
+    returned: tuple[tuple[str, ParamKind], ...] = (),
+) -> Token:
+    """:func:`run_map_join` for a map whose items ran in batches (each a list of ends)."""
+    ends = [end for batch in batches for end in batch]
+    return run_map_join(ctx, call, ends, probe, returned)
+
+
 def run_conditional(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
     """Take control for a Conditional: send it to the branch named by the parameter."""
     token = arrived(incoming, call.entry)

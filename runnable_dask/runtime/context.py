@@ -18,7 +18,7 @@ from runnable_dask.sdk import NotebookTask
 
 if TYPE_CHECKING:
     from runnable_dask.plan import Node
-    from runnable_dask.runtime.checkpoint import InProcessCheckpoints
+    from runnable_dask.runtime.checkpoint import Checkpoints
     from runnable_dask.sdk import BaseTask
 
 Send = Callable[[list[Event]], None]
@@ -76,8 +76,8 @@ class RunContext(Compact):
     the driver's environment, of the secrets tasks name: each task gets its own as
     environment variables while it runs, on whatever worker. ``project_dir`` is the driver's
     working folder, where relative notebook paths are found when a worker runs in
-    another folder of a shared file system. ``checkpoints`` is set when tasks run in the
-    driving process: they hand their checkpoints to it instead of writing a file each.
+    another folder of a shared file system. ``checkpoints`` are the executor's (see
+    :attr:`kept`).
     ``cache_location`` is where cached steps keep their entries (see ``step_cache``).
     """
 
@@ -87,7 +87,7 @@ class RunContext(Compact):
     patches: dict[str, BaseTask] | None = None
     project_dir: str = ""
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
-    checkpoints: InProcessCheckpoints | None = field(default=None, repr=False)
+    checkpoints: Checkpoints | None = field(default=None, repr=False)
     cache_location: str = ""
 
     def report(self, event: Event) -> None:
@@ -106,6 +106,17 @@ class RunContext(Compact):
             self.checkpoints,
             self.cache_location,
         )
+
+    @property
+    def kept(self) -> Checkpoints:
+        """Where tasks keep their successes: the executor's, else a file each in the
+        run's catalog (a graph that Dask runs without the driver, ``to_delayed``)."""
+        if self.checkpoints is not None:
+            return self.checkpoints
+        from runnable_dask.runtime.checkpoint import FileCheckpoints
+        from runnable_dask.stores.catalog import RunCatalog
+
+        return FileCheckpoints(RunCatalog(self.catalog_location, self.run_id))
 
     def send_held(self) -> None:
         if isinstance(self.reporter, HeldReporter):

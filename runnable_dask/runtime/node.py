@@ -140,8 +140,7 @@ def run_step(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
         return Token(target=node.on_success, params=token.params, changed=token.changed)
     catalog = RunCatalog(ctx.catalog_location, ctx.run_id)
     name = call.internal_name
-    kept = ctx.checkpoints
-    done = checkpoint.load(catalog, name) if kept is None else kept.load(name)
+    done = ctx.kept.load(name)
     if done is None:
         try:
             done = _run_task(ctx, call, token, catalog)  # a failure has no outputs
@@ -178,7 +177,7 @@ def _run_task(
         if reused is not None:  # recorded and kept like any success
             records = reused.data_catalog
             event = call.event("SUCCESS", attempts=[reused.attempt], data_catalog=records)
-            return _keep(ctx, call, catalog, reused.outputs, event)
+            return _keep(ctx, call, reused.outputs, event)
     attempts: list[dict[str, Any]] = []
     environment = {RUN_ID_ENV: ctx.run_id}
     if ctx.secrets:
@@ -198,7 +197,7 @@ def _run_task(
             if number <= task.retries:  # said now, for the dashboard: the end comes later
                 send([call.retry_event(number + 1, result.attempt["message"], start)])
         if cache is not None and result.ok:  # while the step's secrets are set: none is kept
-            cache.keep(task, name, ctx.run_id, result, catalog, ctx.checkpoints is not None)
+            cache.keep(task, name, ctx.run_id, result, catalog, ctx.kept.in_driver)
     status = "SUCCESS" if result.ok else "FAIL"
     if cache is not None:
         cache.note_in_log(catalog, name)
@@ -214,25 +213,18 @@ def _run_task(
     if not result.ok:
         ctx.report(event)
         return checkpoint.Checkpoint(target=node.on_failure, outputs={}, event=event)
-    return _keep(ctx, call, catalog, result.outputs, event)
+    return _keep(ctx, call, result.outputs, event)
 
 
 def _keep(
-    ctx: RunContext,
-    call: StepCall,
-    catalog: RunCatalog,
-    outputs: dict[str, Param],
-    event: StepEnded,
+    ctx: RunContext, call: StepCall, outputs: dict[str, Param], event: StepEnded
 ) -> checkpoint.Checkpoint:
     """Keep a success's checkpoint, then report it; a success whose outcome cannot be
     kept is the step's failure."""
     name = call.internal_name
     done = checkpoint.Checkpoint(target=call.node.on_success, outputs=outputs, event=event)
     try:
-        if ctx.checkpoints is None:
-            checkpoint.save(catalog, name, done)
-        else:
-            ctx.checkpoints.add(name, done)
+        ctx.kept.keep(name, done)
     except Exception as exc:  # the step ran, but what it returned cannot be kept
         message = f"could not keep the step's outcome ({type(exc).__name__}: {exc})"
         event.attempts[-1].update(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from runnable_dask.sdk.base import check_name
 from runnable_dask.sdk.steps import BaseStep
@@ -84,6 +84,11 @@ class Map(BaseStep):
     An empty list runs no iteration and reduces every name the branch returns from no
     values: ``[]`` by default; a custom reducer is called with no arguments.
 
+    ``batch_size`` runs that many items, one after another, in each Dask task instead of
+    one task per item: for maps of many short items, where Dask's per-task cost
+    dominates. Each item keeps its own record, retries and checkpoint; its branch must
+    be tasks in a row without ``on_failure`` (what runs in a batch is known up front).
+
     Examples:
         >>> from runnable_dask import Pipeline, Stub
         >>> Map(name="sweep", branch=Pipeline(steps=[Stub(name="train")]),
@@ -95,6 +100,7 @@ class Map(BaseStep):
     iterate_on: str
     iterate_as: str
     reducer: str | None = None
+    batch_size: int | None = None
 
     @field_validator("branch")
     @classmethod
@@ -128,6 +134,36 @@ class Map(BaseStep):
                 "to a function such as 'my_project.reducers.best'"
             )
         return text
+
+    @field_validator("batch_size", mode="before")
+    @classmethod
+    def _valid_batch_size(cls, value: Any) -> Any:
+        if value is None or (type(value) is int and value >= 1):
+            return value
+        raise ValueError(
+            f"{value!r} is not a whole number of at least 1; give the items per Dask task "
+            "(e.g. batch_size=100), or leave it out for one task per item"
+        )
+
+    @model_validator(mode="after")
+    def _batchable(self) -> Map:
+        if self.batch_size is None:
+            return self
+        from runnable_dask.sdk.steps import BaseTask, Fail, Stub, Success
+
+        steps = self.branch.steps
+        problems = [
+            f"{step.who} is a {type(step).__name__}"
+            for step in steps
+            if not isinstance(step, (BaseTask, Stub, Success, Fail))
+        ] + [f"{step.who} has on_failure" for step in steps if getattr(step, "on_failure", None)]
+        if problems:
+            raise ValueError(
+                f"batch_size={self.batch_size} needs a branch of tasks in "
+                f"a row without on_failure, but {'; '.join(problems)}; leave batch_size out, "
+                "or move that logic out of the mapped branch"
+            )
+        return self
 
 
 class Conditional(BaseStep):

@@ -141,6 +141,12 @@ class RunCatalog:
         except FileNotFoundError:
             return None
 
+    def local_path(self, relative: str) -> str | None:
+        """The file's path on this machine's disk, or None when the catalog is elsewhere
+        (for what fsspec cannot do everywhere, such as appending)."""
+        fs, root = self._fs_root
+        return f"{root}/{relative}" if isinstance(fs, LocalFileSystem) else None
+
     def list_files(self, folder: str) -> list[str]:
         """The files under ``folder``, as paths relative to the run's folder."""
         fs, root = self._fs_root

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,39 @@ def main():
             PythonTask(name="A", function=step_a),
             PythonTask(name="B", function=step_b),
             PythonTask(name="C", function=step_c),
+        ]
+    ).execute()
+'''
+
+# Four batches of ten slow items, one per worker thread: every run of an item leaves a line.
+BATCHED_MAP = '''
+"""A map of slow items in batches of ten; every run of an item leaves "item pid" in MARKS."""
+import os
+import time
+from pathlib import Path
+
+from runnable_dask import Map, Pipeline, PythonTask
+
+MARKS = Path(@MARKS@)
+
+
+def make() -> list[int]:
+    return list(range(40))
+
+
+def work(item: int) -> int:
+    time.sleep(0.3)
+    with open(MARKS / "items.runs", "a", encoding="utf-8") as handle:
+        handle.write(f"{item} {os.getpid()}\\n")
+    return item
+
+
+def main():
+    branch = Pipeline(steps=[PythonTask(name="work", function=work, returns=["w"])])
+    Pipeline(
+        steps=[
+            PythonTask(name="make", function=make, returns=["items"]),
+            Map(name="m", branch=branch, iterate_on="items", iterate_as="item", batch_size=10),
         ]
     ).execute()
 '''
@@ -295,6 +329,56 @@ def test_worker_killed_mid_step_reruns_it_on_the_survivor(
     pids = [int(pid) for pid in lines(marks / "slow.pids")]
     assert len(pids) == 2 and pids[1] != victim and pids[1] in worker_pids, pids
     assert status(log, "after") == "SUCCESS"
+
+
+def finished_items(log: dict[str, Any] | None) -> set[int]:
+    """The map's items the run log records as succeeded."""
+    branches = (step(log, "m") or {}).get("branches", {})
+    return {int(name[2:]) for name, b in branches.items() if b["status"] == "SUCCESS"}
+
+
+def item_runs(marks: Path) -> list[tuple[int, int]]:
+    """Each run of a map item so far: the item and the worker process that ran it."""
+    path = marks / "items.runs"
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return [(int(line.split()[0]), int(line.split()[1])) for line in text.splitlines()]
+
+
+def test_worker_killed_mid_batch_loses_no_finished_item(
+    two_lone_workers: DaskProcesses, tmp_path: Path, drivers: list[subprocess.Popen]
+) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    script, marks = write_pipeline(folder, "batched_map", BATCHED_MAP)
+    config = config_for(two_lone_workers, folder)
+    run_log = folder / "run_logs" / "batch-killed.json"
+    with two_lone_workers.client() as client:
+        worker_pids = set(client.run(os.getpid).values())
+
+    driver = launch([RUNNABLE_DASK, "execute", str(script)], folder, config, "batch-killed")
+    drivers.append(driver)
+    recorded = wait_until(
+        lambda: finished_items(read_log(run_log)), "items recorded as finished", driver
+    )
+    victim = dict(item_runs(marks))[min(recorded)]
+    assert victim in worker_pids
+    os.kill(victim, signal.SIGKILL)
+
+    code, out, err = finish(driver, 120)
+    assert code == 0, out + err
+    log = read_log(run_log)
+    assert log is not None and log["status"] == "SUCCESS"
+    assert finished_items(log) == set(range(40))
+    runs = item_runs(marks)
+    ran = Counter(item for item, _ in runs)
+    assert {item: ran[item] for item in recorded} == dict.fromkeys(recorded, 1), runs
+    on_victim = {item for item, pid in runs if pid == victim}
+    # Its two batches were cut short: their other items ran on the survivor.
+    assert 0 < len(on_victim) < 20, runs
+    assert all(pid != victim for item, pid in runs if item not in on_victim)
+    # What finished on the killed worker was kept, bar an item killed between its end
+    # and its checkpoint (one per worker thread at most).
+    assert sum(ran[item] - 1 for item in on_victim) <= 2, runs
 
 
 def executing_notebooks(client: Any) -> dict[int, list[str]]:
