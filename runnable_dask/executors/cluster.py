@@ -44,7 +44,6 @@ import cloudpickle
 import dask
 
 from runnable_dask.config import DaskConfig, SecurityConfig
-from runnable_dask.dashboard import PRELOAD as PIPELINE_PAGE
 from runnable_dask.exceptions import RunnableDaskError
 from runnable_dask.executors import standing
 from runnable_dask.executors.reach import refused
@@ -71,7 +70,7 @@ _MUST_MATCH = (
 )
 _OURS = ("runnable_dask",)
 # The dashboard's Pipeline page on the cluster started for a run (runnable_dask.dashboard).
-_PIPELINE_PAGE = {"preload": [PIPELINE_PAGE]}
+_PIPELINE_PAGE = {"preload": [standing.PIPELINE_PAGE]}
 _EXTRAS = {"dask_jobqueue": "jobqueue", "dask_kubernetes": "kubernetes"}
 
 
