@@ -27,3 +27,17 @@ def test_a_run_on_a_running_cluster_imports_no_dashboard_and_no_notebook_runner(
 
 def test_the_preload_named_by_the_cluster_code_is_the_dashboard_module() -> None:
     assert standing.PIPELINE_PAGE == runnable_dask.dashboard.PRELOAD
+
+
+def test_the_exit_of_a_process_that_imported_runnable_dask_skips_the_last_collection() -> None:
+    # Registered before the import, this handler runs after runnable_dask's.
+    code = (
+        "import atexit, gc\n"
+        "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+        "import runnable_dask\n"
+        "print('frozen before exit:', gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.splitlines() == ["frozen before exit: False", "frozen at exit: True"]
