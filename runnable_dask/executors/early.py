@@ -112,6 +112,9 @@ def early_start(spec: Any, plan: Plan) -> Iterator[None]:
         _pending.append(early)
     try:
         yield
+        # Up (or failed) before the executor opens: the start's changes to the environment
+        # and the dask config are undone before the executor makes its own.
+        early.wait()
     except BaseException:
         with _pending_lock:
             if early in _pending:
@@ -122,9 +125,6 @@ def early_start(spec: Any, plan: Plan) -> Iterator[None]:
 
             _end_resource_tracker()
         raise
-    # Up (or failed) before the executor opens: the start's changes to the environment
-    # and the dask config are undone before the executor makes its own.
-    early.wait()
 
 
 def take(config: DaskConfig) -> EarlyCluster | None:
