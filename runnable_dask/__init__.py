@@ -4,7 +4,7 @@ Change ``from runnable import ...`` to ``from runnable_dask import ...`` and the
 runs on Dask: branches and nested branches at once, on a laptop or a cluster.
 """
 
-from runnable_dask import _excepthook
+from runnable_dask import _excepthook, _exit
 from runnable_dask._paths import make_working_folder_importable
 from runnable_dask.exceptions import (
     ConfigurationError,
@@ -32,6 +32,7 @@ from runnable_dask.sdk import (
 
 make_working_folder_importable()
 _excepthook.install()
+_exit.install()
 
 __all__ = [
     "Catalog",

@@ -24,6 +24,7 @@ from runnable_dask.config import (
 from runnable_dask.console import RunConsole
 from runnable_dask.exceptions import ExecutionFailedError, RunnableDaskError
 from runnable_dask.executors import Executor, Resolved, open_executor
+from runnable_dask.executors.early import early_start
 from runnable_dask.executors.kernels import warm_kernels
 from runnable_dask.executors.report import PerformanceReport
 from runnable_dask.feed import GraphFeed
@@ -67,23 +68,29 @@ def execute(
     config = load_configuration(configuration_file)
     trackers = load_trackers(config.tracking)
     plan = build_plan(pipeline, step_cache.identifier(config))
-    parameters_file = parameters_file or os.environ.get(PARAMETERS_ENV, "")
-    store = config.run_log_store.config.open()
-    run_log, params, resumed = _open_run_log(
-        store, plan, config, run_id, tag, configuration_file, parameters_file
-    )
-    catalog = config.catalog.config.open(run_log.run_id)
-    console = RunConsole()
-    recorder = _recorder(run_log, plan, store, console)
-    tracking = TrackerHub(trackers, console.note)
-    log_path = store.url(run_log.run_id)
+    secrets = _secrets(plan)  # read before a cluster starts without them
+    with early_start(config.pipeline_executor, plan):  # the run's own cluster starts meanwhile
+        store = config.run_log_store.config.open()
+        run_log, params, resumed = _open_run_log(
+            store,
+            plan,
+            config,
+            run_id,
+            tag,
+            configuration_file,
+            parameters_file or os.environ.get(PARAMETERS_ENV, ""),
+        )
+        catalog = config.catalog.config.open(run_log.run_id)
+        console = RunConsole()
+        recorder = _recorder(run_log, plan, store, console)
+        tracking = TrackerHub(trackers, console.note)
+        log_path = store.url(run_log.run_id)
     dashboard = None
     broken: Exception | None = None
     events: queue.SimpleQueue = queue.SimpleQueue()
     lowering: Lowering | None = None
     interrupted: BaseException | None = None
     try:
-        secrets = _secrets(plan)  # read before a cluster starts without them
         with open_executor(config.pipeline_executor, events, plan) as executor:
             dashboard = executor.dashboard_link
             _announce(console, executor, run_log.run_id, log_path, resumed)

@@ -7,24 +7,43 @@ raised), 2 on usage errors. Errors are one ``Error: ...`` message, never a trace
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
 
-from runnable_dask.cli.cache import cache
-from runnable_dask.cli.cluster import cluster
-from runnable_dask.cli.execute import execute, retry
-from runnable_dask.cli.graph import graph
-from runnable_dask.cli.report import report
-from runnable_dask.cli.runs import runs
-from runnable_dask.cli.show import show
 from runnable_dask.exceptions import ExecutionFailedError, RunnableDaskError
 
 __all__ = ["cli", "main"]
 
+# Each command's module is imported when the command runs (or --help lists them): the
+# commands between them import Dask, the run-log stores and the drawing code, which
+# `runnable-dask cluster status` has no use for.
+_COMMANDS = {
+    "cache": "runnable_dask.cli.cache:cache",
+    "cluster": "runnable_dask.cli.cluster:cluster",
+    "execute": "runnable_dask.cli.execute:execute",
+    "graph": "runnable_dask.cli.graph:graph",
+    "report": "runnable_dask.cli.report:report",
+    "retry": "runnable_dask.cli.execute:retry",
+    "runs": "runnable_dask.cli.runs:runs",
+    "show": "runnable_dask.cli.show:show",
+}
+
 
 class _Group(click.Group):
     """Turns runnable_dask's errors into exit statuses and one-line messages."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*_COMMANDS, *super().list_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, name = target.split(":")
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -39,10 +58,6 @@ class _Group(click.Group):
 @click.version_option(package_name="runnable_dask")
 def cli() -> None:
     """Run runnable pipelines on Dask, and look at what they did."""
-
-
-for _command in (execute, retry, runs, show, graph, report, cluster, cache):
-    cli.add_command(_command)
 
 
 def main() -> None:

@@ -44,14 +44,15 @@ import cloudpickle
 import dask
 
 from runnable_dask.config import DaskConfig, SecurityConfig
-from runnable_dask.dashboard import PRELOAD as PIPELINE_PAGE
 from runnable_dask.exceptions import RunnableDaskError
 from runnable_dask.executors import standing
 from runnable_dask.executors.reach import refused
 
 if TYPE_CHECKING:
-    from distributed import Client
+    from distributed import Client, LocalCluster
     from distributed.security import Security
+
+    from runnable_dask.executors.early import EarlyCluster
 
 DEFAULT_THREADS_PER_WORKER = 4
 DEFAULT_DASHBOARD = "127.0.0.1:8787"
@@ -71,7 +72,7 @@ _MUST_MATCH = (
 )
 _OURS = ("runnable_dask",)
 # The dashboard's Pipeline page on the cluster started for a run (runnable_dask.dashboard).
-_PIPELINE_PAGE = {"preload": [PIPELINE_PAGE]}
+_PIPELINE_PAGE = {"preload": [standing.PIPELINE_PAGE]}
 _EXTRAS = {"dask_jobqueue": "jobqueue", "dask_kubernetes": "kubernetes"}
 
 
@@ -98,6 +99,13 @@ STANDING_TIMEOUT = 5.0  # seconds to reach a runnable-dask cluster before starti
 def connect(config: DaskConfig, stack: ExitStack) -> Connection:
     """A client for ``config``, from the first source that applies (see the module's
     docstring); whatever it opens is closed when ``stack`` closes."""
+    from runnable_dask.executors import early
+
+    started = early.take(config)  # a LocalCluster started since the run was planned
+    if started is not None:
+        if not started.tracker_was_running:  # first in, so called after the cluster's close
+            stack.callback(_end_resource_tracker)
+        stack.callback(started.close)
     security = build_security(config.security, embedded=not config.address)
     if config.address:
         return _from(_connect_address(config, security, stack), "the configuration's address")
@@ -116,9 +124,9 @@ def connect(config: DaskConfig, stack: ExitStack) -> Connection:
                 return connection
             # A scheduler that died since it was found is said (and cleaned up) as gone.
             note = standing.find().note or connection
-    if not _resource_tracker_running():  # first in, so called after the cluster's close
+    if started is None and not _resource_tracker_running():  # called after the cluster's close
         stack.callback(_end_resource_tracker)
-    own = _start_local(config, security, stack)
+    own = _start_local(config, security, stack, started)
     return own._replace(
         description=f"{own.description}, started for this run", ship_code=False, note=note
     )
@@ -279,12 +287,46 @@ def _reached(client: Client, address: str, stack: ExitStack) -> Connection:
     )
 
 
-def _start_local(config: DaskConfig, security: Security | None, stack: ExitStack) -> Connection:
-    from distributed import Client, LocalCluster
+def _start_local(
+    config: DaskConfig, security: Security | None, stack: ExitStack, started: EarlyCluster | None
+) -> Connection:
+    from distributed import Client
 
+    if started is not None:
+        cluster, security = started.result()
+    else:
+        cluster, security = new_local_cluster(config, security)
+        stack.callback(cluster.close)
+    client = Client(cluster, security=security, set_as_default=False)
+    stack.callback(_close_client, client)
+    n_workers, threads, processes = _local_sizes(config)
+    kind = "processes" if processes else "threads"
+    secured = ", TLS" if security else ""
+    if config.resources:
+        from runnable_dask.sdk.resources import describe
+
+        secured += f", each offering {describe(config.resources)}"
+    return Connection(
+        client,
+        f"LocalCluster ({n_workers} worker {kind} x {threads} threads{secured})",
+        _dashboard(client),
+    )
+
+
+def _local_sizes(config: DaskConfig) -> tuple[int, int, bool]:
+    """Workers, threads per worker, and whether workers are processes."""
     n_workers = config.n_workers or min(os.cpu_count() or 1, 4)
     threads = config.threads_per_worker or DEFAULT_THREADS_PER_WORKER
-    processes = True if config.processes is None else config.processes
+    return n_workers, threads, True if config.processes is None else config.processes
+
+
+def new_local_cluster(
+    config: DaskConfig, security: Security | None
+) -> tuple[LocalCluster, Security | None]:
+    """A LocalCluster for a run configured by ``config``, and the security it serves with."""
+    from distributed import LocalCluster
+
+    n_workers, threads, processes = _local_sizes(config)
     if security is None and processes:  # only this run may connect: see run_only_security
         security = run_only_security()
     tls = {"protocol": "tls://", "security": security} if security else {}
@@ -310,20 +352,7 @@ def _start_local(config: DaskConfig, security: Security | None, stack: ExitStack
             'starts one must run its pipeline under `if __name__ == "__main__":`, since '
             "worker processes re-import it"
         ) from exc
-    stack.callback(cluster.close)
-    client = Client(cluster, security=security, set_as_default=False)
-    stack.callback(_close_client, client)
-    kind = "processes" if processes else "threads"
-    secured = ", TLS" if security else ""
-    if config.resources:
-        from runnable_dask.sdk.resources import describe
-
-        secured += f", each offering {describe(config.resources)}"
-    return Connection(
-        client,
-        f"LocalCluster ({n_workers} worker {kind} x {threads} threads{secured})",
-        _dashboard(client),
-    )
+    return cluster, security
 
 
 def run_only_security() -> Security:

@@ -35,12 +35,15 @@ from pathlib import Path
 
 import psutil
 
-from runnable_dask.dashboard import PRELOAD as PIPELINE_PAGE
 from runnable_dask.exceptions import RunnableDaskError
 
 STATE_ENV = "RUNNABLE_DASK_CLUSTER_FILE"
 STATE_NAME = "cluster.json"
 DEFAULT_DASHBOARD = "127.0.0.1:8787"
+# The dashboard's Pipeline page, a scheduler preload (runnable_dask.dashboard.PRELOAD),
+# named and not imported: importing it loads bokeh, 0.3-0.6 s that a run on a running
+# cluster does not need.
+PIPELINE_PAGE = "runnable_dask.dashboard"
 # Workers whose scheduler is gone for this long exit by themselves.
 DEATH_TIMEOUT = 60
 _DASK = str(Path(sys.executable).with_name("dask"))

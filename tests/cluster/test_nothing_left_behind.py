@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from runnable_dask import Parallel, Pipeline, ShellTask, Stub
+from runnable_dask.exceptions import RunLogExistsError
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -40,5 +41,17 @@ def test_no_process_of_a_run_on_its_own_cluster_outlives_execute(workdir: Path) 
     )
     run_log = pipeline.execute()  # the default configuration: a LocalCluster for the run
     assert run_log.status == "SUCCESS"
+    left = {pid: command for pid, command in descendants().items() if pid not in before}
+    assert left == {}
+
+
+def test_a_run_refused_while_its_cluster_starts_leaves_no_process(workdir: Path) -> None:
+    # The run's own cluster starts as soon as the run is planned, while its run log is
+    # claimed; a run id taken already refuses the run there, and the cluster goes too.
+    pipeline = Pipeline(steps=[Stub(name="only")])
+    assert pipeline.execute(run_id="taken").status == "SUCCESS"
+    before = descendants()
+    with pytest.raises(RunLogExistsError, match="taken"):
+        pipeline.execute(run_id="taken")
     left = {pid: command for pid, command in descendants().items() if pid not in before}
     assert left == {}
