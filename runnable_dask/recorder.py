@@ -178,6 +178,7 @@ class RunRecorder:
 
     def idle(self) -> None:
         """Nothing arrived for a while: write what is pending, so progress is visible."""
+        self.console.idle()
         if self._dirty:
             self._write_if_due()
 
