@@ -52,6 +52,11 @@ the summary counts the cached steps; ``runnable-dask show`` and ``results.steps`
 it. The hit is kept as the step's checkpoint like any success, so resuming and lost
 workers behave the same.
 
+**Looking up.** Each process lists the cache's entries once per run (one directory
+listing, or one object-store listing) and reads only the entries listed: a miss then
+costs no read of its own. An entry another run stores after the listing is seen by the
+next run.
+
 **A miss** runs the step; a success is stored. An entry that cannot be read back (not
 JSON, a blob missing or altered, a value that does not unpickle) is a miss with a
 warning, printed by the console and written at the top of the step's log; failing to
@@ -63,9 +68,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -146,6 +151,8 @@ class StepCache:
         if not self.key:
             return None
         try:
+            if not _LISTED.holds(self.store, catalog.run_id, self.key):
+                return None
             entry = self.store.read_entry(self.key)
             if entry is None:
                 return None
@@ -288,12 +295,13 @@ class StepCache:
             "notebook": notebook,
             "size": sum(len(data) for data in blobs.values()),
         }
-        store, replace = self.store, self.damaged
+        store, replace, key = self.store, self.damaged, self.key
 
         def write() -> None:
             for digest, data in blobs.items():
                 store.put_blob(data, replace, digest)
             store.write_entry(entry)  # last: an entry never names a blob not yet stored
+            _LISTED.stored(store, key)
 
         if defer:
             _WRITER.submit(internal_name, write)
@@ -301,39 +309,87 @@ class StepCache:
             write()
 
 
-class _DeferredWrites:
-    """Stores the entries of steps that run in the driving process on a thread of their
-    own, while the run goes on: a file costs more than a trivial step (0.1-0.2 ms here),
-    and the writes then overlap the steps instead of adding to them. The driver waits for
-    them (:func:`finish_writes`) before the run ends; on a cluster, each step stores its
-    own entry before it reports, as its worker may not outlive the run."""
+class _Listed:
+    """The keys each cache holds, listed once per run in this process (a worker of a
+    cluster that stays up serves many runs: each lists anew)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[tuple[str, Future[None]]] = []
+        self._keys: dict[str, tuple[str, set[str]]] = {}
+
+    def holds(self, store: CacheStore, run_id: str, key: str) -> bool:
+        with self._lock:  # one listing per run, while the run's other steps wait for it
+            listed = self._keys.get(store.location)
+            if listed is None or listed[0] != run_id:
+                listed = (run_id, store.keys())
+                self._keys[store.location] = listed
+            return key in listed[1]
+
+    def stored(self, store: CacheStore, key: str) -> None:
+        """An entry this process stored: a later step of the run with its key finds it."""
+        with self._lock:
+            listed = self._keys.get(store.location)
+            if listed is not None:
+                listed[1].add(key)
+
+
+_LISTED = _Listed()
+
+
+class _DeferredWrites:
+    """Stores the entries of steps that run in the driving process on a thread of their
+    own, while the run goes on: a file costs more than a trivial step (0.1-0.2 ms here),
+    and the writes then overlap the steps instead of adding to them. One thread takes
+    whatever is queued each time it wakes. The driver waits for them
+    (:func:`finish_writes`) before the run ends; on a cluster, each step stores its own
+    entry before it reports, as its worker may not outlive the run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[str, Callable[[], None]] | threading.Event] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._failed: list[tuple[str, str]] = []
 
     def submit(self, internal_name: str, write: Callable[[], None]) -> None:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(2, thread_name_prefix="runnable-dask-cache")
-            self._pending.append((internal_name, self._pool.submit(write)))
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._work, name="runnable-dask-cache", daemon=True
+                    )
+                    self._thread.start()
+        self._queue.put((internal_name, write))
 
     def finish(self) -> list[tuple[str, str]]:
         """Wait for every pending write; (step, warning) for each that failed."""
+        if self._thread is None:
+            return []
+        done = threading.Event()
+        self._queue.put(done)  # after every write queued before it
+        done.wait()
         with self._lock:
-            pending, self._pending = self._pending, []
-        failed = []
-        for internal_name, future in pending:
-            error = future.exception()
-            if error is not None:
-                failed.append(
-                    (
-                        internal_name,
-                        f"not cached: the entry could not be stored ({_describe(error)})",
-                    )
-                )
+            failed, self._failed = self._failed, []
         return failed
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            internal_name, write = item
+            try:
+                write()
+            except Exception as error:
+                with self._lock:
+                    self._failed.append(
+                        (
+                            internal_name,
+                            f"not cached: the entry could not be stored ({_describe(error)})",
+                        )
+                    )
 
 
 _WRITER = _DeferredWrites()
