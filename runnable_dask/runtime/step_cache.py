@@ -313,24 +313,28 @@ class _Listed:
     """The keys each cache holds, listed once per run in this process (a worker of a
     cluster that stays up serves many runs: each lists anew)."""
 
+    KEPT = 8
+    """Listings kept: runs going on at once in one process each keep theirs."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._keys: dict[str, tuple[str, set[str]]] = {}
+        self._keys: dict[tuple[str, str], set[str]] = {}
 
     def holds(self, store: CacheStore, run_id: str, key: str) -> bool:
         with self._lock:  # one listing per run, while the run's other steps wait for it
-            listed = self._keys.get(store.location)
-            if listed is None or listed[0] != run_id:
-                listed = (run_id, store.keys())
-                self._keys[store.location] = listed
-            return key in listed[1]
+            listed = self._keys.get((store.location, run_id))
+            if listed is None:
+                listed = self._keys[store.location, run_id] = store.keys()
+                if len(self._keys) > self.KEPT:  # the oldest run's listing goes
+                    del self._keys[next(iter(self._keys))]
+            return key in listed
 
     def stored(self, store: CacheStore, key: str) -> None:
-        """An entry this process stored: a later step of the run with its key finds it."""
+        """An entry this process stored: a later step with its key finds it."""
         with self._lock:
-            listed = self._keys.get(store.location)
-            if listed is not None:
-                listed[1].add(key)
+            for (location, _), listed in self._keys.items():
+                if location == store.location:
+                    listed.add(key)
 
 
 _LISTED = _Listed()
