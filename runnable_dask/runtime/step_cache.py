@@ -341,59 +341,54 @@ _LISTED = _Listed()
 
 
 class _DeferredWrites:
-    """Stores the entries of steps that run in the driving process on a thread of their
+    """Stores the entries of steps that run in the driving process on threads of their
     own, while the run goes on: a file costs more than a trivial step (0.1-0.2 ms here),
-    and the writes then overlap the steps instead of adding to them. One thread takes
-    whatever is queued each time it wakes. The driver waits for them
-    (:func:`finish_writes`) before the run ends; on a cluster, each step stores its own
-    entry before it reports, as its worker may not outlive the run."""
+    and the writes then overlap the steps instead of adding to them. Two threads (a write
+    mostly waits on the file system) take what is queued, without a future per entry.
+    The driver waits for them (:func:`finish_writes`) before the run ends; on a cluster,
+    each step stores its own entry before it reports, as its worker may not outlive the
+    run."""
+
+    THREADS = 2
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[tuple[str, Callable[[], None]] | threading.Event] = (
-            queue.SimpleQueue()
-        )
-        self._thread: threading.Thread | None = None
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._queue: queue.SimpleQueue[tuple[str, Callable[[], None]]] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
         self._failed: list[tuple[str, str]] = []
 
     def submit(self, internal_name: str, write: Callable[[], None]) -> None:
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
-                        target=self._work, name="runnable-dask-cache", daemon=True
-                    )
-                    self._thread.start()
+        with self._idle:
+            self._pending += 1
+            while len(self._threads) < self.THREADS:
+                thread = threading.Thread(target=self._work, name="runnable-dask-cache")
+                thread.daemon = True
+                thread.start()
+                self._threads.append(thread)
         self._queue.put((internal_name, write))
 
     def finish(self) -> list[tuple[str, str]]:
         """Wait for every pending write; (step, warning) for each that failed."""
-        if self._thread is None:
-            return []
-        done = threading.Event()
-        self._queue.put(done)  # after every write queued before it
-        done.wait()
-        with self._lock:
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0)
             failed, self._failed = self._failed, []
         return failed
 
     def _work(self) -> None:
         while True:
-            item = self._queue.get()
-            if isinstance(item, threading.Event):
-                item.set()
-                continue
-            internal_name, write = item
+            internal_name, write = self._queue.get()
+            failure = ""
             try:
                 write()
             except Exception as error:
-                with self._lock:
-                    self._failed.append(
-                        (
-                            internal_name,
-                            f"not cached: the entry could not be stored ({_describe(error)})",
-                        )
-                    )
+                failure = f"not cached: the entry could not be stored ({_describe(error)})"
+            with self._idle:
+                if failure:
+                    self._failed.append((internal_name, failure))
+                self._pending -= 1
+                if not self._pending:
+                    self._idle.notify_all()
 
 
 _WRITER = _DeferredWrites()
