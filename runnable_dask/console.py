@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from runnable_dask.jupyter_progress import JupyterProgress, in_jupyter
 from runnable_dask.progress import GroupProgress
 from runnable_dask.stores.runlog import RunLog
 
@@ -28,16 +29,23 @@ class RunConsole:
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False, soft_wrap=True)
         self._colour = self.console.is_terminal and not self.console.no_color
-        self.groups = GroupProgress(self.console) if self.console.is_terminal else None
-        """Bars for maps and wide Parallels in a terminal; None: plain lines (CI logs)."""
+        self.groups: GroupProgress | JupyterProgress | None = None
+        """Bars for maps and wide Parallels in a terminal, or one live display in Jupyter;
+        None: plain lines (CI logs)."""
+        if console is None and in_jupyter():
+            self.groups = JupyterProgress()
+        elif self.console.is_terminal:
+            self.groups = GroupProgress(self.console)
 
     def run_started(
         self, run_id: str, where: str, dashboard_link: str | None, run_log_path: str
     ) -> None:
-        self.console.print(f"[bold]Run {escape(run_id)}[/] on {escape(where)}")
-        if dashboard_link:
-            self.console.print(f"  Dashboard: [link={dashboard_link}]{dashboard_link}[/link]")
-        self.console.print(f"  Run log:   {escape(run_log_path)}")
+        with self.console:  # one output in Jupyter, not one per line
+            self.console.print(f"[bold]Run {escape(run_id)}[/] on {escape(where)}")
+            if dashboard_link:
+                link = f"[link={dashboard_link}]{dashboard_link}[/link]"
+                self.console.print(f"  Dashboard: {link}")
+            self.console.print(f"  Run log:   {escape(run_log_path)}")
 
     def resumed(self, run_id: str) -> None:
         self.console.print(
@@ -101,9 +109,17 @@ class RunConsole:
         if self.groups is not None:
             self.groups.item_finished(group, item, ok)
 
+    def idle(self) -> None:
+        """Nothing arrived for a moment: a live display draws what it has not drawn yet."""
+        if isinstance(self.groups, JupyterProgress):
+            self.groups.idle()
+
     def _line(self, colour: str, label: str, text: str) -> None:
         """One progress line, written directly: rich's full rendering costs ~1 ms a line,
         which a run of thousands of steps would feel. Above the bars while they show."""
+        if isinstance(self.groups, JupyterProgress):
+            self.groups.line(colour, label, text)
+            return
         if self._colour:
             label = f"{_ANSI[colour]}{label}{_ANSI['reset']}"
         if self.groups is not None and self.groups.active:
@@ -125,6 +141,18 @@ class RunConsole:
         log's last lines (a step on a remote worker printed them there)."""
         if self.groups is not None:
             self.groups.stop()
+        with self.console:  # one output in Jupyter, not one per line
+            self._summary(run_log, seconds, run_log_path, catalog, dashboard_link)
+            self._failures(run_log, step_log, log_tail)
+
+    def _summary(
+        self,
+        run_log: RunLog,
+        seconds: float,
+        run_log_path: str,
+        catalog: str,
+        dashboard_link: str | None,
+    ) -> None:
         colour = "green" if run_log.status == "SUCCESS" else "red"
         self.console.print(
             f"[bold]Run {escape(run_log.run_id)}[/] [bold {colour}]{run_log.status}[/] "
@@ -143,6 +171,13 @@ class RunConsole:
             self.console.print(f"  Run report: {escape(run_report)}")
         if run_log.status == "FAIL":
             self.console.print(f"  Resume:    runnable-dask retry {escape(run_log.run_id)}")
+
+    def _failures(
+        self,
+        run_log: RunLog,
+        step_log: Callable[[str], str | None],
+        log_tail: Callable[[str], list[str]],
+    ) -> None:
         # In a run that succeeded, a failed step was handled by an on_failure pipeline.
         label = "[red]failed[/]" if run_log.status == "FAIL" else "[yellow]handled[/]"
         for step in run_log.failed_steps():

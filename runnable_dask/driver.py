@@ -277,7 +277,8 @@ def _drive(
     while True:
         try:
             item = events.get(timeout=recorder.writer.min_interval)
-        except queue.Empty:
+        except queue.Empty:  # draw what the console held back, write what is pending
+            recorder.progress.console.idle()
             recorder.writer.idle()
             continue
         if not isinstance(item, Resolved):

@@ -107,6 +107,11 @@ def test_getting_started_runs_the_seed_pipeline_and_reads_it_back(
     assert "FAIL" not in table
     assert "Hello World!" in text  # a step's log, read from the catalog
     assert f"<td>{run_id}</td>" in runs
+    # each run's progress is one display: the seed's steps, then the map's bar
+    steps, live = [h for h in _outputs(notebook, "text/html") if "runnable-dask-progress" in h]
+    assert "parallel_step.branch1.hello_notebook" in steps
+    assert "40 done, of 40 iterations" in live  # the map's bar, in its last state
+    assert "greet_all.3.hello" not in text + live  # no line per item
 
 
 @pytest.mark.cluster

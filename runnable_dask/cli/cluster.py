@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from runnable_dask.executors import standing
+from runnable_dask.sdk.resources import check_resources, describe
 
 
 def _console() -> Console:
@@ -66,6 +67,13 @@ def cluster() -> None:
     help="The scheduler's port on 127.0.0.1 (0: any free port).",
 )
 @click.option(
+    "--resources",
+    default="",
+    metavar="NAME=AMOUNT,...",
+    help='What each worker process offers to steps that ask for it (resources={"GPU": 1}), '
+    'as dask worker takes it: "GPU=1" or "GPU=1,MEMORY=8e9".  [default: none]',
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=1),
     default=60,
@@ -78,10 +86,12 @@ def start(
     memory_limit: str,
     dashboard_address: str,
     port: int,
+    resources: str,
     timeout: float,
 ) -> None:
     """Start the cluster in the background; return once every worker has joined."""
     sizes = standing.Sizes(
+        resources=parse_resources(resources),
         n_workers=n_workers or min(os.cpu_count() or 1, 4),
         threads_per_worker=threads,
         memory_limit=memory_limit,
@@ -116,18 +126,21 @@ def status() -> None:
     console.print(f"runnable-dask cluster: {len(rows)} workers")
     _describe(console, state)
     table = Table(title_justify="left")
-    for column in ("worker", "address", "threads", "memory", "processing", "in memory"):
-        table.add_column(column, justify="left" if column in ("worker", "address") else "right")
+    offering = any(row.resources for row in rows)  # the column only where it says something
+    columns = ("worker", "address", "threads", "memory", "processing", "in memory")
+    for column in (*columns, "resources") if offering else columns:
+        table.add_column(column, justify="right" if column in columns[2:] else "left")
     for row in rows:
         groups = ", ".join(f"{name} x{count}" for name, count in sorted(row.groups.items()))
-        table.add_row(
+        cells = [
             row.name,
             row.address,
             str(row.threads),
             f"{_size(row.memory)} / {_size(row.memory_limit)}",
             f"{row.processing}" + (f" ({groups})" if groups else ""),
             str(row.in_memory),
-        )
+        ]
+        table.add_row(*cells, *([describe(row.resources) or "-"] if offering else []))
     console.print(table)
 
 
@@ -151,10 +164,33 @@ def _describe(console: Console, state: standing.ClusterState) -> None:
     console.print(f"  Scheduler: {state.address}")
     if state.dashboard:
         console.print(f"  Dashboard: {state.dashboard}")
+    if state.resources:
+        console.print(f"  Resources: {describe(state.resources)} on each worker")
     console.print(f"  State:     {standing.state_path()}")
     console.print(
         f"  Processes: scheduler pid {state.scheduler.pid}, workers pid {state.workers.pid}"
     )
+
+
+def parse_resources(text: str) -> dict[str, float]:
+    """``"GPU=1,MEMORY=8e9"`` (commas or spaces, as ``dask worker`` reads it) as a
+    mapping, or a usage error naming what is wrong."""
+    resources: dict[str, float] = {}
+    for pair in text.replace(",", " ").split():
+        name, equals, amount = pair.partition("=")
+        try:
+            if not equals:
+                raise ValueError
+            resources[name] = float(amount)
+        except ValueError:
+            raise click.BadParameter(
+                f'{pair!r} is not NAME=AMOUNT; write e.g. --resources "GPU=1,MEMORY=8e9"',
+                param_hint="--resources",
+            ) from None
+    try:
+        return check_resources(resources)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--resources") from None
 
 
 def _size(n: float) -> str:

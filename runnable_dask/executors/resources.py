@@ -44,9 +44,28 @@ def offered_by_local_cluster(config: DaskConfig, plan: Plan) -> DaskConfig:
     pipeline runs as it would without them). Unchanged for a cluster of one's own."""
     if config.address or config.cluster_class or config.resources is not None:
         return config
+    asked = pipeline_resources(plan)
+    if asked and _standing_cluster_offers(config, asked):
+        return config  # the runnable-dask cluster started with them serves the run
     threads = config.threads_per_worker or DEFAULT_THREADS_PER_WORKER
-    needed = {name: amount * threads for name, amount in pipeline_resources(plan).items()}
+    needed = {name: amount * threads for name, amount in asked.items()}
     return config.model_copy(update={"resources": needed}) if needed else config
+
+
+def _standing_cluster_offers(config: DaskConfig, asked: Resources) -> bool:
+    """Whether the run would use a running ``runnable-dask cluster`` (nothing in the
+    configuration or the environment names another) whose workers offer ``asked``
+    (``cluster start --resources``)."""
+    from runnable_dask.executors import standing
+    from runnable_dask.executors.cluster import _asks_for_its_own, _dask_default_address
+
+    if _asks_for_its_own(config) or _dask_default_address() is not None:
+        return False
+    try:
+        state = standing.read(standing.state_path())
+    except standing.StandingClusterError:
+        return False
+    return state is not None and state.scheduler.alive() and satisfied(asked, state.resources)
 
 
 def satisfied(asked: Mapping[str, float], offered: Mapping[str, float]) -> bool:

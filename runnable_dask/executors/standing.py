@@ -36,6 +36,7 @@ from pathlib import Path
 import psutil
 
 from runnable_dask.exceptions import RunnableDaskError
+from runnable_dask.sdk.resources import amount_text
 
 STATE_ENV = "RUNNABLE_DASK_CLUSTER_FILE"
 STATE_NAME = "cluster.json"
@@ -90,6 +91,8 @@ class ClusterState:
     environment: str
     versions: dict[str, str] = field(default_factory=dict)
     started: float = 0.0
+    resources: dict[str, float] = field(default_factory=dict)
+    """What each worker offers (``--resources``), for steps that ask for it."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -200,6 +203,7 @@ class Sizes:
     dashboard_address: str = DEFAULT_DASHBOARD
     port: int = 0
     timeout: float = 60.0
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 def start(sizes: Sizes, path: Path | None = None) -> ClusterState:
@@ -244,6 +248,7 @@ def start(sizes: Sizes, path: Path | None = None) -> ClusterState:
                 *("--dashboard-address", "127.0.0.1:0"),
                 *("--local-directory", str(folder / "worker-space")),
                 *("--death-timeout", str(DEATH_TIMEOUT)),
+                *_resources_option(sizes.resources),
             ],
             folder,
             folder / "workers.log",
@@ -261,6 +266,7 @@ def start(sizes: Sizes, path: Path | None = None) -> ClusterState:
             environment=sys.prefix,
             versions=loaded_versions(),
             started=began,
+            resources=dict(sizes.resources),
         )
     except BaseException:
         for process in (workers, scheduler):
@@ -334,6 +340,13 @@ def _write(path: Path, state: ClusterState) -> None:
     os.replace(partial, path)
 
 
+def _resources_option(resources: dict[str, float]) -> list[str]:
+    """``--resources "GPU=1 MEMORY=8e9"`` for each worker, or nothing."""
+    if not resources:
+        return []
+    return ["--resources", " ".join(f"{k}={amount_text(v)}" for k, v in resources.items())]
+
+
 def _tail(log: Path, lines: int = 15) -> str:
     try:
         text = log.read_text(encoding="utf-8", errors="replace")
@@ -355,6 +368,7 @@ class WorkerStatus:
     processing: int
     in_memory: int
     groups: dict[str, int]
+    resources: dict[str, float] = field(default_factory=dict)
 
 
 def workers(state: ClusterState, timeout: float = 5.0) -> list[WorkerStatus]:
@@ -387,6 +401,7 @@ def workers(state: ClusterState, timeout: float = 5.0) -> list[WorkerStatus]:
                 processing=len(running),
                 in_memory=len(held.get(address, ())),
                 groups=dict(Counter(key_split(key) for key in running)),
+                resources=dict(worker.get("resources") or {}),
             )
         )
     return rows

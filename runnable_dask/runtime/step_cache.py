@@ -52,6 +52,11 @@ the summary counts the cached steps; ``runnable-dask show`` and ``results.steps`
 it. The hit is kept as the step's checkpoint like any success, so resuming and lost
 workers behave the same.
 
+**Looking up.** Each process lists the cache's entries once per run (one directory
+listing, or one object-store listing) and reads only the entries listed: a miss then
+costs no read of its own. An entry another run stores after the listing is seen by the
+next run.
+
 **A miss** runs the step; a success is stored. An entry that cannot be read back (not
 JSON, a blob missing or altered, a value that does not unpickle) is a miss with a
 warning, printed by the console and written at the top of the step's log; failing to
@@ -63,9 +68,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -148,6 +153,8 @@ class StepCache:
         if not self.key:
             return None
         try:
+            if not _LISTED.holds(self.store, catalog.run_id, self.key):
+                return None
             entry = self.store.read_entry(self.key)
             if entry is None:
                 return None
@@ -290,12 +297,13 @@ class StepCache:
             "notebook": notebook,
             "size": sum(len(data) for data in blobs.values()),
         }
-        store, replace = self.store, self.damaged
+        store, replace, key = self.store, self.damaged, self.key
 
         def write() -> None:
             for digest, data in blobs.items():
                 store.put_blob(data, replace, digest)
             store.write_entry(entry)  # last: an entry never names a blob not yet stored
+            _LISTED.stored(store, key)
 
         if defer:
             _WRITER.submit(internal_name, write)
@@ -303,39 +311,86 @@ class StepCache:
             write()
 
 
-class _DeferredWrites:
-    """Stores the entries of steps that run in the driving process on a thread of their
-    own, while the run goes on: a file costs more than a trivial step (0.1-0.2 ms here),
-    and the writes then overlap the steps instead of adding to them. The driver waits for
-    them (:func:`finish_writes`) before the run ends; on a cluster, each step stores its
-    own entry before it reports, as its worker may not outlive the run."""
+class _Listed:
+    """The keys each cache holds, listed once per run in this process (a worker of a
+    cluster that stays up serves many runs: each lists anew)."""
+
+    KEPT = 8
+    """Listings kept: runs going on at once in one process each keep theirs."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[tuple[str, Future[None]]] = []
+        self._keys: dict[tuple[str, str], set[str]] = {}
+
+    def holds(self, store: CacheStore, run_id: str, key: str) -> bool:
+        with self._lock:  # one listing per run, while the run's other steps wait for it
+            listed = self._keys.get((store.location, run_id))
+            if listed is None:
+                listed = self._keys[store.location, run_id] = store.keys()
+                if len(self._keys) > self.KEPT:  # the oldest run's listing goes
+                    del self._keys[next(iter(self._keys))]
+            return key in listed
+
+    def stored(self, store: CacheStore, key: str) -> None:
+        """An entry this process stored: a later step with its key finds it."""
+        with self._lock:
+            for (location, _), listed in self._keys.items():
+                if location == store.location:
+                    listed.add(key)
+
+
+_LISTED = _Listed()
+
+
+class _DeferredWrites:
+    """Stores the entries of steps that run in the driving process on threads of their
+    own, while the run goes on: a file costs more than a trivial step (0.1-0.2 ms here),
+    and the writes then overlap the steps instead of adding to them. Two threads (a write
+    mostly waits on the file system) take what is queued, without a future per entry.
+    The driver waits for them (:func:`finish_writes`) before the run ends; on a cluster,
+    each step stores its own entry before it reports, as its worker may not outlive the
+    run."""
+
+    THREADS = 2
+
+    def __init__(self) -> None:
+        self._idle = threading.Condition()
+        self._pending = 0
+        self._queue: queue.SimpleQueue[tuple[str, Callable[[], None]]] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._failed: list[tuple[str, str]] = []
 
     def submit(self, internal_name: str, write: Callable[[], None]) -> None:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(2, thread_name_prefix="runnable-dask-cache")
-            self._pending.append((internal_name, self._pool.submit(write)))
+        with self._idle:
+            self._pending += 1
+            while len(self._threads) < self.THREADS:
+                thread = threading.Thread(target=self._work, name="runnable-dask-cache")
+                thread.daemon = True
+                thread.start()
+                self._threads.append(thread)
+        self._queue.put((internal_name, write))
 
     def finish(self) -> list[tuple[str, str]]:
         """Wait for every pending write; (step, warning) for each that failed."""
-        with self._lock:
-            pending, self._pending = self._pending, []
-        failed = []
-        for internal_name, future in pending:
-            error = future.exception()
-            if error is not None:
-                failed.append(
-                    (
-                        internal_name,
-                        f"not cached: the entry could not be stored ({_describe(error)})",
-                    )
-                )
+        with self._idle:
+            self._idle.wait_for(lambda: self._pending == 0)
+            failed, self._failed = self._failed, []
         return failed
+
+    def _work(self) -> None:
+        while True:
+            internal_name, write = self._queue.get()
+            failure = ""
+            try:
+                write()
+            except Exception as error:
+                failure = f"not cached: the entry could not be stored ({_describe(error)})"
+            with self._idle:
+                if failure:
+                    self._failed.append((internal_name, failure))
+                self._pending -= 1
+                if not self._pending:
+                    self._idle.notify_all()
 
 
 _WRITER = _DeferredWrites()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from runnable_dask.compact import Compact
+from runnable_dask.runtime.described import describe
 from runnable_dask.sdk.returns import ReturnKind
 
 ParamKind = ReturnKind
@@ -27,9 +28,11 @@ class Param(Compact):
     value: Any
 
     def summary(self, name: str) -> dict[str, Any]:
-        """The run log's record: pickled values are named, never embedded."""
-        shown = name if self.kind == "object" else self.value
-        return {"kind": self.kind, "value": shown, "description": ""}
+        """The run log's record: pickled values are named, never embedded (a structured
+        one is described by its fields)."""
+        if self.kind == "object":
+            return {"kind": "object", "value": name, "description": describe(self.value)}
+        return {"kind": self.kind, "value": self.value, "description": ""}
 
 
 @dataclass(frozen=True, slots=True)

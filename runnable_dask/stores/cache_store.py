@@ -97,6 +97,19 @@ class CacheStore:
             raise CorruptEntryError(f"blob {digest[:12]} does not match its digest")
         return data
 
+    def keys(self) -> set[str]:
+        """The keys of the entries stored now: one listing, instead of a read per key."""
+        fs, root = self._fs_root
+        folder = f"{root}/{ENTRIES}"
+        if isinstance(fs, LocalFileSystem):
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                return set()
+        else:
+            names = [path.rsplit("/", 1)[-1] for path in _listing(fs, folder)]
+        return {n.removesuffix(".json") for n in names if n.endswith(".json") and n[0] != "."}
+
     def entries(self) -> list[EntrySummary]:
         """Every readable entry, newest first (unreadable ones are listed as such)."""
         fs, root = self._fs_root

@@ -66,6 +66,7 @@ class Tracker:
         message: str,
         metrics: dict[str, Any],
         inputs: dict[str, Any],
+        described: dict[str, Any],
         outputs: dict[str, Any],
         attempts: int,
         start_time: str,
@@ -86,6 +87,8 @@ class Tracker:
             metrics: what the last attempt returned as ``metric(...)``, name -> value.
             inputs: the last attempt's input parameters, name -> value (json and metric
                 kinds; pickled ones left out).
+            described: the pickled input parameters that are dataclasses, pydantic models
+                or named tuples (a map's item, often), name -> their fields as a dict.
             outputs: the parameters the last attempt returned, name -> value (likewise).
             attempts: how many attempts the step took (0 for composites).
             start_time, end_time: ISO times of the first attempt's start and last's end.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -144,6 +145,7 @@ class TrackerHub:
             message=step.message,
             metrics=dict(last.user_defined_metrics) if last else {},
             inputs=values(last.input_parameters) if last else {},
+            described=described(last.input_parameters) if last else {},
             outputs=values(last.output_parameters) if last else {},
             attempts=len(step.attempts),
             start_time=first.start_time if first else "",
@@ -155,3 +157,13 @@ class TrackerHub:
 def values(records: dict[str, ParameterRecord]) -> dict[str, Any]:
     """Parameter records as name -> value; pickled values (recorded by name) left out."""
     return {name: r.value for name, r in records.items() if r.kind != "object"}
+
+
+def described(records: dict[str, ParameterRecord]) -> dict[str, Any]:
+    """Pickled parameters that are structured records (a dataclass or pydantic model, as
+    a map's item often is) as their fields, name -> {field: value}."""
+    return {
+        name: json.loads(r.description)
+        for name, r in records.items()
+        if r.kind == "object" and r.description.startswith("{")
+    }

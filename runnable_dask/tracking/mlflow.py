@@ -104,10 +104,13 @@ class MlflowTracker(Tracker):
         inputs: dict[str, Any],
         end_time: str,
         branches: tuple[str, ...],
+        described: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
         from mlflow.entities import Metric
 
+        if described:
+            inputs = {**inputs, **flatten(described)}
         run = self._run_for(branches, inputs) if metrics or status != "SUCCESS" else self._root
         if status != "SUCCESS":
             self._failed.update(branches)
@@ -151,7 +154,8 @@ class MlflowTracker(Tracker):
                     own = {
                         name: value
                         for name, value in inputs.items()
-                        if _loggable(value) and self._params.get(name) != value
+                        if _loggable(value)
+                        and (name not in self._params or self._params[name] != value)
                     }
                     if own:
                         self.client.log_batch(
@@ -181,6 +185,19 @@ class MlflowTracker(Tracker):
                     handle.write(data)
                 folder = os.path.dirname(relative) or None
                 self.client.log_artifact(self._root, local, artifact_path=folder)
+
+
+def flatten(fields: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested fields as dotted names (``config.hyper_parameters.C``): one MLflow param
+    each, so the UI compares nested runs by them."""
+    flat: dict[str, Any] = {}
+    for name, value in fields.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{key}."))
+        else:
+            flat[key] = value if _loggable(value) else _param(value)
+    return flat
 
 
 def _loggable(value: Any) -> bool:

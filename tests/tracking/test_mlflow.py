@@ -4,12 +4,15 @@ client: the run, its params, its nested runs and metrics hold what the run log h
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
+from pydantic import BaseModel
 
-from runnable_dask import Catalog, Map, Parallel, Pipeline, PythonTask, metric
+from runnable_dask import Catalog, Map, Parallel, Pipeline, PythonTask, metric, pickled
 from runnable_dask import json as json_return
 from runnable_dask.stores.runlog import RunLog
 
@@ -145,3 +148,99 @@ def test_a_failed_run_is_a_failed_mlflow_run(workdir: Path) -> None:
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FAILED"
     assert run.data.tags["runnable_dask.status"] == "FAIL"
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    family: str
+    hyper_parameters: dict[str, Any]
+
+
+class Settings(BaseModel):
+    learning_rate: float
+    layers: int
+
+
+def grid_points() -> tuple[list[GridPoint], list[Settings]]:
+    points = [GridPoint("forest", {"max_depth": d, "trees": 20, "min_leaf": None}) for d in (2, 4)]
+    return points, [Settings(learning_rate=0.1, layers=n) for n in (1, 3)]
+
+
+def point_score(point: GridPoint) -> float:
+    return point.hyper_parameters["max_depth"] / 10
+
+
+def settings_score(setting: Settings) -> float:
+    return setting.layers / 10
+
+
+@pytest.mark.timeout(240)
+def test_a_pickled_map_item_gives_its_nested_run_readable_params(workdir: Path) -> None:
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+
+    def over(name: str, items: str, item: str, function: Any) -> Map:
+        fit = PythonTask(name="fit", function=function, returns=[metric("score")])
+        return Map(name=name, branch=Pipeline(steps=[fit]), iterate_on=items, iterate_as=item)
+
+    points = PythonTask(
+        name="points", function=grid_points, returns=[pickled("points"), pickled("settings")]
+    )
+    sweep = Pipeline(
+        steps=[
+            points,
+            over("forest", "points", "point", point_score),
+            over("nets", "settings", "setting", settings_score),
+        ]
+    )
+    run_log = sweep.execute(configuration_file=configure(workdir, uri), run_id="pickled-items")
+
+    runs = MlflowClient(tracking_uri=uri).search_runs(
+        [MlflowClient(tracking_uri=uri).get_experiment_by_name("sweeps").experiment_id]
+    )
+    nested = {
+        run.data.tags["runnable_dask.branch"]: run
+        for run in runs
+        if "runnable_dask.branch" in run.data.tags
+    }
+    forest = sorted(
+        (
+            (run.data.params, run.data.metrics["score"])
+            for name, run in nested.items()
+            if name.startswith("forest.")
+        ),
+        key=lambda pair: pair[1],
+    )
+    assert forest == [
+        (
+            {
+                "point.family": "forest",
+                "point.hyper_parameters.max_depth": str(depth),
+                "point.hyper_parameters.trees": "20",
+                "point.hyper_parameters.min_leaf": "null",  # as JSON writes None
+            },
+            depth / 10,
+        )
+        for depth in (2, 4)
+    ]
+    nets = sorted(
+        (
+            (run.data.params, run.data.metrics["score"])
+            for name, run in nested.items()
+            if name.startswith("nets.")
+        ),
+        key=lambda pair: pair[1],
+    )
+    assert nets == [
+        ({"setting.learning_rate": "0.1", "setting.layers": str(n)}, n / 10) for n in (1, 3)
+    ]
+    # The run log holds the same fields as the item's description; the value stays a name.
+    records = [
+        step.attempts[-1].input_parameters["point"]
+        for step in run_log.walk()
+        if step.name == "fit" and "point" in step.attempts[-1].input_parameters
+    ]
+    assert sorted(json.loads(r.description)["hyper_parameters"]["max_depth"] for r in records) == [
+        2,
+        4,
+    ]
+    assert {r.value for r in records} == {"point"}

@@ -76,10 +76,13 @@ def test_sweep_tracked_in_mlflow_with_a_nested_run_per_configuration(tmp_path: P
     for name, metrics in fits.items():
         nested = runs[name.removesuffix(".fit")]
         assert nested.data.metrics == metrics
-        # Found above by its branch's name, which names its configuration. The
-        # configuration itself is a pickled map item (each fit is cached by its own point),
-        # and the tracker logs no pickled value as a param.
-        assert "config" not in nested.data.params
+        # The configuration is a pickled map item (a dataclass): its fields are the params.
+        point = name.removesuffix(".fit").rsplit(".grid.", 1)[1]  # "C=0.1", as str() says
+        params = {
+            key.removeprefix("config.hyper_parameters."): value
+            for key, value in nested.data.params.items()
+        }
+        assert ", ".join(f"{k}={v}" for k, v in params.items()) == point
     artifacts = {a.path for a in client.list_artifacts(root.info.run_id, "report")}
     assert artifacts == {"report/summary.md", "report/sweep-scores.png"}
     assert (tmp_path / "artifacts").is_dir()
