@@ -31,11 +31,11 @@ from runnable_dask.log_writer import LogWriter
 from runnable_dask.plan import build_plan
 from runnable_dask.plan_shape import PlanShape
 from runnable_dask.recorder import RunRecorder
-from runnable_dask.runtime.attempt import now
 from runnable_dask.runtime.events import BranchEnded, RunEnded, StepEnded
 from runnable_dask.step_progress import StepProgress
 from runnable_dask.stores.runlog import RunLog
 from runnable_dask.stores.runlog_store import RunLogStore
+from runnable_dask.timestamps import now
 
 STORED_RUNS = 2000
 FAILING = 42
