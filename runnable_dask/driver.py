@@ -278,7 +278,7 @@ def _drive(
         try:
             item = events.get(timeout=recorder.writer.min_interval)
         except queue.Empty:  # draw what the console held back, write what is pending
-            recorder.progress.console.idle()
+            recorder.progress.idle()
             recorder.writer.idle()
             continue
         if not isinstance(item, Resolved):

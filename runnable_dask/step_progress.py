@@ -44,6 +44,10 @@ class StepProgress:
         self._cached_in: dict[str, int] = {}
         """Per map instance: steps inside it whose outputs came from the cache."""
 
+    def idle(self) -> None:
+        """Nothing arrived for a while: the console draws what it held back."""
+        self.console.idle()
+
     def step_started(self, name: str, template: str, items: tuple[str, ...], kind: str) -> None:
         """A task or composite began (a map's start is printed once its items are known,
         with their count)."""

@@ -38,7 +38,7 @@ class PerformanceReport:
 
 @contextmanager
 def performance_report(
-    client: Client | None, catalog: RunCatalog, calling_code: str, at_least: float = 0.0
+    client: Client, catalog: RunCatalog, calling_code: str, at_least: float = 0.0
 ) -> Iterator[PerformanceReport]:
     """Record the run's Dask performance and store it as ``<catalog>/<run_id>/`` + REPORT_NAME.
 
@@ -46,15 +46,11 @@ def performance_report(
     the line of our own code that closed the report. A run shorter than ``at_least``
     seconds gets no report (rendering it would cost as much as the run).
 
-    Without a client (the ``local`` executor) it records nothing. A report that cannot be
-    made (the scheduler is gone) is logged and noted in ``error``; it never hides the
-    run's own outcome. Enter it inside the executor's ``with`` block, since the report is
-    rendered by the scheduler when the block ends.
+    A report that cannot be made (the scheduler is gone) is logged and noted in
+    ``error``; it never hides the run's own outcome. Enter it inside the executor's
+    ``with`` block, since the report is rendered by the scheduler when the block ends.
     """
     outcome = PerformanceReport()
-    if client is None:
-        yield outcome
-        return
     from distributed import performance_report as dask_report
 
     with tempfile.TemporaryDirectory(prefix="runnable-dask-report-") as folder:

@@ -7,12 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from runnable_dask import Pipeline, PythonTask
 from runnable_dask.executors.report import REPORT_NAME, performance_report
 from runnable_dask.stores.catalog import RunCatalog
 
 from .conftest import DaskProcesses
 
 pytestmark = pytest.mark.cluster
+
+
+def nap() -> None:
+    time.sleep(0.01)
 
 
 def test_report_lands_in_the_catalog_and_names_the_steps(
@@ -36,9 +41,11 @@ def test_report_lands_in_the_catalog_and_names_the_steps(
     assert code in html  # its Calling Code, not our internals
 
 
-def test_no_client_no_report(tmp_path: Path) -> None:
-    catalog = RunCatalog(str(tmp_path / "catalog"), "local-run")
-    with performance_report(None, catalog, "runnable_dask run local-run") as report:
-        pass
-    assert report.url is None
-    assert not (tmp_path / "catalog").exists()
+def test_a_local_run_stores_no_dask_report(workdir: Path, local_config: Path) -> None:
+    """The ``local`` executor has no scheduler: no Dask report, and the log names none."""
+    pipeline = Pipeline(steps=[PythonTask(name="nap", function=nap)])
+    run_log = pipeline.execute(configuration_file=str(local_config), run_id="local-run")
+
+    assert run_log.status == "SUCCESS"
+    assert "performance_report" not in run_log.run_config
+    assert not list(workdir.rglob(REPORT_NAME))
