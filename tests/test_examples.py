@@ -459,6 +459,21 @@ def test_parallel(run_example: Runner) -> None:
 
 
 @pytest.mark.cluster
+def test_parallel_on_worker_threads(run_example: Runner, tmp_path: Path) -> None:
+    # processes: false, the run's own LocalCluster of worker threads (it failed to start).
+    config = tmp_path / "threads.yaml"
+    config.write_text(
+        "pipeline-executor:\n  type: dask\n  config:\n    processes: false\n"
+        "    dashboard_address: 127.0.0.1:0\n",
+        encoding="utf-8",
+    )
+    run = run_example("examples/06-parallel/parallel.py", config=str(config))
+    run_log = run.succeeded()
+    assert "worker threads x 4 threads" in run.process.stdout, run.output
+    check_hello_branches(run, run_log["steps"]["parallel_step"], "parallel_step")
+
+
+@pytest.mark.cluster
 def test_nesting(run_example: Runner) -> None:
     run = run_example("examples/06-parallel/nesting.py", config=DEFAULT)
     run_log = run.succeeded()

@@ -327,9 +327,10 @@ def new_local_cluster(
     from distributed import LocalCluster
 
     n_workers, threads, processes = _local_sizes(config)
-    if security is None and processes:  # only this run may connect: see run_only_security
-        security = run_only_security()
-    tls = {"protocol": "tls://", "security": security} if security else {}
+    # Only this run may connect (see run_only_security), worker threads too: Dask's
+    # in-memory transport for them would serve each worker's HTTP on every interface
+    # and give the dashboard's link the machine's address.
+    security = security or run_only_security()
     try:
         with warnings.catch_warnings(), dask.config.set(_EMBEDDED_SCHEDULER):
             warnings.simplefilter("ignore")
@@ -339,12 +340,13 @@ def new_local_cluster(
                 processes=processes,
                 host="127.0.0.1",
                 scheduler_port=0,
+                protocol="tls://",
+                security=security,
                 dashboard_address=config.dashboard_address or DEFAULT_DASHBOARD,
                 silence_logs=logging.ERROR,
                 timeout=config.timeout,
                 resources=config.resources,
                 scheduler_kwargs=_PIPELINE_PAGE,
-                **tls,
             )
     except Exception as exc:
         raise ClusterError(

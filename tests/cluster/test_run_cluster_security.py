@@ -145,3 +145,34 @@ def test_only_the_run_reaches_its_cluster_and_only_named_tasks_see_a_secret(
         "named_sees": "s3cr3t",
         "shell_sees": "unset",
     }
+
+
+@pytest.mark.timeout(120)
+def test_a_cluster_of_worker_threads_serves_only_127_0_0_1_and_only_the_run() -> None:
+    # processes: false puts the workers in the driver; Dask's in-memory transport for
+    # them served each worker's HTTP on every interface and linked the dashboard at the
+    # machine's address (and "inproc://127.0.0.1" did not start at all).
+    import psutil
+    from distributed import Client
+
+    from runnable_dask.config import DaskConfig
+    from runnable_dask.executors.cluster import new_local_cluster
+
+    def listening() -> set[tuple[str, int]]:
+        connections = psutil.Process().net_connections()
+        return {tuple(c.laddr) for c in connections if c.status == psutil.CONN_LISTEN}
+
+    before = listening()
+    config = DaskConfig(processes=False, n_workers=1, dashboard_address="127.0.0.1:0")
+    cluster, security = new_local_cluster(config, None)
+    try:
+        opened = listening() - before
+        with Client(cluster, security=security, set_as_default=False) as client:
+            link = client.dashboard_link
+            assert client.submit(sum, [1, 2]).result() == 3
+    finally:
+        cluster.close()
+    assert opened, "the cluster listens nowhere"
+    assert {host for host, _ in opened} == {"127.0.0.1"}, opened
+    assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
+    assert link.startswith("http://127.0.0.1:")
