@@ -32,7 +32,7 @@ class PackedBranches(dict[str, Any]):
         """Keep branch ``name`` as its JSON from now on (it will not change again)."""
         value = dict.__getitem__(self, name)
         if not isinstance(value, bytes):
-            dict.__setitem__(self, name, type(value).__pydantic_serializer__.to_json(value))
+            dict.__setitem__(self, name, dump_json(value))
 
     def placeholders(self, names: list[str]) -> None:
         """Branches listed before any of them reports: each as the JSON of an empty one."""
