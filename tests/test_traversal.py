@@ -461,8 +461,9 @@ def test_an_interrupted_run_keeps_what_it_recorded(local_config: Path, workdir: 
         text=True,
     )
     deadline = time.monotonic() + 30
+    store = RunLogStore(workdir / ".run_log_store")
     while time.monotonic() < deadline:  # wait until the long step is recorded as running
-        if log_file.exists() and '"long_step"' in log_file.read_text():
+        if log_file.exists() and "long_step" in store.read("interrupted").steps:
             break
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
