@@ -26,27 +26,50 @@ Offsets = list[tuple[int, int]]
 
 
 class PackedBranches(dict[str, Any]):
-    """Branches by internal name, in item order; finished ones held as JSON bytes."""
+    """Branches by internal name, in item order; finished ones held as JSON bytes.
+
+    It notes which branches were set or handed out to be updated, so that a write of
+    what changed (:mod:`runnable_dask.stores.parts`) need not look at every item.
+    """
+
+    __slots__ = ("_touched",)
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._touched: dict[str, None] = {}  # a dict: in the order they were touched
 
     def pack(self, name: str) -> None:
         """Keep branch ``name`` as its JSON from now on (it will not change again)."""
         value = dict.__getitem__(self, name)
         if not isinstance(value, bytes):
-            dict.__setitem__(self, name, dump_json(value))
+            self[name] = dump_json(value)
 
     def placeholders(self, names: list[str]) -> None:
         """Branches listed before any of them reports: each as the JSON of an empty one."""
         for name in names:
             if name not in self:
-                dict.__setitem__(self, name, _empty(name))
+                self[name] = _empty(name)
 
     def live(self, name: str) -> BranchLog | None:
         """The branch as an object the recorder may update (unpacked if it was packed)."""
         value = dict.get(self, name)
         if isinstance(value, bytes):
             value = _branch(value)
-            dict.__setitem__(self, name, value)
+            self[name] = value
+        elif value is not None:
+            self._touched[name] = None
         return value
+
+    def touched(self) -> list[str]:
+        """The branches set or handed out for update since the last call, in that order;
+        those still held as objects (they may change again) stay noted for the next."""
+        names = list(self._touched)
+        self._touched = {n: None for n in names if not isinstance(dict.get(self, n), bytes)}
+        return names
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        dict.__setitem__(self, name, value)
+        self._touched[name] = None
 
     def raw(self) -> Iterator[tuple[str, bytes | BranchLog]]:
         """Names with packed JSON or live objects, as held (for writing)."""
@@ -68,7 +91,7 @@ class PackedBranches(dict[str, Any]):
     def setdefault(self, name: str, default: BranchLog) -> BranchLog:  # type: ignore[override]
         found = self.live(name)
         if found is None:
-            dict.__setitem__(self, name, default)
+            self[name] = default
             return default
         return found
 
@@ -104,6 +127,7 @@ class PackedBranches(dict[str, Any]):
     def __copy__(self) -> PackedBranches:
         copied = PackedBranches()
         dict.update(copied, dict.items(self))
+        copied._touched = dict(self._touched)
         return copied
 
 

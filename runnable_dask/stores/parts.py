@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from runnable_dask.stores.packed import PackedBranches, dump_json
@@ -60,22 +60,35 @@ class Journal:
             if self._steps.get(name) != record:
                 self._steps[name] = record
                 yield _line({"step": name, "split": split}, record)
-            if not split:
-                continue
-            written = self._branches.setdefault(name, {})
-            raw = branches.raw() if isinstance(branches, PackedBranches) else branches.items()
-            for branch_name, value in raw:
-                previous = written.get(branch_name)
-                if isinstance(value, bytes):
-                    if previous is value:  # a finished item's JSON, unchanged
-                        continue
-                    data = value
-                else:
-                    data = dump_json(value)
-                    if previous == data:
-                        continue
-                written[branch_name] = data
-                yield _line({"branch": [name, branch_name]}, data)
+            if split:
+                yield from self._branch_changes(name, branches)
+
+    def _branch_changes(self, step: str, branches: dict[str, BranchLog]) -> Iterator[bytes]:
+        """A map's items that were touched since the last write (all of them, the first
+        time: the map is new, or this is the baseline); any other composite's branches."""
+        written = self._branches.get(step)
+        if written is None:
+            written = self._branches[step] = {}
+            names: Iterable[str] = list(branches)
+            if isinstance(branches, PackedBranches):
+                branches.touched()
+        elif isinstance(branches, PackedBranches):
+            names = branches.touched()
+        else:
+            names = list(branches)
+        for name in names:
+            value = dict.__getitem__(branches, name)
+            previous = written.get(name)
+            if isinstance(value, bytes):
+                if previous is value:  # a finished item's JSON, unchanged
+                    continue
+                data = value
+            else:
+                data = dump_json(value)
+                if previous == data:
+                    continue
+            written[name] = data
+            yield _line({"branch": [step, name]}, data)
 
 
 def fold(run_log: RunLog, parts: bytes, document: bytes) -> RunLog:
