@@ -48,7 +48,7 @@ class PackedBranches(dict[str, Any]):
         """Branches listed before any of them reports: each as the JSON of an empty one."""
         for name in names:
             if name not in self:
-                self[name] = _empty(name)
+                self[name] = empty_branch(name)
 
     def live(self, name: str) -> BranchLog | None:
         """The branch as an object the recorder may update (unpacked if it was packed)."""
@@ -131,7 +131,8 @@ class PackedBranches(dict[str, Any]):
         return copied
 
 
-def _empty(name: str) -> bytes:
+def empty_branch(name: str) -> bytes:
+    """The JSON of a branch listed and not begun."""
     return (
         b'{"internal_name":' + json.dumps(name).encode() + b',"status":"PROCESSING",'
         b'"steps":{},"parameters":{}}'

@@ -3,9 +3,11 @@
 The document (``<run_id>.json``, runnable's layout) is written whole when a run is claimed
 and when it ends. In between, each write appends to ``.<run_id>.parts`` the records that
 changed since the previous one, as JSON lines: the run's own fields, a top-level step
-(without its branches, when it has some), or one branch of a top-level composite (a map
-item, a parallel branch). Finished map items are compared by identity (their JSON is
-kept, :mod:`runnable_dask.stores.packed`), so a write costs what changed, not the log.
+(without its branches, when it has some), one branch of a top-level composite (a map
+item, a parallel branch), or the names of a map's items when they are listed. A map's
+items that changed are known without looking at the others
+(:class:`~runnable_dask.stores.packed.PackedBranches` notes them), so a write costs
+what changed, not the log.
 
 Readers fold the parts into the document (:func:`fold`): a later record replaces an
 earlier one. The first line names the document the parts extend (its size and a digest
@@ -25,6 +27,8 @@ from runnable_dask.stores.packed import PackedBranches, dump_json
 from runnable_dask.stores.runlog import BranchLog, RunLog, StepLog
 
 _SAMPLE = 65536
+_NOT_BEGUN = b',"status":"PROCESSING","steps":{},"parameters":{}}'
+"""How a branch listed and not begun ends (only its name comes before)."""
 
 
 def base_token(document: bytes) -> str:
@@ -76,6 +80,7 @@ class Journal:
             names = branches.touched()
         else:
             names = list(branches)
+        listed: list[str] = []
         for name in names:
             value = dict.__getitem__(branches, name)
             previous = written.get(name)
@@ -83,12 +88,21 @@ class Journal:
                 if previous is value:  # a finished item's JSON, unchanged
                     continue
                 data = value
+                if previous is None and value.endswith(_NOT_BEGUN):
+                    listed.append(name)  # a map's items listed: one part for them all
+                    written[name] = data
+                    continue
             else:
                 data = dump_json(value)
                 if previous == data:
                     continue
             written[name] = data
+            if listed:
+                yield _line({"listed": step}, json.dumps(listed).encode())
+                listed = []
             yield _line({"branch": [step, name]}, data)
+        if listed:
+            yield _line({"listed": step}, json.dumps(listed).encode())
 
 
 def fold(run_log: RunLog, parts: bytes, document: bytes) -> RunLog:
@@ -107,6 +121,13 @@ def fold(run_log: RunLog, parts: bytes, document: bytes) -> RunLog:
             run_log.run_config = head.run_config
         elif "step" in header:
             _fold_step(run_log, header["step"], bool(header.get("split")), record)
+        elif "listed" in header:
+            branches = run_log.steps[header["listed"]].branches
+            if isinstance(branches, PackedBranches):
+                branches.placeholders(json.loads(record))
+            else:
+                for name in json.loads(record):
+                    branches.setdefault(name, BranchLog(internal_name=name))
         else:
             step_name, branch_name = header["branch"]
             branches = run_log.steps[step_name].branches
