@@ -21,7 +21,7 @@ from typing import Any, TypedDict
 
 from runnable_dask.config import DEFAULT_LOG_FOLDER
 from runnable_dask.stores.catalog import RunCatalog
-from runnable_dask.stores.packed import PackedBranches, packed_times
+from runnable_dask.stores.packed import PackedBranches
 from runnable_dask.stores.runlog import RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogNotFoundError, RunLogStorage, RunLogStore
 
@@ -243,10 +243,9 @@ def attempt_times(steps: Iterable[StepLog]) -> Iterator[tuple[str, str]]:
         if not isinstance(step.branches, PackedBranches):
             pending.extend(s for b in step.branches.values() for s in b.steps.values())
             continue
-        for _, branch in step.branches.raw():  # a map's finished items: read from JSON
-            if isinstance(branch, bytes):
-                yield from packed_times(branch)
-            else:
+        yield step.branches.packed_times()  # a map's finished items: read from JSON
+        for _, branch in step.branches.raw():
+            if not isinstance(branch, bytes):
                 pending.extend(branch.steps.values())
 
 

@@ -32,11 +32,12 @@ class PackedBranches(dict[str, Any]):
     what changed (:mod:`runnable_dask.stores.parts`) need not look at every item.
     """
 
-    __slots__ = ("_touched",)
+    __slots__ = ("_times", "_touched")
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._touched: dict[str, None] = {}  # a dict: in the order they were touched
+        self._times: tuple[str, str] | None = None
 
     def pack(self, name: str) -> None:
         """Keep branch ``name`` as its JSON from now on (it will not change again)."""
@@ -70,6 +71,24 @@ class PackedBranches(dict[str, Any]):
     def __setitem__(self, name: str, value: Any) -> None:
         dict.__setitem__(self, name, value)
         self._touched[name] = None
+        self._times = None
+
+    def packed_times(self) -> tuple[str, str]:
+        """The earliest start and latest end of the attempts in the packed branches
+        ("" where there is none), from their JSON in one pass, kept until one changes.
+        ISO times in UTC, as recorded, compare as text."""
+        if self._times is None:
+            starts: list[bytes] = []
+            ends: list[bytes] = []
+            packed = [v for v in dict.values(self) if isinstance(v, bytes)]
+            for at in range(0, len(packed), 1000):  # a thousand items per search: few calls
+                for kind, stamp in _TIME.findall(b"".join(packed[at : at + 1000])):
+                    (starts if kind == b"start" else ends).append(stamp)
+            self._times = (
+                min(starts).decode() if starts else "",
+                max(ends).decode() if ends else "",
+            )
+        return self._times
 
     def raw(self) -> Iterator[tuple[str, bytes | BranchLog]]:
         """Names with packed JSON or live objects, as held (for writing)."""
@@ -280,23 +299,17 @@ def load_run_log(data: bytes, index: Index | None) -> RunLog:
 
 
 _NAME = re.compile(rb'\{"internal_name":("(?:[^"\\]|\\.)*")')
+_NAME_KEY = b'{"internal_name":"'
 _STATUS = re.compile(rb'"status":"([A-Z]+)"')
 _TIME = re.compile(rb'"(start|end)_time":"([^"]+)"')
 _FAILED = b'"status":"FAIL"'
 
 
-def packed_times(value: bytes) -> Iterator[tuple[str, str]]:
-    """The earliest start and latest end of the attempts in a packed branch, from its
-    JSON (ISO times in UTC, as recorded, compare as text)."""
-    starts: list[bytes] = []
-    ends: list[bytes] = []
-    for kind, stamp in _TIME.findall(value):
-        (starts if kind == b"start" else ends).append(stamp)
-    if starts or ends:
-        yield (min(starts).decode() if starts else "", max(ends).decode() if ends else "")
-
-
 def _name(value: bytes) -> str:
+    if value.startswith(_NAME_KEY):  # the common case, without a regex
+        raw = value[len(_NAME_KEY) : value.find(b'"', len(_NAME_KEY))]
+        if b"\\" not in raw:
+            return raw.decode()
     found = _NAME.match(value)
     if found is None:
         raise ValueError("a packed branch without its internal name")
