@@ -383,10 +383,10 @@ def test_an_existing_run_log_is_never_overwritten(
 
 def test_the_run_log_is_on_disk_while_the_run_goes_on(run: Run, workdir: Path) -> None:
     def watch() -> tuple[str, str]:
-        path = workdir / ".run_log_store" / "test-run.json"
+        store = RunLogStore(workdir / ".run_log_store")  # the document and its parts
         deadline = time.monotonic() + 10
         while True:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            document = json.loads(store.read_bytes("test-run"))
             first = document["steps"].get("first", {}).get("status")
             if first == "SUCCESS" or time.monotonic() > deadline:
                 return document["status"], first or "absent"
