@@ -83,20 +83,17 @@ class Journal:
         listed: list[str] = []
         for name in names:
             value = dict.__getitem__(branches, name)
-            previous = written.get(name)
-            if isinstance(value, bytes):
-                if previous is value:  # a finished item's JSON, unchanged
-                    continue
+            if isinstance(value, bytes):  # a map item set since the last write
+                written.pop(name, None)  # only branches still changing are kept here
                 data = value
-                if previous is None and value.endswith(_NOT_BEGUN):
+                if value.endswith(_NOT_BEGUN):
                     listed.append(name)  # a map's items listed: one part for them all
-                    written[name] = data
                     continue
             else:
                 data = dump_json(value)
-                if previous == data:
+                if written.get(name) == data:
                     continue
-            written[name] = data
+                written[name] = data
             if listed:
                 yield _line({"listed": step}, json.dumps(listed).encode())
                 listed = []
