@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +39,26 @@ def _rss_mb(field: str) -> float:
 
 
 def _time_writes() -> list[float]:
-    """Wrap ``RunLogStore.write`` so that each call's duration is appended to the list."""
+    """Wrap ``RunLogStore.write`` and ``write_changes`` (a write in parts) so that each
+    call's duration is appended to the list (a call made inside another counts once)."""
     spent: list[float] = []
-    write = RunLogStore.write
+    depth = [0]
 
-    def timed(self: RunLogStore, run_log: RunLog) -> None:
-        began = time.perf_counter()
-        try:
-            write(self, run_log)
-        finally:
-            spent.append(time.perf_counter() - began)
+    def timed(method: Callable[[RunLogStore, RunLog], None]) -> Any:
+        def wrapper(self: RunLogStore, run_log: RunLog) -> None:
+            began = time.perf_counter()
+            depth[0] += 1
+            try:
+                method(self, run_log)
+            finally:
+                depth[0] -= 1
+                if not depth[0]:
+                    spent.append(time.perf_counter() - began)
 
-    RunLogStore.write = timed  # type: ignore[method-assign]
+        return wrapper
+
+    RunLogStore.write = timed(RunLogStore.write)  # type: ignore[method-assign]
+    RunLogStore.write_changes = timed(RunLogStore.write_changes)  # type: ignore[method-assign]
     return spent
 
 

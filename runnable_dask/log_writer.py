@@ -2,10 +2,11 @@
 
 Writes are batched: the log is written when at least ``min_interval`` seconds, and a
 hundred times the last write's own duration, have passed, so writing never takes more
-than about 1% of a run however many steps it has; the final write happens in
-:meth:`LogWriter.close`, whatever happened. A run whose tasks are threads of the driver
-stores their checkpoints before each write, so every success the stored log records has
-its checkpoint kept.
+than about 1% of a run however many steps it has. During the run a store that can
+(``write_changes``, a local folder) stores only what changed since the last write; the
+final write, of the whole log, happens in :meth:`LogWriter.close`, whatever happened. A
+run whose tasks are threads of the driver stores their checkpoints before each write, so
+every success the stored log records has its checkpoint kept.
 """
 
 from __future__ import annotations
@@ -55,14 +56,18 @@ class LogWriter:
     def close(self) -> None:
         """Write the final run log, unless the store already refused a write."""
         if not self._failed:
-            self._write()
+            self._write(whole=True)
 
-    def _write(self) -> None:
+    def _write(self, whole: bool = False) -> None:
         began = time.monotonic()
         if self.checkpoints is not None:
             self.checkpoints.flush()
+        write_changes = None if whole else getattr(self.store, "write_changes", None)
         try:
-            self.store.write(self.run_log)
+            if write_changes is not None:
+                write_changes(self.run_log)
+            else:
+                self.store.write(self.run_log)
         except RunLogStoreError as exc:
             self._failed = True
             raise RunLogStoreError(self._stopped(exc)) from None

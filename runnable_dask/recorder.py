@@ -8,7 +8,7 @@ written :class:`~runnable_dask.log_writer.LogWriter`'s; the driver wires the thr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from runnable_dask.announce import RunAnnouncer
@@ -140,7 +140,7 @@ class RunRecorder:
 
     def _close_interrupted_steps(self) -> None:
         """A resumed run's log may hold steps its driver never heard end: close them."""
-        for step in self.run_log.walk():
+        for step in _live_steps(self.run_log.steps):
             if step.status == "PROCESSING":
                 step.status = "FAIL"
                 step.message = step.message or "stopped while running: the run was interrupted"
@@ -250,6 +250,28 @@ def _packed(step: StepLog) -> PackedBranches:
             if branch.status in ("SUCCESS", "FAIL"):
                 branches.pack(name)
     return branches
+
+
+def _live_steps(steps: dict[str, StepLog]) -> Iterator[StepLog]:
+    """Every step, as objects the recorder keeps: a map's packed items that had begun
+    and not ended are unpacked for it (the others hold no running step)."""
+    for step in steps.values():
+        yield step
+        branches = step.branches
+        if isinstance(branches, PackedBranches):
+            begun = [name for name, value in branches.raw() if _begun_unfinished(value)]
+            chosen = [branch for name in begun if (branch := branches.live(name)) is not None]
+        else:
+            chosen = list(branches.values())
+        for branch in chosen:
+            yield from _live_steps(branch.steps)
+
+
+def _begun_unfinished(value: bytes | BranchLog) -> bool:
+    if not isinstance(value, bytes):
+        return True
+    at = value.find(b'"steps":')  # the branch's own steps come first
+    return b'"status":"PROCESSING"' in value[:at] and value[at + 8 : at + 10] != b"{}"
 
 
 def _parameters(records: dict[str, Any]) -> dict[str, ParameterRecord]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from runnable_dask.exceptions import RunInUseError
-from runnable_dask.stores.runlog_store import RunLogStore
+from runnable_dask.stores.runlog_store import RunLogNotFoundError, RunLogStore
 
 PIPE = """
 import os
@@ -64,9 +64,10 @@ def _driver(pipe: Path, **env: str) -> subprocess.Popen[str]:
 
 
 def _stored_steps(workdir: Path) -> dict[str, object]:
+    """The steps of the run log as a reader sees it (the parts written so far folded in)."""
     try:
-        return json.loads((workdir / ".run_log_store" / "rr3.json").read_text())["steps"]
-    except (FileNotFoundError, ValueError):
+        return dict(RunLogStore(workdir / ".run_log_store").read("rr3").steps)
+    except (RunLogNotFoundError, ValueError):
         return {}
 
 

@@ -383,10 +383,10 @@ def test_an_existing_run_log_is_never_overwritten(
 
 def test_the_run_log_is_on_disk_while_the_run_goes_on(run: Run, workdir: Path) -> None:
     def watch() -> tuple[str, str]:
-        path = workdir / ".run_log_store" / "test-run.json"
+        store = RunLogStore(workdir / ".run_log_store")  # the document and its parts
         deadline = time.monotonic() + 10
         while True:
-            document = json.loads(path.read_text(encoding="utf-8"))
+            document = json.loads(store.read_bytes("test-run"))
             first = document["steps"].get("first", {}).get("status")
             if first == "SUCCESS" or time.monotonic() > deadline:
                 return document["status"], first or "absent"
@@ -461,8 +461,9 @@ def test_an_interrupted_run_keeps_what_it_recorded(local_config: Path, workdir: 
         text=True,
     )
     deadline = time.monotonic() + 30
+    store = RunLogStore(workdir / ".run_log_store")
     while time.monotonic() < deadline:  # wait until the long step is recorded as running
-        if log_file.exists() and '"long_step"' in log_file.read_text():
+        if log_file.exists() and "long_step" in store.read("interrupted").steps:
             break
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)

@@ -72,15 +72,17 @@ def _add_steps(parent: Tree, steps: Iterable[StepLog], show_all: bool) -> None:
     for step in steps:
         if step.step_type in TERMINAL_TYPES:
             continue
-        node = parent.add(_step_label(step))
+        statuses = _statuses(step)  # read once: a map's items are many
+        node = parent.add(_step_label(step, statuses))
         if step.status == "FAIL" and step.message:
             node.add(Text(step.message, style="red"))
-        _add_branches(node, step, show_all)
+        _add_branches(node, step, statuses, show_all)
 
 
-def _add_branches(node: Tree, step: StepLog, show_all: bool) -> None:
+def _add_branches(
+    node: Tree, step: StepLog, statuses: list[tuple[str, str]], show_all: bool
+) -> None:
     """The first BRANCHES_SHOWN branches and every failed one, unless ``show_all``."""
-    statuses = _statuses(step)
     shown = [
         step.branches[name]
         for index, (name, status) in enumerate(statuses)
@@ -102,7 +104,7 @@ def _add_branches(node: Tree, step: StepLog, show_all: bool) -> None:
         node.add(Text(f"... and {hidden} more (none failed); --all lists them", style="dim"))
 
 
-def _step_label(step: StepLog) -> Text:
+def _step_label(step: StepLog, statuses: list[tuple[str, str]]) -> Text:
     label = Text.assemble(
         (step.name, "bold"),
         "  ",
@@ -115,7 +117,7 @@ def _step_label(step: StepLog) -> Text:
     if cached_from is not None:
         label.append(f"  cached from run {cached_from}", style="blue")
     if step.branches:
-        counts = Counter(status for _, status in _statuses(step))
+        counts = Counter(status for _, status in statuses)
         failed = f", {counts['FAIL']} failed" if counts["FAIL"] else ""
         count = len(step.branches)
         label.append(f"  {count} branch{'es' if count > 1 else ''}{failed}", style="dim")

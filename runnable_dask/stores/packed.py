@@ -11,40 +11,84 @@ is (:func:`dump_run_log`): a write no longer serialises every item again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
+
+from pydantic import BaseModel
 
 if TYPE_CHECKING:
-    from runnable_dask.stores.runlog import BranchLog, RunLog
+    from runnable_dask.stores.runlog import BranchLog, RunLog, StepLog
 
-SPLICE = "runnable-dask:splice"
-"""Serialisation context: packed branches become markers that :func:`dump_run_log` fills."""
+Offsets = list[tuple[int, int]]
 
 
 class PackedBranches(dict[str, Any]):
-    """Branches by internal name, in item order; finished ones held as JSON bytes."""
+    """Branches by internal name, in item order; finished ones held as JSON bytes.
+
+    It notes which branches were set or handed out to be updated, so that a write of
+    what changed (:mod:`runnable_dask.stores.parts`) need not look at every item.
+    """
+
+    __slots__ = ("_times", "_touched")
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._touched: dict[str, None] = {}  # a dict: in the order they were touched
+        self._times: tuple[str, str] | None = None
 
     def pack(self, name: str) -> None:
         """Keep branch ``name`` as its JSON from now on (it will not change again)."""
         value = dict.__getitem__(self, name)
         if not isinstance(value, bytes):
-            dict.__setitem__(self, name, type(value).__pydantic_serializer__.to_json(value))
+            self[name] = dump_json(value)
 
     def placeholders(self, names: list[str]) -> None:
         """Branches listed before any of them reports: each as the JSON of an empty one."""
         for name in names:
             if name not in self:
-                dict.__setitem__(self, name, _empty(name))
+                self[name] = empty_branch(name)
 
     def live(self, name: str) -> BranchLog | None:
         """The branch as an object the recorder may update (unpacked if it was packed)."""
         value = dict.get(self, name)
         if isinstance(value, bytes):
             value = _branch(value)
-            dict.__setitem__(self, name, value)
+            self[name] = value
+        elif value is not None:
+            self._touched[name] = None
         return value
+
+    def touched(self) -> list[str]:
+        """The branches set or handed out for update since the last call, in that order;
+        those still held as objects (they may change again) stay noted for the next."""
+        names = list(self._touched)
+        self._touched = {n: None for n in names if not isinstance(dict.get(self, n), bytes)}
+        return names
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        dict.__setitem__(self, name, value)
+        self._touched[name] = None
+        self._times = None
+
+    def packed_times(self) -> tuple[str, str]:
+        """The earliest start and latest end of the attempts in the packed branches
+        ("" where there is none), from their JSON in one pass, kept until one changes.
+        ISO times in UTC, as recorded, compare as text."""
+        if self._times is None:
+            starts: list[bytes] = []
+            ends: list[bytes] = []
+            packed = [v for v in dict.values(self) if isinstance(v, bytes)]
+            for at in range(0, len(packed), 1000):  # a thousand items per search: few calls
+                for kind, stamp in _TIME.findall(b"".join(packed[at : at + 1000])):
+                    (starts if kind == b"start" else ends).append(stamp)
+            self._times = (
+                min(starts).decode() if starts else "",
+                max(ends).decode() if ends else "",
+            )
+        return self._times
 
     def raw(self) -> Iterator[tuple[str, bytes | BranchLog]]:
         """Names with packed JSON or live objects, as held (for writing)."""
@@ -66,7 +110,7 @@ class PackedBranches(dict[str, Any]):
     def setdefault(self, name: str, default: BranchLog) -> BranchLog:  # type: ignore[override]
         found = self.live(name)
         if found is None:
-            dict.__setitem__(self, name, default)
+            self[name] = default
             return default
         return found
 
@@ -102,10 +146,12 @@ class PackedBranches(dict[str, Any]):
     def __copy__(self) -> PackedBranches:
         copied = PackedBranches()
         dict.update(copied, dict.items(self))
+        copied._touched = dict(self._touched)
         return copied
 
 
-def _empty(name: str) -> bytes:
+def empty_branch(name: str) -> bytes:
+    """The JSON of a branch listed and not begun."""
     return (
         b'{"internal_name":' + json.dumps(name).encode() + b',"status":"PROCESSING",'
         b'"steps":{},"parameters":{}}'
@@ -122,43 +168,107 @@ def _unpacked(value: Any) -> Any:
     return _branch(value) if isinstance(value, bytes) else value
 
 
-def marker(branches: PackedBranches) -> str:
-    """What a packed map's branches serialise to in a write: replaced by their JSON."""
-    return f"{SPLICE}:{id(branches)}"
-
-
 Index = dict[str, Any]
 """Where each packed map's branches are in a written document: ``{"size": bytes,
 "maps": {map internal name: [[start, end] of each branch's JSON]}}``."""
+
+_MARK = "runnable-dask:packed"
+"""The key of the one-entry dict that stands for a packed map's branches while pydantic
+serialises the rest of the log (replaced by the branches' JSON right after)."""
 
 
 def dump_run_log(run_log: RunLog) -> tuple[bytes, Index]:
     """The run log's JSON (runnable's layout), packed branches copied in as they are,
     and where they are in it (so a reader can skip them, see :func:`load_run_log`)."""
-    spliced: dict[str, tuple[str, PackedBranches]] = {}
-    data = run_log.model_dump_json(context={SPLICE: spliced}).encode()
+    data, maps = _dump(run_log, run_log.steps)
+    return data, {"size": len(data), "maps": maps}
+
+
+def dump_json(model: BaseModel) -> bytes:
+    """Any record of the log as its JSON, the packed maps inside it copied in."""
+    return _dump(model, _steps_of(model))[0]
+
+
+@contextlib.contextmanager
+def unpacked(model: BaseModel) -> Iterator[None]:
+    """For the time of a pydantic dump of ``model``: its packed maps as plain dicts of
+    branches read back from their JSON (a dump through pydantic is rare and small)."""
+    owners = packed_maps(_steps_of(model))
+    held = [cast(PackedBranches, owner.branches) for owner in owners]
+    try:
+        for owner, branches in zip(owners, held, strict=True):
+            owner.branches = {
+                name: _branch(value if isinstance(value, bytes) else dump_json(value))
+                for name, value in branches.raw()
+            }
+        yield
+    finally:
+        for owner, branches in zip(owners, held, strict=True):
+            owner.branches = branches
+
+
+def _steps_of(model: BaseModel) -> dict[str, StepLog]:
+    """The steps a record holds: a run's or a branch's, or a step itself."""
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, dict):
+        return steps
+    return {getattr(model, "internal_name", ""): cast("StepLog", model)}
+
+
+def packed_maps(steps: dict[str, StepLog]) -> list[StepLog]:
+    """The map steps among ``steps`` and in their plain branches, at any depth, whose
+    branches are packed, in document order; not those inside packed branches."""
+    found = []
+    pending = list(reversed(steps.values()))
+    while pending:
+        step = pending.pop()
+        branches = step.branches
+        if isinstance(branches, PackedBranches):
+            found.append(step)
+        elif branches:
+            children = [s for b in branches.values() for s in b.steps.values()]
+            pending.extend(reversed(children))
+    return found
+
+
+def _dump(model: BaseModel, steps: dict[str, StepLog]) -> tuple[bytes, dict[str, Offsets]]:
+    """``model`` serialised by pydantic alone (no Python called per record), each packed
+    map's branches swapped for a marker while it runs, then spliced in as their JSON."""
+    owners = packed_maps(steps)
+    if not owners:
+        return bytes(model.__pydantic_serializer__.to_json(model)), {}
+    from runnable_dask.stores.runlog import BranchLog
+
+    held = [cast(PackedBranches, owner.branches) for owner in owners]
+    empty = BranchLog(internal_name="")
+    markers = [
+        b'{"' + f"{_MARK}:{number}".encode() + b'":' + dump_json(empty) + b"}"
+        for number in range(len(owners))
+    ]
+    try:
+        for number, owner in enumerate(owners):
+            owner.branches = {f"{_MARK}:{number}": empty}
+        data = bytes(model.__pydantic_serializer__.to_json(model))
+    finally:
+        for owner, branches in zip(owners, held, strict=True):
+            owner.branches = branches
     out = bytearray()
-    maps: dict[str, list[tuple[int, int]]] = {}
+    maps: dict[str, Offsets] = {}
     done = 0
-    for key, (owner, branches) in spliced.items():  # in document order
-        at = data.index(json.dumps(key).encode(), done)
+    for owner, branches, mark in zip(owners, held, markers, strict=True):
+        at = data.index(mark, done)
         out += data[done:at]
-        done = at + len(json.dumps(key))
-        offsets = maps[owner] = []
+        done = at + len(mark)
+        offsets = maps[owner.internal_name] = []
         out += b"{"
-        for number, (name, value) in enumerate(branches.raw()):
-            out += (b',"' if number else b'"') + json.dumps(name).encode()[1:] + b":"
+        for index, (name, value) in enumerate(branches.raw()):
+            out += (b',"' if index else b'"') + json.dumps(name).encode()[1:] + b":"
             start = len(out)
-            out += value if isinstance(value, bytes) else _live_json(value)
+            out += value if isinstance(value, bytes) else dump_json(value)
             offsets.append((start, len(out)))
         out += b"}"
     out += data[done:]
-    return bytes(out), {"size": len(out), "maps": maps}
-
-
-def _live_json(branch: BranchLog) -> bytes:
-    """A branch still running; a map inside it is written whole."""
-    return bytes(type(branch).__pydantic_serializer__.to_json(branch))
+    return bytes(out), maps
 
 
 def load_run_log(data: bytes, index: Index | None) -> RunLog:
@@ -189,23 +299,17 @@ def load_run_log(data: bytes, index: Index | None) -> RunLog:
 
 
 _NAME = re.compile(rb'\{"internal_name":("(?:[^"\\]|\\.)*")')
+_NAME_KEY = b'{"internal_name":"'
 _STATUS = re.compile(rb'"status":"([A-Z]+)"')
 _TIME = re.compile(rb'"(start|end)_time":"([^"]+)"')
 _FAILED = b'"status":"FAIL"'
 
 
-def packed_times(value: bytes) -> Iterator[tuple[str, str]]:
-    """The earliest start and latest end of the attempts in a packed branch, from its
-    JSON (ISO times in UTC, as recorded, compare as text)."""
-    starts: list[bytes] = []
-    ends: list[bytes] = []
-    for kind, stamp in _TIME.findall(value):
-        (starts if kind == b"start" else ends).append(stamp)
-    if starts or ends:
-        yield (min(starts).decode() if starts else "", max(ends).decode() if ends else "")
-
-
 def _name(value: bytes) -> str:
+    if value.startswith(_NAME_KEY):  # the common case, without a regex
+        raw = value[len(_NAME_KEY) : value.find(b'"', len(_NAME_KEY))]
+        if b"\\" not in raw:
+            return raw.decode()
     found = _NAME.match(value)
     if found is None:
         raise ValueError("a packed branch without its internal name")

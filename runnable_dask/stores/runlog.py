@@ -10,23 +10,33 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
-    field_serializer,
-)
+from pydantic import BaseModel, ConfigDict, Field
 
 from runnable_dask.sdk.returns import ReturnKind
-from runnable_dask.stores.packed import SPLICE, PackedBranches, marker
+from runnable_dask.stores.packed import PackedBranches, unpacked
 
 Status = Literal["CREATED", "PROCESSING", "SUCCESS", "FAIL"]
 
 
 class _Record(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+class _Tree(_Record):
+    """A record holding steps: its packed maps, if any, are read back for a dump.
+
+    Pydantic serialises a map's packed branches (a dict holding JSON) only through
+    these two, which unpack them first; the run-log store writes them as they are
+    (:func:`runnable_dask.stores.packed.dump_run_log`).
+    """
+
+    def model_dump_json(self, *args: Any, **kwargs: Any) -> str:
+        with unpacked(self):
+            return super().model_dump_json(*args, **kwargs)
+
+    def model_dump(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        with unpacked(self):
+            return super().model_dump(*args, **kwargs)
 
 
 class ParameterRecord(_Record):
@@ -64,7 +74,7 @@ class Attempt(_Record):
     """The run whose cached outputs this attempt reused (the step did not run)."""
 
 
-class BranchLog(_Record):
+class BranchLog(_Tree):
     """One branch of a composite step."""
 
     internal_name: str
@@ -73,7 +83,7 @@ class BranchLog(_Record):
     parameters: dict[str, ParameterRecord] = Field(default_factory=dict)
 
 
-class StepLog(_Record):
+class StepLog(_Tree):
     """One step: its attempts (tasks) or its branches (composites)."""
 
     name: str
@@ -86,25 +96,8 @@ class StepLog(_Record):
     branches: dict[str, BranchLog] = Field(default_factory=dict)
     data_catalog: list[DataCatalogRecord] = Field(default_factory=list)
 
-    @field_serializer("branches", mode="wrap")
-    def _branches(
-        self,
-        value: dict[str, BranchLog],
-        handler: SerializerFunctionWrapHandler,
-        info: SerializationInfo,
-    ) -> Any:
-        """A map's packed branches: a marker when the store splices them in, else whole."""
-        if not isinstance(value, PackedBranches):
-            return handler(value)
-        spliced = (info.context or {}).get(SPLICE)
-        if spliced is None:
-            return handler(dict(value.items()))
-        key = marker(value)
-        spliced[key] = (self.internal_name, value)
-        return key
 
-
-class RunLog(_Record):
+class RunLog(_Tree):
     """Everything recorded about one run; returned by ``Pipeline.execute``."""
 
     run_id: str

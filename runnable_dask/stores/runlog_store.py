@@ -10,7 +10,10 @@ then moved. A write that fails leaves the last good one in place. The JSON is co
 indented, a map of 10,000 items was 32 MB instead of 13 and took twice as long to write.
 Beside a run log whose maps have items, ``.<run_id>.index`` says where each item is in
 it, so that a read need not parse them (:mod:`runnable_dask.stores.packed`); an index
-that does not match the document only makes the read parse it whole.
+that does not match the document only makes the read parse it whole. While a run goes,
+a local store writes only what changed, appended to ``.<run_id>.parts`` beside the
+document (:mod:`runnable_dask.stores.parts`); every read folds them in, and the run's
+last write puts the whole document in place and removes them.
 
 :class:`RunLogStorage` is what the driver, ``results`` and the CLI need from a store; a
 run-log store type of another package implements it (see ``runnable_dask.plugins``).
@@ -38,6 +41,7 @@ from runnable_dask.exceptions import (
     RunnableDaskError,
 )
 from runnable_dask.stores.packed import Index, dump_run_log, load_run_log
+from runnable_dask.stores.parts import Journal, fold, header_line
 from runnable_dask.stores.run_lock import RunLock
 from runnable_dask.stores.runlog import RunLog
 
@@ -50,10 +54,12 @@ class RunLogStorage(Protocol):
     """Where run logs are kept: one document per run id, written by one driver at a time.
 
     ``create`` refuses an id already used (:class:`RunLogExistsError`); ``write`` replaces a
-    run's log whole (a reader never sees half of one); ``read`` and ``read_bytes`` raise
-    :class:`RunLogNotFoundError` for an unknown id; a write that cannot be done raises
-    :class:`RunLogStoreError`. ``lock`` claims a run id for this driver until ``release``
-    (a second driver gets :class:`RunInUseError`).
+    run's log whole (a reader never sees half of one); a store may also have
+    ``write_changes(run_log)``, which the driver then calls during a run to store only
+    what changed (a later ``read`` returning the same log as after ``write``); ``read``
+    and ``read_bytes`` raise :class:`RunLogNotFoundError` for an unknown id; a write that
+    cannot be done raises :class:`RunLogStoreError`. ``lock`` claims a run id for this
+    driver until ``release`` (a second driver gets :class:`RunInUseError`).
     """
 
     location: str
@@ -98,6 +104,9 @@ class RunLogStore:
         self._fs, self._root = url_to_fs(self.location)
         self._local = isinstance(self._fs, LocalFileSystem)
         self._locks: dict[str, RunLock | str] = {}
+        self._journals: dict[str, tuple[bytes, Journal]] = {}
+        """Runs this store wrote the document of, while they go: the first line of their
+        parts (naming that document) and what the parts hold so far."""
 
     def __repr__(self) -> str:
         return f"RunLogStore({self.location!r})"
@@ -154,8 +163,10 @@ class RunLogStore:
         path = self._path(run_log.run_id)
         try:
             self._fs.makedirs(self._root, exist_ok=True)
+            data = dump_run_log(run_log)[0]
             with self._fs.open(path, "xb") as handle:
-                handle.write(dump_run_log(run_log)[0])
+                handle.write(data)
+            self._begin_parts(run_log, data)
         except FileExistsError:
             raise RunLogExistsError(
                 f"a run log for run id {run_log.run_id!r} exists already at "
@@ -168,14 +179,49 @@ class RunLogStore:
     def write(self, run_log: RunLog) -> None:
         """Replace the stored run log whole; a failure leaves the last one in place."""
         data, index = dump_run_log(run_log)
+        run_id = run_log.run_id
         try:
             if self._local:
-                self._replace_local(run_log.run_id, data)
+                self._replace_local(run_id, data)
             else:
-                self._replace(run_log.run_id, data)
-            self._write_index(run_log.run_id, index)
+                self._replace(run_id, data)
+            self._write_index(run_id, index)
+            self._journals.pop(run_id, None)
+            if self._fs.exists(self._parts_path(run_id)):  # folded into this document
+                self._fs.rm_file(self._parts_path(run_id))
+            self._begin_parts(run_log, data)
+        except OSError as exc:
+            raise self._unwritable(exc, self.url(run_id)) from None
+
+    def write_changes(self, run_log: RunLog) -> None:
+        """Store what changed since the last write: appended to the run's parts, or the
+        whole document where this store did not write it or cannot append."""
+        held = self._journals.get(run_log.run_id)
+        if held is None:
+            self.write(run_log)
+            return
+        header, journal = held
+        lines = journal.changes(run_log)
+        if not lines:
+            return
+        path = self._parts_path(run_log.run_id)
+        try:
+            with open(path, "ab") as handle:
+                if header:  # the first part names the document it extends
+                    handle.write(header)
+                    self._journals[run_log.run_id] = (b"", journal)
+                handle.write(lines)
         except OSError as exc:
             raise self._unwritable(exc, self.url(run_log.run_id)) from None
+
+    def _begin_parts(self, run_log: RunLog, data: bytes) -> None:
+        """A run that goes on after this whole write continues in parts (local folders,
+        where appending is cheap and safe)."""
+        if self._local and run_log.status in ("CREATED", "PROCESSING"):
+            self._journals[run_log.run_id] = (header_line(data), Journal(run_log))
+
+    def _parts_path(self, run_id: str) -> str:
+        return f"{self._root.rstrip('/')}/.{run_id}.parts"
 
     def _write_index(self, run_id: str, index: Index) -> None:
         """Where a big map's branches are in the document, for quick reads (a stale or
@@ -217,6 +263,14 @@ class RunLogStore:
                 self._fs.rm_file(temporary)
 
     def read_bytes(self, run_id: str) -> bytes:
+        """The run log's JSON; a run going on in parts has them folded in."""
+        data = self._document(run_id)
+        parts = self._parts(run_id)  # after the document: a newer document ignores them
+        if parts is None:
+            return data
+        return dump_run_log(fold(self._load(run_id, data), parts, data))[0]
+
+    def _document(self, run_id: str) -> bytes:
         try:
             return bytes(self._fs.cat_file(self._path(run_id)))
         except FileNotFoundError:
@@ -224,9 +278,20 @@ class RunLogStore:
                 f"no run log for run id {run_id!r} in {self.location}"
             ) from None
 
+    def _parts(self, run_id: str) -> bytes | None:
+        try:
+            return bytes(self._fs.cat_file(self._parts_path(run_id)))
+        except FileNotFoundError:
+            return None
+
     def read(self, run_id: str) -> RunLog:
         """The run log; a big map's branches are kept packed, read when asked for."""
-        data = self.read_bytes(run_id)
+        data = self._document(run_id)
+        parts = self._parts(run_id)
+        run_log = self._load(run_id, data)
+        return fold(run_log, parts, data) if parts else run_log
+
+    def _load(self, run_id: str, data: bytes) -> RunLog:
         try:
             index = json.loads(self._fs.cat_file(self._index_path(run_id)))
         except (FileNotFoundError, ValueError):
@@ -261,9 +326,12 @@ def _newest_local(folder: Path, limit: int | None) -> list[str]:
     stamped = []
     for path in folder.glob("*.json") if folder.is_dir() else ():
         try:
-            stamped.append((path.stat().st_mtime, path.stem))
+            written = path.stat().st_mtime
         except FileNotFoundError:  # removed while listing
             continue
+        with contextlib.suppress(FileNotFoundError):  # a run going on: its last part
+            written = max(written, (folder / f".{path.stem}.parts").stat().st_mtime)
+        stamped.append((written, path.stem))
     stamped.sort(reverse=True)
     return [run_id for _, run_id in stamped[:limit]]
 

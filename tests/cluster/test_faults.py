@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from runnable_dask.stores.runlog_store import RunLogNotFoundError, RunLogStore
+
 from .conftest import (
     DASK,
     ROOT,
@@ -206,9 +208,10 @@ def group_members(pgid: int) -> list[int]:
 
 
 def read_log(path: Path) -> dict[str, Any] | None:
+    """The run log as a reader sees it mid-run (through the store: its parts folded in)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return json.loads(RunLogStore(path.parent).read_bytes(path.stem))
+    except (OSError, ValueError, RunLogNotFoundError):
         return None
 
 

@@ -67,3 +67,35 @@ def test_an_index_that_does_not_match_means_a_whole_read(tmp_path: Path) -> None
     read = store.read("packed")
     assert not isinstance(read.steps["sweep"].branches, PackedBranches)
     assert read == run_log
+
+
+def test_pydantic_dumps_read_packed_branches_back(tmp_path: Path) -> None:
+    """``model_dump_json`` (a plug-in store's way to write) gives what the store writes."""
+    run_log = a_map_run()
+    store = RunLogStore(tmp_path)
+    store.create(RunLog(run_id="packed"))
+    store.write(run_log)
+
+    stored = json.loads((tmp_path / "packed.json").read_text())
+    assert json.loads(run_log.model_dump_json()) == stored
+    assert run_log.model_dump(mode="json") == stored
+    assert json.loads(run_log.steps["sweep"].model_dump_json()) == stored["steps"]["sweep"]
+    assert isinstance(run_log.steps["sweep"].branches, PackedBranches)  # put back after
+
+
+def test_a_map_inside_a_running_map_item_is_written_whole(tmp_path: Path) -> None:
+    run_log = a_map_run()
+    outer = run_log.steps["sweep"].branches.live("sweep.3")
+    assert outer is not None
+    inner = StepLog(name="inner", internal_name="sweep.3.inner", step_type="map")
+    inner.branches = PackedBranches()
+    inner.branches.placeholders(["sweep.3.inner.a", "sweep.3.inner.b"])
+    outer.steps["sweep.3.inner"] = inner
+    store = RunLogStore(tmp_path)
+    store.create(RunLog(run_id="packed"))
+    store.write(run_log)
+
+    stored = json.loads((tmp_path / "packed.json").read_text())
+    written = stored["steps"]["sweep"]["branches"]["sweep.3"]["steps"]["sweep.3.inner"]
+    assert list(written["branches"]) == ["sweep.3.inner.a", "sweep.3.inner.b"]
+    assert store.read("packed") == run_log
