@@ -179,6 +179,10 @@ class Bench:
                 target("< 500 MB", peak_ours < 500),
             )
         )
+        cpu_ours, cpu_bare = min(ours["cpu_seconds"]), min(bare["cpu_seconds"])
+        self.rows.append(
+            Row(f"{workload.label}: driver CPU", executor, seconds(cpu_ours), seconds(cpu_bare))
+        )
         writing = max(ours["write_seconds"])
         writes = max(ours["writes"])
         self.rows.append(

@@ -3,9 +3,10 @@ memory it reports is the driving process's alone.
 
 ``python -m benchmarks.map_child ours|bare N ADDRESS [BATCH_SIZE]``, from a scratch folder with the
 repository root on ``PYTHONPATH``; prints one JSON line: ``seconds`` (connecting to the
-scheduler included, on both sides), ``peak_rss_mb``, ``rss_before_mb`` (after imports)
-and, for runnable_dask, the time spent writing the run log (``RunLogStore.write``) and
-how many writes there were.
+scheduler included, on both sides), ``cpu_seconds`` (this process's CPU time over the
+same span: steadier than seconds on a shared machine), ``peak_rss_mb``, ``rss_before_mb``
+(after imports) and, for runnable_dask, the time spent writing the run log
+(``RunLogStore.write``) and how many writes there were.
 """
 
 from __future__ import annotations
@@ -69,12 +70,13 @@ def run_ours(workload: Workload, address: str, batch_size: int | None) -> dict[s
     pipeline = map_list(runnable_dask, workload.n, batch_size)
     writes = _time_writes()
     before = _rss_mb("VmRSS")
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     run_log = runs.run_ours(pipeline, config, parameters)
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     assert run_log.parameters["y"].value == list(range(1, workload.n + 1))
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "rss_before_mb": before,
         "peak_rss_mb": _rss_mb("VmHWM"),
         "write_seconds": sum(writes),
@@ -84,12 +86,17 @@ def run_ours(workload: Workload, address: str, batch_size: int | None) -> dict[s
 
 def run_bare(workload: Workload, address: str, batch_size: int | None) -> dict[str, Any]:
     before = _rss_mb("VmRSS")
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     with Client(address, set_as_default=False) as client:
         result = runs.run_bare_client(workload, client)
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     assert result == list(range(1, workload.n + 1))
-    return {"seconds": seconds, "rss_before_mb": before, "peak_rss_mb": _rss_mb("VmHWM")}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "rss_before_mb": before,
+        "peak_rss_mb": _rss_mb("VmHWM"),
+    }
 
 
 def main() -> None:

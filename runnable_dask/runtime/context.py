@@ -10,9 +10,10 @@ import os
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runnable_dask.compact import Compact
+from runnable_dask.pickled_once import reduce_once
 from runnable_dask.runtime.events import Event
 from runnable_dask.sdk import NotebookTask
 
@@ -139,6 +140,9 @@ class RunContext(Compact):
     def _patch(self, node: Node) -> BaseTask | None:
         patches = self.patches or {}
         return patches.get(node.internal_name) or patches.get(node.name)
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return reduce_once(self)  # every task of the run carries it
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
         # One per run and the same in every task: no need to hash the reporter each time.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from runnable_dask.compact import Compact
+from runnable_dask.pickled_once import Once
 from runnable_dask.plan import Node, fill
 from runnable_dask.run_id import RUN_ID_ENV
 from runnable_dask.runtime import checkpoint, step_cache
@@ -61,6 +62,11 @@ class StepCall(Compact):
     @property
     def internal_name(self) -> str:
         return fill(self.node.internal_name, self.items)
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        # Every item of a map carries the same node: its bytes are made once.
+        node = Once(self.node)
+        return StepCall, (node, self.entry, self.items, self.hidden, self.indexes, self.forwards)
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
         # Dask hashes every argument of a submitted graph; the instance's name identifies
