@@ -29,7 +29,9 @@ Design
 
 Secrets are environment variables, never parameters: no key holds them.
 
-**An entry** (``<cache>/entries/<key>.json``) holds the returned parameters (JSON and
+**An entry** (a line of ``<cache>/packs/*.jsonl`` on a local folder, where each process
+appends a run's entries to one file; ``<cache>/entries/<key>.json`` on an object store)
+holds the returned parameters (JSON and
 metric values inline, pickled ones as blobs), the files the step ``put`` into the
 catalog, its log and, for a notebook, the executed notebook, as blobs
 (``<cache>/blobs/<sha256>``: content-addressed, stored once); and who made it: run id,
@@ -40,9 +42,10 @@ hold one is not cached (a warning says so); in its log they are replaced by ``**
 **Where.** ``cache: {location: ...}``, any fsspec URL; by default ``.cache`` inside the
 catalog location, so a team whose catalog is on ``s3://`` shares one cache. Blobs are
 written before the entry that names them; each file is written whole (a temporary file
-and a rename on a local folder). A step on a cluster stores its entry before it reports;
-steps running in the driving process (the ``local`` executor) hand theirs to a writer
-thread, and the driver waits for it before the run ends.
+and a rename on a local folder), and each pack line by one ``write`` call. A step on a
+cluster stores its entry before it reports; steps running in the driving process (the
+``local`` executor) hand theirs to a writer thread, and the driver waits for it before
+the run ends.
 
 **A hit** restores the outputs into this run: the returned parameters go on as if the
 step had run, the files are copied into this run's catalog, the log and executed
@@ -52,10 +55,10 @@ the summary counts the cached steps; ``runnable-dask show`` and ``results.steps`
 it. The hit is kept as the step's checkpoint like any success, so resuming and lost
 workers behave the same.
 
-**Looking up.** Each process lists the cache's entries once per run (one directory
-listing, or one object-store listing) and reads only the entries listed: a miss then
-costs no read of its own. An entry another run stores after the listing is seen by the
-next run.
+**Looking up.** Each process indexes the cache once per run (a listing of its folders
+and a read of each pack) and reads only the entries indexed: a miss then costs no read
+of its own. An entry another run stores after the index is made is seen by the next
+run.
 
 **A miss** runs the step; a success is stored. An entry that cannot be read back (not
 JSON, a blob missing or altered, a value that does not unpickle) is a miss with a
@@ -81,7 +84,7 @@ from runnable_dask.runtime.cache_keys import step_identity, step_key
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import BaseTask, NotebookTask
 from runnable_dask.step_logs import log_name
-from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError
+from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError, Index, Place
 from runnable_dask.stores.catalog import CatalogError, RunCatalog
 from runnable_dask.timestamps import now
 
@@ -153,9 +156,8 @@ class StepCache:
         if not self.key:
             return None
         try:
-            if not _LISTED.holds(self.store, catalog.run_id, self.key):
-                return None
-            entry = self.store.read_entry(self.key)
+            index = _LISTED.index(self.store, catalog.run_id)
+            entry = self.store.read_entry(self.key, index)
             if entry is None:
                 return None
             return self._restore(entry, task, internal_name, shown, catalog, start)
@@ -302,8 +304,8 @@ class StepCache:
         def write() -> None:
             for digest, data in blobs.items():
                 store.put_blob(data, replace, digest)
-            store.write_entry(entry)  # last: an entry never names a blob not yet stored
-            _LISTED.stored(store, key)
+            place = store.write_entry(entry)  # last: it never names a blob not yet stored
+            _LISTED.stored(store, key, place)
 
         if defer:
             _WRITER.submit(internal_name, write)
@@ -312,31 +314,32 @@ class StepCache:
 
 
 class _Listed:
-    """The keys each cache holds, listed once per run in this process (a worker of a
-    cluster that stays up serves many runs: each lists anew)."""
+    """Where each cache's entries are, indexed once per run in this process (a worker of
+    a cluster that stays up serves many runs: each indexes anew)."""
 
     KEPT = 8
-    """Listings kept: runs going on at once in one process each keep theirs."""
+    """Indexes kept: runs going on at once in one process each keep theirs."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._keys: dict[tuple[str, str], set[str]] = {}
+        self._indexes: dict[tuple[str, str], Index] = {}
 
-    def holds(self, store: CacheStore, run_id: str, key: str) -> bool:
-        with self._lock:  # one listing per run, while the run's other steps wait for it
-            listed = self._keys.get((store.location, run_id))
-            if listed is None:
-                listed = self._keys[store.location, run_id] = store.keys()
-                if len(self._keys) > self.KEPT:  # the oldest run's listing goes
-                    del self._keys[next(iter(self._keys))]
-            return key in listed
+    def index(self, store: CacheStore, run_id: str) -> Index:
+        """The cache's index for this run, made by the run's first step that asks."""
+        with self._lock:  # one index per run, while the run's other steps wait for it
+            index = self._indexes.get((store.location, run_id))
+            if index is None:
+                index = self._indexes[store.location, run_id] = store.index()
+                if len(self._indexes) > self.KEPT:  # the oldest run's index goes
+                    del self._indexes[next(iter(self._indexes))]
+            return index
 
-    def stored(self, store: CacheStore, key: str) -> None:
+    def stored(self, store: CacheStore, key: str, place: Place) -> None:
         """An entry this process stored: a later step with its key finds it."""
         with self._lock:
-            for (location, _), listed in self._keys.items():
+            for (location, _), index in self._indexes.items():
                 if location == store.location:
-                    listed.add(key)
+                    index.add(key, place)
 
 
 _LISTED = _Listed()
