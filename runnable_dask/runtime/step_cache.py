@@ -73,6 +73,7 @@ import json
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -84,7 +85,7 @@ from runnable_dask.runtime.cache_keys import step_identity, step_key
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import BaseTask, NotebookTask
 from runnable_dask.step_logs import log_name
-from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError, Index, Place
+from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError, Index
 from runnable_dask.stores.catalog import CatalogError, RunCatalog
 from runnable_dask.timestamps import now
 
@@ -299,18 +300,51 @@ class StepCache:
             "notebook": notebook,
             "size": sum(len(data) for data in blobs.values()),
         }
-        store, replace, key = self.store, self.damaged, self.key
-
-        def write() -> None:
-            for digest, data in blobs.items():
-                store.put_blob(data, replace, digest)
-            place = store.write_entry(entry)  # last: it never names a blob not yet stored
-            _LISTED.stored(store, key, place)
-
+        pending = _Pending(internal_name, self.store, blobs, entry, self.damaged)
         if defer:
-            _WRITER.submit(internal_name, write)
+            _WRITER.submit(pending)
         else:
-            write()
+            _store([pending])
+
+
+@dataclass
+class _Pending:
+    """An entry to store, with the blobs it names."""
+
+    internal_name: str
+    store: CacheStore
+    blobs: dict[str, bytes]
+    entry: dict[str, Any]
+    replace: bool
+    """The entry found was damaged: rewrite its blobs even where they exist."""
+
+
+def _store(batch: list[_Pending]) -> list[tuple[str, str]]:
+    """Store entries, each after its blobs, those of one cache in one write; (step,
+    warning) for each that could not be stored."""
+    failed = []
+    ready: dict[CacheStore, list[_Pending]] = {}
+    for pending in batch:
+        try:
+            for digest, data in pending.blobs.items():
+                pending.store.put_blob(data, pending.replace, digest)
+        except Exception as error:
+            failed.append((pending.internal_name, _not_stored(error)))
+        else:
+            ready.setdefault(pending.store, []).append(pending)
+    for store, entries in ready.items():
+        try:
+            texts = store.write_entries([p.entry for p in entries])
+        except Exception as error:
+            failed.extend((p.internal_name, _not_stored(error)) for p in entries)
+            continue
+        for pending, text in zip(entries, texts, strict=True):
+            _LISTED.stored(store, pending.entry["key"], text)
+    return failed
+
+
+def _not_stored(error: BaseException) -> str:
+    return f"not cached: the entry could not be stored ({_describe(error)})"
 
 
 class _Listed:
@@ -326,6 +360,9 @@ class _Listed:
 
     def index(self, store: CacheStore, run_id: str) -> Index:
         """The cache's index for this run, made by the run's first step that asks."""
+        index = self._indexes.get((store.location, run_id))
+        if index is not None:  # no lock once made: a lock the run's threads queue on
+            return index  # while its holder waits for the interpreter cost more than a step
         with self._lock:  # one index per run, while the run's other steps wait for it
             index = self._indexes.get((store.location, run_id))
             if index is None:
@@ -334,12 +371,11 @@ class _Listed:
                     del self._indexes[next(iter(self._indexes))]
             return index
 
-    def stored(self, store: CacheStore, key: str, place: Place) -> None:
+    def stored(self, store: CacheStore, key: str, text: bytes) -> None:
         """An entry this process stored: a later step with its key finds it."""
-        with self._lock:
-            for (location, _), index in self._indexes.items():
-                if location == store.location:
-                    index.add(key, place)
+        for (location, _), index in list(self._indexes.items()):
+            if location == store.location:
+                index.mine[key] = text
 
 
 _LISTED = _Listed()
@@ -347,23 +383,26 @@ _LISTED = _Listed()
 
 class _DeferredWrites:
     """Stores the entries of steps that run in the driving process on threads of their
-    own, while the run goes on: a file costs more than a trivial step (0.1-0.2 ms here),
-    and the writes then overlap the steps instead of adding to them. Two threads (a write
-    mostly waits on the file system) take what is queued, without a future per entry.
-    The driver waits for them (:func:`finish_writes`) before the run ends; on a cluster,
-    each step stores its own entry before it reports, as its worker may not outlive the
-    run."""
+    own, while the run goes on. A thread waits :attr:`GATHER` seconds after the first
+    entry, takes everything queued by then and writes the entries of one cache in one
+    call: each write releases the interpreter, and getting it back among the run's busy
+    threads cost more than the write (a write per entry took the writer about 0.3 ms
+    each). Two threads (a blob's write mostly waits on the file system). The driver waits for them
+    (:func:`finish_writes`) before the run ends; on a cluster, each step stores its own
+    entry before it reports, as its worker may not outlive the run."""
 
     THREADS = 2
+    BATCH = 1000
+    GATHER = 0.05
 
     def __init__(self) -> None:
         self._idle = threading.Condition()
         self._pending = 0
-        self._queue: queue.SimpleQueue[tuple[str, Callable[[], None]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._failed: list[tuple[str, str]] = []
 
-    def submit(self, internal_name: str, write: Callable[[], None]) -> None:
+    def submit(self, pending: _Pending) -> None:
         with self._idle:
             self._pending += 1
             while len(self._threads) < self.THREADS:
@@ -371,7 +410,7 @@ class _DeferredWrites:
                 thread.daemon = True
                 thread.start()
                 self._threads.append(thread)
-        self._queue.put((internal_name, write))
+        self._queue.put(pending)
 
     def finish(self) -> list[tuple[str, str]]:
         """Wait for every pending write; (step, warning) for each that failed."""
@@ -382,16 +421,20 @@ class _DeferredWrites:
 
     def _work(self) -> None:
         while True:
-            internal_name, write = self._queue.get()
-            failure = ""
+            batch = [self._queue.get()]
+            time.sleep(self.GATHER)
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                write()
-            except Exception as error:
-                failure = f"not cached: the entry could not be stored ({_describe(error)})"
+                failed = _store(batch)
+            except Exception as error:  # never leave the driver waiting
+                failed = [(p.internal_name, _not_stored(error)) for p in batch]
             with self._idle:
-                if failure:
-                    self._failed.append((internal_name, failure))
-                self._pending -= 1
+                self._failed.extend(failed)
+                self._pending -= len(batch)
                 if not self._pending:
                     self._idle.notify_all()
 

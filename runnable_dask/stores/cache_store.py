@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -55,11 +56,13 @@ class Index:
     """Where each stored entry is (its places, oldest first), and the content of the
     packs as read to index them: a hit then reads no file for its entry."""
 
-    __slots__ = ("packs", "places")
+    __slots__ = ("mine", "packs", "places")
 
     def __init__(self) -> None:
         self.places: dict[str, list[Place]] = {}
         self.packs: dict[str, bytes] = {}
+        self.mine: dict[str, bytes] = {}
+        """Entries this process stored since, as stored."""
 
     def add(self, key: str, place: Place) -> None:
         self.places.setdefault(key, []).append(place)
@@ -114,6 +117,8 @@ class CacheStore:
         None if there is none (any more); CorruptEntryError if none reads back."""
         fs, _ = self._fs_root
         problem: CorruptEntryError | None = None
+        if key in index.mine:
+            return _entry(key, index.mine[key])
         for path, offset, length in reversed(index.places.get(key, [])):
             pack = index.packs.get(path, b"")
             if length >= 0 and offset + length <= len(pack):  # appended before indexing
@@ -130,16 +135,25 @@ class CacheStore:
             raise problem
         return None
 
-    def write_entry(self, entry: dict[str, Any]) -> Place:
-        """Store an entry (its blobs must be stored already); return where it is."""
-        key = str(entry["key"])
-        text = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    def write_entries(self, entries: list[dict[str, Any]]) -> list[bytes]:
+        """Store entries (their blobs must be stored already), on a local folder in one
+        write per run; return each as stored."""
+        texts = [
+            json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            for entry in entries
+        ]
         fs, root = self._fs_root
         if isinstance(fs, LocalFileSystem):
-            return _PACKS.append(root, str(entry.get("run_id", "")), key, text)
-        path = f"{root}/{ENTRIES}/{key}.json"
-        fs.pipe_file(path, text)  # an object store's put is whole, never half-written
-        return path, 0, -1
+            runs: dict[str, list[bytes]] = {}
+            for entry, text in zip(entries, texts, strict=True):
+                line = b"%s %s\n" % (str(entry["key"]).encode("ascii"), text)
+                runs.setdefault(str(entry.get("run_id", "")), []).append(line)
+            for run_id, lines in runs.items():
+                _PACKS.append(root, run_id, b"".join(lines))
+        else:  # an object store's put is whole; fsspec puts several at once where it can
+            paths = [f"{root}/{ENTRIES}/{entry['key']}.json" for entry in entries]
+            fs.pipe(dict(zip(paths, texts, strict=True)))
+        return texts
 
     def put_blob(self, data: bytes, replace: bool = False, digest: str = "") -> str:
         """Store ``data`` under its digest (computed unless given), unless it is there
@@ -227,53 +241,43 @@ def blob_digests(entry: dict[str, Any]) -> set[str]:
 
 class _Packs:
     """The packs this process appends to: one per cache and run, opened on its first
-    entry and kept open (the oldest closed beyond :attr:`KEPT`). A lock makes each line
-    one ``write`` call at the offset recorded for it."""
+    entry and kept open (the oldest closed beyond :attr:`KEPT`). Appending takes no lock:
+    each line is one ``write`` call on a file opened to append, which the kernel keeps
+    whole (a lock held across that call made the run's other threads queue behind it).
+    """
 
     KEPT = 8
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._open: dict[tuple[int, str, str], list[Any]] = {}  # -> [fd, path, size]
+        self._open: dict[tuple[int, str, str], io.FileIO] = {}
 
-    def append(self, root: str, run_id: str, key: str, text: bytes) -> Place:
-        line = b"%s %s\n" % (key.encode("ascii"), text)
-        with self._lock:
-            opened = self._pack(root, run_id)
-            fd, path, size = opened
-            try:
-                written = os.write(fd, line)
-                if written != len(line):
-                    raise OSError(f"wrote {written} of {len(line)} bytes to {path}")
-            except OSError:  # a short line would join the next: begin another pack
-                self._close((os.getpid(), root, run_id))
-                raise
-            opened[2] = size + len(line)
-        return path, size + KEY_LENGTH + 1, len(text)
-
-    def _pack(self, root: str, run_id: str) -> list[Any]:
+    def append(self, root: str, run_id: str, lines: bytes) -> None:
         which = (os.getpid(), root, run_id)  # a forked child opens packs of its own
-        opened = self._open.get(which)
-        if opened is not None:
-            return opened
-        begun = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-        path = f"{root}/{PACKS}/{begun}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL
-        try:
-            fd = os.open(path, flags, 0o644)
-        except FileNotFoundError:  # the cache's first pack
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd = os.open(path, flags, 0o644)
-        opened = self._open[which] = [fd, path, 0]
-        while len(self._open) > self.KEPT:
-            self._close(next(iter(self._open)))
-        return opened
+        pack = self._open.get(which) or self._begin(which)
+        written = pack.write(lines)
+        if written != len(lines):  # a short line would join the next: begin another pack
+            with self._lock:
+                self._open.pop(which, None)
+            raise OSError(f"wrote {written} of {len(lines)} bytes to {pack.name}")
 
-    def _close(self, which: tuple[int, str, str]) -> None:
-        opened = self._open.pop(which, None)
-        if opened is not None and which[0] == os.getpid():
-            with contextlib.suppress(OSError):
-                os.close(opened[0])
+    def _begin(self, which: tuple[int, str, str]) -> io.FileIO:
+        with self._lock:
+            pack = self._open.get(which)
+            if pack is not None:  # another thread began it meanwhile
+                return pack
+            begun = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+            path = f"{which[1]}/{PACKS}/{begun}-{which[0]}-{secrets.token_hex(4)}.jsonl"
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL
+            try:
+                fd = os.open(path, flags, 0o644)
+            except FileNotFoundError:  # the cache's first pack
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd = os.open(path, flags, 0o644)
+            pack = self._open[which] = open(fd, "ab", buffering=0, closefd=True)  # noqa: SIM115
+            while len(self._open) > self.KEPT:  # a write still to come fails, not misplaces
+                self._open.pop(next(iter(self._open))).close()
+            return pack
 
 
 _PACKS = _Packs()
