@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from distributed import Client
 
 import runnable_dask
 from benchmarks import runs
@@ -149,8 +150,9 @@ def sweep_rows(repeat: int, scratch: Path, executor: str, config: Path) -> list[
     previous = Path.cwd()
     try:
         os.chdir(project)
-        from examples.ml_sweep.sweep import PARAMETERS, build
+        from examples.ml_sweep.sweep import HEAVY, PARAMETERS, build
 
+        offer_resources(config, HEAVY)
         pipeline = build()
         fresh = FreshCache(config, scratch)
         best = best_of(
@@ -179,6 +181,25 @@ def sweep_rows(repeat: int, scratch: Path, executor: str, config: Path) -> list[
             target=target("<= 15% of the first run; every fit cached", share <= 0.15),
         ),
     ]
+
+
+def offer_resources(config: Path, wanted: dict[str, dict[str, float]]) -> None:
+    """Give each worker of the configuration's cluster enough of the resources the sweep's
+    steps ask for to run one per thread, as a user's cluster for the sweep would (the
+    LocalCluster a run starts for itself does this; a cluster given by address does not,
+    and the fits asking for them would wait for ever)."""
+    address = yaml.safe_load(config.read_text(encoding="utf-8"))["pipeline-executor"]["config"]
+    totals: dict[str, float] = {}
+    for resources in wanted.values():
+        for name, amount in resources.items():
+            totals[name] = max(totals.get(name, 0.0), amount)
+
+    async def offer(dask_worker: Any) -> None:
+        threads = dask_worker.state.nthreads
+        await dask_worker.set_resources(**{n: a * threads for n, a in totals.items()})
+
+    with Client(address["address"], set_as_default=False) as client:
+        client.run(offer)
 
 
 def _all_fits_cached(run_log: Any) -> None:
