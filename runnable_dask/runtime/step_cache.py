@@ -31,9 +31,9 @@ Secrets are environment variables, never parameters: no key holds them.
 
 **An entry** (a line of ``<cache>/packs/*.jsonl`` on a local folder, where each process
 appends a run's entries to one file; ``<cache>/entries/<key>.json`` on an object store)
-holds the returned parameters (JSON and
-metric values inline, pickled ones as blobs), the files the step ``put`` into the
-catalog, its log and, for a notebook, the executed notebook, as blobs
+holds the returned parameters (JSON and metric values inline, pickled ones as blobs), the
+files the step ``put`` into the catalog, its log and, for a notebook, the executed
+notebook, as blobs
 (``<cache>/blobs/<sha256>``: content-addressed, stored once); and who made it: run id,
 step, time, the inputs' digests. Before an entry is written, the values of the step's
 secrets are searched for in everything it would store: a step whose outputs or files
@@ -304,7 +304,7 @@ class StepCache:
         if defer:
             _WRITER.submit(pending)
         else:
-            _store([pending])
+            self.warnings.extend(warning for _, warning in _store([pending]))
 
 
 @dataclass

@@ -501,3 +501,26 @@ def test_a_shell_step_is_keyed_by_its_command_and_parameters(run: Run, workdir: 
     assert cached_from(same, "sh") == "one" and same.parameters["total"].value == 4
     assert cached_from(other_n, "sh") is None and cached_from(other_command, "sh") is None
     assert ran(workdir) == ["shell 2", "shell 3", "shell 2"]
+
+
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_run(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "a-file").write_text("not a folder", encoding="utf-8")
+    config = workdir / "cached.yaml"
+    config.write_text(
+        f"pipeline-executor: {{type: local}}\ncache: {{location: {workdir / 'a-file' / 'cache'}}}\n",
+        encoding="utf-8",
+    )
+    pipeline = Pipeline(
+        steps=[PythonTask(name="double", function=double, returns=["y"], cache=True)]
+    )
+    params = params_file(workdir, x=5)
+
+    first = pipeline.execute(configuration_file=str(config), run_id="one", parameters_file=params)
+    second = pipeline.execute(configuration_file=str(config), run_id="two", parameters_file=params)
+
+    assert first.status == second.status == "SUCCESS"
+    assert ran(workdir) == ["double 5", "double 5"]  # nothing was stored, so it ran again
+    out = capsys.readouterr().out
+    assert out.count("double: not cached: the entry could not be stored (NotADirectoryError") == 2
