@@ -508,13 +508,11 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_run(
 ) -> None:
     (workdir / "a-file").write_text("not a folder", encoding="utf-8")
     config = workdir / "cached.yaml"
+    location = workdir / "a-file" / "cache"
     config.write_text(
-        f"pipeline-executor: {{type: local}}\ncache: {{location: {workdir / 'a-file' / 'cache'}}}\n",
-        encoding="utf-8",
+        f"pipeline-executor: {{type: local}}\ncache: {{location: {location}}}\n", encoding="utf-8"
     )
-    pipeline = Pipeline(
-        steps=[PythonTask(name="double", function=double, returns=["y"], cache=True)]
-    )
+    pipeline = doubling()
     params = params_file(workdir, x=5)
 
     first = pipeline.execute(configuration_file=str(config), run_id="one", parameters_file=params)
