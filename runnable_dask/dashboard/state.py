@@ -30,8 +30,9 @@ SUCCEEDED, FAILED, NOT_RUN = "succeeded", "failed", "not run"
 CACHED, REUSED, STOPPED = "cached", "reused", "stopped"
 STATES = (WAITING, RUNNING, RETRYING, SUCCEEDED, FAILED, CACHED, REUSED, NOT_RUN, STOPPED)
 """Every state a step, an item or a run shows. ``cached``: a step whose result came from
-the step cache (set when a step's event says ``cached``); ``reused``: a resumed run's
-step that had finished in the run it resumes."""
+the step cache (its attempt names the run that produced it, ``cached_from``, as the run
+log records it: the event needs nothing more); ``reused``: a resumed run's step that had
+finished in the run it resumes."""
 MAX_RUNS = 20
 """Runs kept per scheduler (each holds a record per step it ran); the oldest finished
 ones go first."""
@@ -149,6 +150,8 @@ class RunState:
         attempts = event.attempts
         if event.reused:
             self._set(step, REUSED)
+        elif attempts and attempts[-1].get("cached_from"):
+            self._set(step, CACHED)
         else:
             self._set(step, _FINAL.get(event.status, FAILED))
         step.message = event.message

@@ -29,9 +29,11 @@ Design
 
 Secrets are environment variables, never parameters: no key holds them.
 
-**An entry** (``<cache>/entries/<key>.json``) holds the returned parameters (JSON and
-metric values inline, pickled ones as blobs), the files the step ``put`` into the
-catalog, its log and, for a notebook, the executed notebook, as blobs
+**An entry** (a line of ``<cache>/packs/*.jsonl`` on a local folder, where each process
+appends a run's entries to one file; ``<cache>/entries/<key>.json`` on an object store)
+holds the returned parameters (JSON and metric values inline, pickled ones as blobs), the
+files the step ``put`` into the catalog, its log and, for a notebook, the executed
+notebook, as blobs
 (``<cache>/blobs/<sha256>``: content-addressed, stored once); and who made it: run id,
 step, time, the inputs' digests. Before an entry is written, the values of the step's
 secrets are searched for in everything it would store: a step whose outputs or files
@@ -40,9 +42,10 @@ hold one is not cached (a warning says so); in its log they are replaced by ``**
 **Where.** ``cache: {location: ...}``, any fsspec URL; by default ``.cache`` inside the
 catalog location, so a team whose catalog is on ``s3://`` shares one cache. Blobs are
 written before the entry that names them; each file is written whole (a temporary file
-and a rename on a local folder). A step on a cluster stores its entry before it reports;
-steps running in the driving process (the ``local`` executor) hand theirs to a writer
-thread, and the driver waits for it before the run ends.
+and a rename on a local folder), and each pack line by one ``write`` call. A step on a
+cluster stores its entry before it reports; steps running in the driving process (the
+``local`` executor) hand theirs to a writer thread, and the driver waits for it before
+the run ends.
 
 **A hit** restores the outputs into this run: the returned parameters go on as if the
 step had run, the files are copied into this run's catalog, the log and executed
@@ -52,10 +55,10 @@ the summary counts the cached steps; ``runnable-dask show`` and ``results.steps`
 it. The hit is kept as the step's checkpoint like any success, so resuming and lost
 workers behave the same.
 
-**Looking up.** Each process lists the cache's entries once per run (one directory
-listing, or one object-store listing) and reads only the entries listed: a miss then
-costs no read of its own. An entry another run stores after the listing is seen by the
-next run.
+**Looking up.** Each process indexes the cache once per run (a listing of its folders
+and a read of each pack) and reads only the entries indexed: a miss then costs no read
+of its own. An entry another run stores after the index is made is seen by the next
+run.
 
 **A miss** runs the step; a success is stored. An entry that cannot be read back (not
 JSON, a blob missing or altered, a value that does not unpickle) is a miss with a
@@ -70,6 +73,7 @@ import json
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -81,7 +85,7 @@ from runnable_dask.runtime.cache_keys import step_identity, step_key
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import BaseTask, NotebookTask
 from runnable_dask.step_logs import log_name
-from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError
+from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError, Index
 from runnable_dask.stores.catalog import CatalogError, RunCatalog
 from runnable_dask.timestamps import now
 
@@ -153,9 +157,8 @@ class StepCache:
         if not self.key:
             return None
         try:
-            if not _LISTED.holds(self.store, catalog.run_id, self.key):
-                return None
-            entry = self.store.read_entry(self.key)
+            index = _LISTED.index(self.store, catalog.run_id)
+            entry = self.store.read_entry(self.key, index)
             if entry is None:
                 return None
             return self._restore(entry, task, internal_name, shown, catalog, start)
@@ -297,46 +300,82 @@ class StepCache:
             "notebook": notebook,
             "size": sum(len(data) for data in blobs.values()),
         }
-        store, replace, key = self.store, self.damaged, self.key
-
-        def write() -> None:
-            for digest, data in blobs.items():
-                store.put_blob(data, replace, digest)
-            store.write_entry(entry)  # last: an entry never names a blob not yet stored
-            _LISTED.stored(store, key)
-
+        pending = _Pending(internal_name, self.store, blobs, entry, self.damaged)
         if defer:
-            _WRITER.submit(internal_name, write)
+            _WRITER.submit(pending)
         else:
-            write()
+            self.warnings.extend(warning for _, warning in _store([pending]))
+
+
+@dataclass
+class _Pending:
+    """An entry to store, with the blobs it names."""
+
+    internal_name: str
+    store: CacheStore
+    blobs: dict[str, bytes]
+    entry: dict[str, Any]
+    replace: bool
+    """The entry found was damaged: rewrite its blobs even where they exist."""
+
+
+def _store(batch: list[_Pending]) -> list[tuple[str, str]]:
+    """Store entries, each after its blobs, those of one cache in one write; (step,
+    warning) for each that could not be stored."""
+    failed = []
+    ready: dict[CacheStore, list[_Pending]] = {}
+    for pending in batch:
+        try:
+            for digest, data in pending.blobs.items():
+                pending.store.put_blob(data, pending.replace, digest)
+        except Exception as error:
+            failed.append((pending.internal_name, _not_stored(error)))
+        else:
+            ready.setdefault(pending.store, []).append(pending)
+    for store, entries in ready.items():
+        try:
+            texts = store.write_entries([p.entry for p in entries])
+        except Exception as error:
+            failed.extend((p.internal_name, _not_stored(error)) for p in entries)
+            continue
+        for pending, text in zip(entries, texts, strict=True):
+            _LISTED.stored(store, pending.entry["key"], text)
+    return failed
+
+
+def _not_stored(error: BaseException) -> str:
+    return f"not cached: the entry could not be stored ({_describe(error)})"
 
 
 class _Listed:
-    """The keys each cache holds, listed once per run in this process (a worker of a
-    cluster that stays up serves many runs: each lists anew)."""
+    """Where each cache's entries are, indexed once per run in this process (a worker of
+    a cluster that stays up serves many runs: each indexes anew)."""
 
     KEPT = 8
-    """Listings kept: runs going on at once in one process each keep theirs."""
+    """Indexes kept: runs going on at once in one process each keep theirs."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._keys: dict[tuple[str, str], set[str]] = {}
+        self._indexes: dict[tuple[str, str], Index] = {}
 
-    def holds(self, store: CacheStore, run_id: str, key: str) -> bool:
-        with self._lock:  # one listing per run, while the run's other steps wait for it
-            listed = self._keys.get((store.location, run_id))
-            if listed is None:
-                listed = self._keys[store.location, run_id] = store.keys()
-                if len(self._keys) > self.KEPT:  # the oldest run's listing goes
-                    del self._keys[next(iter(self._keys))]
-            return key in listed
+    def index(self, store: CacheStore, run_id: str) -> Index:
+        """The cache's index for this run, made by the run's first step that asks."""
+        index = self._indexes.get((store.location, run_id))
+        if index is not None:  # no lock once made: a lock the run's threads queue on
+            return index  # while its holder waits for the interpreter cost more than a step
+        with self._lock:  # one index per run, while the run's other steps wait for it
+            index = self._indexes.get((store.location, run_id))
+            if index is None:
+                index = self._indexes[store.location, run_id] = store.index()
+                if len(self._indexes) > self.KEPT:  # the oldest run's index goes
+                    del self._indexes[next(iter(self._indexes))]
+            return index
 
-    def stored(self, store: CacheStore, key: str) -> None:
+    def stored(self, store: CacheStore, key: str, text: bytes) -> None:
         """An entry this process stored: a later step with its key finds it."""
-        with self._lock:
-            for (location, _), listed in self._keys.items():
-                if location == store.location:
-                    listed.add(key)
+        for (location, _), index in list(self._indexes.items()):
+            if location == store.location:
+                index.mine[key] = text
 
 
 _LISTED = _Listed()
@@ -344,23 +383,26 @@ _LISTED = _Listed()
 
 class _DeferredWrites:
     """Stores the entries of steps that run in the driving process on threads of their
-    own, while the run goes on: a file costs more than a trivial step (0.1-0.2 ms here),
-    and the writes then overlap the steps instead of adding to them. Two threads (a write
-    mostly waits on the file system) take what is queued, without a future per entry.
-    The driver waits for them (:func:`finish_writes`) before the run ends; on a cluster,
-    each step stores its own entry before it reports, as its worker may not outlive the
-    run."""
+    own, while the run goes on. A thread waits :attr:`GATHER` seconds after the first
+    entry, takes everything queued by then and writes the entries of one cache in one
+    call: each write releases the interpreter, and getting it back among the run's busy
+    threads cost more than the write (a write per entry took the writer about 0.3 ms
+    each). Two threads (a blob's write mostly waits on the file system). The driver waits for them
+    (:func:`finish_writes`) before the run ends; on a cluster, each step stores its own
+    entry before it reports, as its worker may not outlive the run."""
 
     THREADS = 2
+    BATCH = 1000
+    GATHER = 0.05
 
     def __init__(self) -> None:
         self._idle = threading.Condition()
         self._pending = 0
-        self._queue: queue.SimpleQueue[tuple[str, Callable[[], None]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._failed: list[tuple[str, str]] = []
 
-    def submit(self, internal_name: str, write: Callable[[], None]) -> None:
+    def submit(self, pending: _Pending) -> None:
         with self._idle:
             self._pending += 1
             while len(self._threads) < self.THREADS:
@@ -368,7 +410,7 @@ class _DeferredWrites:
                 thread.daemon = True
                 thread.start()
                 self._threads.append(thread)
-        self._queue.put((internal_name, write))
+        self._queue.put(pending)
 
     def finish(self) -> list[tuple[str, str]]:
         """Wait for every pending write; (step, warning) for each that failed."""
@@ -379,16 +421,20 @@ class _DeferredWrites:
 
     def _work(self) -> None:
         while True:
-            internal_name, write = self._queue.get()
-            failure = ""
+            batch = [self._queue.get()]
+            time.sleep(self.GATHER)
+            while len(batch) < self.BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                write()
-            except Exception as error:
-                failure = f"not cached: the entry could not be stored ({_describe(error)})"
+                failed = _store(batch)
+            except Exception as error:  # never leave the driver waiting
+                failed = [(p.internal_name, _not_stored(error)) for p in batch]
             with self._idle:
-                if failure:
-                    self._failed.append((internal_name, failure))
-                self._pending -= 1
+                self._failed.extend(failed)
+                self._pending -= len(batch)
                 if not self._pending:
                     self._idle.notify_all()
 

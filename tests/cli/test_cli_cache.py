@@ -45,9 +45,23 @@ def cached_runs(local_config: Path, workdir: Path) -> Path:
 
 
 def entry_files(cache: Path) -> dict[str, dict]:
+    """Every entry in the packs: a line each, ``<key> <entry as JSON>``."""
     return {
-        p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (cache / "entries").iterdir()
+        line[:64]: json.loads(line[65:])
+        for pack in (cache / "packs").iterdir()
+        for line in pack.read_text(encoding="utf-8").splitlines()
     }
+
+
+def rewrite_entry(cache: Path, entry: dict) -> None:
+    """Replace the line of ``entry``'s key in its pack."""
+    for pack in (cache / "packs").iterdir():
+        lines = pack.read_text(encoding="utf-8").splitlines(keepends=True)
+        changed = [
+            f"{entry['key']} {json.dumps(entry)}\n" if line[:64] == entry["key"] else line
+            for line in lines
+        ]
+        pack.write_text("".join(changed), encoding="utf-8")
 
 
 def test_cache_list_shows_every_entry(cached_runs: Path, invoke: Invoke) -> None:
@@ -80,7 +94,7 @@ def test_cache_clear_older_than(cached_runs: Path, invoke: Invoke) -> None:
     old_key = next(k for k, e in entries.items() if e["run_id"] == "slow" and e["step"] == "train")
     entry = entries[old_key]
     entry["created"] = (datetime.now(timezone.utc) - timedelta(days=8)).isoformat()
-    (cached_runs / "entries" / f"{old_key}.json").write_text(json.dumps(entry), encoding="utf-8")
+    rewrite_entry(cached_runs, entry)
 
     kept = invoke("cache", "clear", "--older-than", "1w")
     assert kept.exit_code == 0, kept.output
@@ -96,7 +110,7 @@ def test_cache_clear_older_than(cached_runs: Path, invoke: Invoke) -> None:
 def test_cache_clear_everything(cached_runs: Path, invoke: Invoke) -> None:
     result = invoke("cache", "clear")
     assert "Removed 4 entries" in result.output
-    assert not list((cached_runs / "entries").iterdir())
+    assert not list((cached_runs / "packs").iterdir())
     assert not list((cached_runs / "blobs").iterdir())
     assert "No cache entries" in invoke("cache", "list").output
 

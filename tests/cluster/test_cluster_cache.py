@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from runnable_dask.stores.cache_store import CacheStore
+
 from .conftest import DaskProcesses
 
 pytestmark = pytest.mark.cluster
@@ -109,4 +111,4 @@ def test_cached_fits_on_scheduler_and_workers(tcp_cluster: DaskProcesses, tmp_pa
     catalog = tmp_path / "catalog" / "again" / "fits"
     assert sorted(p.name for p in catalog.iterdir()) == ["1.txt", "2.txt"]
     # The workers ran in their own folder; the cache is beside the shared catalog.
-    assert len(list((tmp_path / "catalog" / ".cache" / "entries").iterdir())) == 3
+    assert len(CacheStore(str(tmp_path / "catalog" / ".cache")).entries()) == 3

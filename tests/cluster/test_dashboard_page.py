@@ -359,3 +359,66 @@ def test_a_runs_own_local_cluster_has_the_page(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     log = json.loads((tmp_path / "run_logs" / "own.json").read_text(encoding="utf-8"))
     assert "runnable-dask-pipeline" in log["parameters"]["plugins"]["value"]
+
+
+CACHED_FLOW = textwrap.dedent(
+    """
+    from runnable_dask import Map, Pipeline, PythonTask
+
+
+    def make():
+        return [1, 2, 3]
+
+
+    def square(x: int):
+        return x * x
+
+
+    def main():
+        fit = PythonTask(name="square", function=square, returns=["sq"], cache=True)
+        Pipeline(
+            steps=[
+                PythonTask(name="make", function=make, returns=["xs"], cache=True),
+                Map(name="squares", branch=Pipeline(steps=[fit]), iterate_on="xs",
+                    iterate_as="x"),
+                PythonTask(name="uncached", function=make, returns=["ys"]),
+            ]
+        ).execute()
+
+
+    if __name__ == "__main__":
+        main()
+    """
+)
+
+
+@pytest.mark.timeout(240)
+def test_a_step_from_the_cache_shows_as_cached(
+    page_cluster: tuple[DaskProcesses, str], tmp_path: Path
+) -> None:
+    cluster, dashboard = page_cluster
+    (tmp_path / "flow.py").write_text(CACHED_FLOW, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
+    env["RUNNABLE_CONFIGURATION_FILE"] = str(cluster.config(tmp_path))
+    for run_id in ("cache-first", "cache-again"):
+        done = subprocess.run(
+            [sys.executable, "flow.py"],
+            cwd=tmp_path,
+            env=env | {"RUNNABLE_RUN_ID": run_id},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    first = fetch_json(f"{dashboard}/runnable-dask/runs/cache-first?open=squares=2")
+    again = fetch_json(f"{dashboard}/runnable-dask/runs/cache-again?open=squares=2")
+    assert row(first, "make")["state"] == "succeeded"
+    assert row(again, "make")["state"] == "cached"
+    assert row(first, "squares.2.square")["state"] == "succeeded"
+    assert row(again, "squares.2.square")["state"] == "cached"
+    assert row(again, "uncached")["state"] == "succeeded"
+    assert again["status"] == "succeeded"
+    listed = {r["run_id"]: r for r in fetch_json(f"{dashboard}/runnable-dask/runs")["runs"]}
+    assert listed["cache-first"]["steps"] == {"succeeded": 5}
+    assert listed["cache-again"]["steps"] == {"cached": 4, "succeeded": 1}

@@ -140,7 +140,7 @@ def test_the_configuration_caches_every_task_unless_it_says_no(
     )
     assert ran(workdir) == ["double 5", "shell", "shell"]
     assert cached_from(second, "double") == "one"
-    assert list((location / "entries").iterdir())  # the configured location
+    assert list((location / "packs").iterdir())  # the configured location
     assert not (workdir / ".catalog" / ".cache").exists()
 
 
@@ -339,8 +339,13 @@ def test_a_corrupt_entry_runs_the_step_again_with_a_warning(
     params = params_file(workdir, rate=0.5)
     run(training(), run_id="first", parameters_file=params)
     cache = workdir / ".catalog" / ".cache"
-    for path in (cache / ("entries" if damage == "entry" else "blobs")).iterdir():
-        path.write_bytes(b"\x00not what was written")
+    if damage == "entry":  # each line cut short, as a failing disk might leave it
+        for pack in (cache / "packs").iterdir():
+            lines = pack.read_bytes().splitlines()
+            pack.write_bytes(b"".join(line[: len(line) // 2] + b"\n" for line in lines))
+    else:
+        for path in (cache / "blobs").iterdir():
+            path.write_bytes(b"\x00not what was written")
     capsys.readouterr()
 
     second = run(training(), run_id="second", parameters_file=params)
@@ -496,3 +501,24 @@ def test_a_shell_step_is_keyed_by_its_command_and_parameters(run: Run, workdir: 
     assert cached_from(same, "sh") == "one" and same.parameters["total"].value == 4
     assert cached_from(other_n, "sh") is None and cached_from(other_command, "sh") is None
     assert ran(workdir) == ["shell 2", "shell 3", "shell 2"]
+
+
+def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_run(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (workdir / "a-file").write_text("not a folder", encoding="utf-8")
+    config = workdir / "cached.yaml"
+    location = workdir / "a-file" / "cache"
+    config.write_text(
+        f"pipeline-executor: {{type: local}}\ncache: {{location: {location}}}\n", encoding="utf-8"
+    )
+    pipeline = doubling()
+    params = params_file(workdir, x=5)
+
+    first = pipeline.execute(configuration_file=str(config), run_id="one", parameters_file=params)
+    second = pipeline.execute(configuration_file=str(config), run_id="two", parameters_file=params)
+
+    assert first.status == second.status == "SUCCESS"
+    assert ran(workdir) == ["double 5", "double 5"]  # nothing was stored, so it ran again
+    out = capsys.readouterr().out
+    assert out.count("double: not cached: the entry could not be stored (NotADirectoryError") == 2
