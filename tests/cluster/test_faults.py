@@ -259,10 +259,11 @@ def lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").split() if path.exists() else []
 
 
-def start_lone_workers(cluster: DaskProcesses, n: int) -> None:
-    """``n`` worker processes without a nanny: one killed stays dead, the others survive."""
+def start_lone_workers(cluster: DaskProcesses, n: int, first: int = 0) -> None:
+    """``n`` worker processes without a nanny (named ``lone-<first>`` on): one killed stays
+    dead, the others survive."""
     cluster.worker_folder.mkdir(exist_ok=True)
-    for index in range(n):
+    for index in range(first, first + n):
         command = [DASK, "worker", cluster.address, "--host", "127.0.0.1", "--no-dashboard"]
         command += ["--no-nanny", "--nworkers", "1", "--nthreads", "2", "--name", f"lone-{index}"]
         log = cluster.worker_folder.parent / f"lone-{index}.log"
@@ -406,10 +407,36 @@ def test_seed_parallel_example_survives_a_killed_worker(
     two_lone_workers: DaskProcesses, tmp_path: Path, drivers: list[subprocess.Popen]
 ) -> None:
     """The done-when of issue 3, on workers started by hand: kill the worker running a
-    ``hello_notebook`` (the seed example's slowest step: it starts a Jupyter kernel)."""
-    run_id = "parallel-worker-killed"
-    config = config_for(two_lone_workers, tmp_path)
-    run_log = tmp_path / "run_logs" / f"{run_id}.json"
+    ``hello_notebook`` (the seed example's slowest step: it starts a Jupyter kernel).
+
+    A kill can land after the notebook ended and its checkpoint was kept, but before its
+    worker reported it (a busy machine stretches that moment): the step is then not run
+    again, rightly, and no attempt is lost. The scenario is tried again, on a fresh run with
+    a fresh worker in place of the killed one, until a kill lands mid-step (three tries)."""
+    for attempt in range(3):
+        log = _run_seed_killing_a_worker(two_lone_workers, tmp_path / f"try-{attempt}", drivers)
+        if _lost_attempts(log):
+            break
+        start_lone_workers(two_lone_workers, 1, first=2 + attempt)
+        wait_for_workers(two_lone_workers, 2)
+    repeated = _lost_attempts(log)
+    assert repeated, f"no kill landed mid-step in 3 runs: {json.dumps(log['steps'], indent=1)}"
+    for record in repeated:
+        assert record["status"] == "SUCCESS"
+        assert record["attempts"][0]["status"] == "FAIL"
+        assert record["attempts"][-1]["status"] == "SUCCESS"
+    assert any(r["name"] == "hello_notebook" for r in repeated)
+
+
+def _run_seed_killing_a_worker(
+    cluster: DaskProcesses, folder: Path, drivers: list[subprocess.Popen]
+) -> dict[str, Any]:
+    """Run the seed example, kill a worker while it runs a ``hello_notebook``; the run log
+    of the run, which must have succeeded whole."""
+    folder.mkdir()
+    run_id = f"parallel-worker-killed-{folder.name}"
+    config = config_for(cluster, folder)
+    run_log = folder / "run_logs" / f"{run_id}.json"
     branches = ["parallel_step.branch1", "parallel_step.branch2"]
 
     def killed_mid_notebook() -> str | None:
@@ -423,8 +450,8 @@ def test_seed_parallel_example_survives_a_killed_worker(
         return kill_a_worker_mid_notebook(client) if shown else None
 
     command = [sys.executable, "examples/06-parallel/parallel.py"]
-    with two_lone_workers.client() as client:
-        driver = launch(command, ROOT, config, run_id, logs=tmp_path)
+    with cluster.client() as client:
+        driver = launch(command, ROOT, config, run_id, logs=folder)
         drivers.append(driver)
         wait_until(killed_mid_notebook, "a worker killed while running hello_notebook", driver)
 
@@ -432,20 +459,19 @@ def test_seed_parallel_example_survives_a_killed_worker(
     assert code == 0, out + err
     log = read_log(run_log)
     assert log is not None and log["status"] == "SUCCESS"
-    repeated = [
+    for branch in branches:
+        assert status(log, "parallel_step", branch, f"{branch}.hello_notebook") == "SUCCESS"
+    assert status(log, "continue_processing") == "SUCCESS"
+    return log
+
+
+def _lost_attempts(log: dict[str, Any]) -> list[dict[str, Any]]:
+    """The steps of the run that lost an attempt with the killed worker."""
+    return [
         record
         for record in all_steps(log["steps"])
         if any(LOST_WORKER in a["message"] for a in record.get("attempts", []))
     ]
-    assert repeated, json.dumps(log["steps"], indent=1)
-    for record in repeated:
-        assert record["status"] == "SUCCESS"
-        assert record["attempts"][0]["status"] == "FAIL"
-        assert record["attempts"][-1]["status"] == "SUCCESS"
-    assert any(r["name"] == "hello_notebook" for r in repeated)
-    for branch in branches:
-        assert status(log, "parallel_step", branch, f"{branch}.hello_notebook") == "SUCCESS"
-    assert status(log, "continue_processing") == "SUCCESS"
 
 
 # --- 2. the driver killed mid-run ------------------------------------------------------
