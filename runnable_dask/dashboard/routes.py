@@ -5,9 +5,10 @@ Loaded through ``distributed.scheduler.http.routes`` (a module with a ``routes``
 
 - ``/runnable-dask/runs``: every run the scheduler has seen, running ones first, newest
   first within each: id, status, start, end, duration, steps by state, run log, catalog;
-- ``/runnable-dask/runs/<run_id>``: that run's summary and its tree as ``steps`` (one row
-  per step, branch, map and opened item, depth first); ``?open=<map>=<item>`` (repeatable)
-  chooses the item shown of a map or loop instance, else a failed, else a running one;
+- ``/runnable-dask/runs/<run_id>``: that run's summary, its steps by state as ``counts``
+  and its tree as ``steps`` (one row per step, branch, map and opened item, depth first);
+  ``?open=<map>=<item>`` (repeatable) chooses the item shown of a map or loop instance,
+  else a failed, else a running one;
 - ``/runnable-dask/runs/<run_id>/items?map=<map instance>&state=failed&limit=100``:
   a map's or loop's items with their states, for drilling down.
 """
@@ -46,7 +47,9 @@ class RunJSON(_RunsHandler):
             return
         opened = dict(value.split("=", 1) for value in self.get_arguments("open") if "=" in value)
         steps = run.rows(opened)
-        self.write({**run.summary(), "steps": steps, "maps": _maps(steps)})
+        summary = run.summary()
+        counts = summary.pop("steps")  # the list's name for them; here ``steps`` is the tree
+        self.write({**summary, "counts": counts, "steps": steps, "maps": _maps(steps)})
 
 
 class ItemsJSON(_RunsHandler):

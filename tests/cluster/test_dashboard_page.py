@@ -419,6 +419,7 @@ def test_a_step_from_the_cache_shows_as_cached(
     assert row(again, "squares.2.square")["state"] == "cached"
     assert row(again, "uncached")["state"] == "succeeded"
     assert again["status"] == "succeeded"
+    assert again["counts"] == {"cached": 4, "succeeded": 1}
     listed = {r["run_id"]: r for r in fetch_json(f"{dashboard}/runnable-dask/runs")["runs"]}
     assert listed["cache-first"]["steps"] == {"succeeded": 5}
     assert listed["cache-again"]["steps"] == {"cached": 4, "succeeded": 1}
