@@ -108,11 +108,12 @@ class KernelPool:
         with self._lock:
             if self._closed:
                 return
-            if not self._idle:
-                threading.Thread(target=_import_papermill, daemon=True).start()
+            first = not self._idle
             for key in keys:
                 if key not in self._idle:
                     self._idle[key] = self._start_soon(key, warm=True)
+            if first:  # after the kernels' start, which needs only jupyter_client
+                threading.Thread(target=_import_papermill, daemon=True).start()
 
     def take(self, key: KernelKey, cwd: str, owner: str | None = None) -> Kernel:
         """A kernel for one notebook, as if started now in ``cwd``; the next is started.
@@ -340,6 +341,13 @@ def import_notebook_stack() -> None:
         import papermill  # noqa: F401
 
 
+def _import_kernel_client() -> None:
+    """Import jupyter_client alone (under the same lock): a kernel's start needs only it,
+    and a worker's first kernel then starts before papermill has been imported."""
+    with _imports:
+        import jupyter_client  # noqa: F401
+
+
 def _import_papermill() -> None:
     """What the first notebook step of a process would otherwise wait for: imports, and
     the notebook schema's validator (compiled on first use)."""
@@ -410,7 +418,7 @@ def _manager_class() -> type:
     closed afterwards (it leaves them open when it does not own the manager)."""
     from queue import Empty
 
-    import_notebook_stack()
+    _import_kernel_client()
     from jupyter_client import AsyncKernelClient, AsyncKernelManager
 
     class PooledKernelClient(AsyncKernelClient):
