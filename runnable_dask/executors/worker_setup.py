@@ -15,9 +15,11 @@ with tracebacks of their own.
 
 A kernel takes about a second to start, as long as a worker process; a run that starts
 its own cluster knows its notebooks' kernels when it is planned, so each worker starts an
-idle one of each as it starts (before it registers with the scheduler), and its first
-notebook step finds it ready (:mod:`runnable_dask.runtime.kernel_pool`). Those kernels
-end with the worker (``dask_teardown``).
+idle one of each as it starts, and its first notebook step finds it ready or nearly
+(:mod:`runnable_dask.runtime.kernel_pool`). The worker registers with the scheduler only
+once their processes exist (about 0.2 s: jupyter_client's import, then the launch), so
+no step can reach it before its kernels are under way. Those kernels end with the worker
+(``dask_teardown``).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def dask_setup(worker: Any, withhold: tuple[str, ...], kernel: tuple[str, ...]) 
         from runnable_dask.runtime.kernel_pool import KernelKey, kernel_pool
 
         keys = [KernelKey(name, tuple(arguments)) for name, *arguments in map(json.loads, kernel)]
-        kernel_pool().prepare(keys)
+        kernel_pool().prepare(keys, launched=True)
 
 
 async def dask_teardown(worker: Any) -> None:
