@@ -94,6 +94,7 @@ class KernelPool:
         self._idle: dict[KernelKey, Future[Kernel]] = {}
         self._lent: set[Kernel] = set()
         self._pending: set[Future[Any]] = set()
+        self._starting: set[asyncio.Task[Any]] = set()  # read and changed on the loop only
         self._closed = False
         self.started = 0
         """Kernels asked to start so far, warm or for a step that found none ready."""
@@ -171,7 +172,12 @@ class KernelPool:
 
     def close(self) -> None:
         """End every kernel, idle, starting or lent, and the pool's thread; wait until
-        their processes have exited."""
+        their processes have exited.
+
+        A kernel still starting is stopped where it is, not first waited for until it
+        answers: a run's last step often takes a worker's kernel just before the run
+        ends, and the one started to follow it would hold up the worker's close.
+        """
         with self._lock:
             if self._closed:
                 return
@@ -180,6 +186,8 @@ class KernelPool:
             lent = list(self._lent)
         for kernel in lent:  # their steps are still running: end the processes now
             _kill_group(kernel)
+        with contextlib.suppress(Exception):
+            self._run(self._cancel_starts(), START_TIMEOUT)
         for waiting in idle:
             self._submit(self._shutdown_when_started(waiting))
         for kernel in lent:
@@ -222,8 +230,25 @@ class KernelPool:
         with self._lock:
             self.started += 1
         if after is not None and not after.done():
-            return self._submit(self._start_after(after, key))
-        return self._submit(self._start(key, warm, cwd, launched))
+            return self._submit(self._cancellable(self._start_after(after, key)))
+        return self._submit(self._cancellable(self._start(key, warm, cwd, launched)))
+
+    async def _cancellable(self, start: Coroutine[Any, Any, Kernel]) -> Kernel:
+        """A kernel's start, which :meth:`close` can stop (it then shuts the kernel down)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._starting.add(task)
+        try:
+            return await start
+        finally:
+            self._starting.discard(task)
+
+    async def _cancel_starts(self) -> None:
+        """Stop the kernels still starting, and wait until each has shut down."""
+        starting = list(self._starting)
+        for task in starting:
+            task.cancel()
+        await asyncio.gather(*starting, return_exceptions=True)
 
     async def _start_after(self, before: Future[Kernel], key: KernelKey) -> Kernel:
         with contextlib.suppress(Exception):  # a failed start: the step says why
@@ -349,7 +374,7 @@ class KernelPool:
         _remove(kernel)
 
     async def _shutdown_when_started(self, waiting: Future[Kernel]) -> None:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception, asyncio.CancelledError):  # stopped by close()
             await self._shutdown(await asyncio.wrap_future(waiting))
 
 
