@@ -250,3 +250,31 @@ def test_a_step_that_names_its_kernel_manager_gets_a_kernel_of_its_own(
     assert "ipykernel_launcher" in seen["command"]
     assert "runnable-dask-kernels-" not in seen["command"], "papermill started it, not the pool"
     assert not alive(seen["kernel_pid"])
+
+
+def worker_plugins() -> list[str]:
+    from distributed import get_worker
+
+    return sorted(get_worker().plugins)
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(240)
+def test_the_runs_own_workers_keep_their_preloaded_kernels_without_a_plugin(
+    workdir: Path,
+) -> None:
+    # Registering the plugin waits for every worker; the preload already did its work.
+    config = workdir / "dask.yaml"
+    config.write_text(CONFIGS["dask"], encoding="utf-8")
+    notebook = write_notebook(workdir / "one.ipynb", KERNEL_FACTS)
+    pipeline = Pipeline(
+        steps=[
+            NotebookTask(name="one", notebook=notebook, returns=FACTS),
+            PythonTask(name="plugins", function=worker_plugins, returns=["plugins"]),
+        ]
+    )
+    run_log = pipeline.execute(configuration_file=str(config), run_id="no-plugin")
+
+    assert facts(run_log, "one")["warm"], "the notebook waited for a kernel to start"
+    plugins = run_log.steps["plugins"].attempts[0].output_parameters["plugins"].value
+    assert not [name for name in plugins if name.startswith("runnable-dask-kernels-")]

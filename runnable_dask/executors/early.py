@@ -44,6 +44,8 @@ class EarlyCluster:
         from runnable_dask.executors.cluster import _resource_tracker_running
 
         self.config = config
+        self.kernels = kernels
+        """The kernels each of its workers starts as it starts."""
         # Whether a run before this one left multiprocessing's helper running: connect
         # ends it after this cluster only if this run started it.
         self.tracker_was_running = _resource_tracker_running()
