@@ -138,6 +138,36 @@ def test_dask_notebooks_take_warm_kernels_and_none_outlives_the_cluster(workdir:
     assert not left, f"kernel processes {left} outlived the run's cluster"
 
 
+@pytest.mark.cluster
+@pytest.mark.timeout(240)
+def test_the_runs_own_workers_ready_its_first_notebooks_kernel_as_they_start(
+    workdir: Path,
+) -> None:
+    # No step before the notebooks: the kernel the first one takes was started by its
+    # worker while the cluster started, before the run could ask for it.
+    config = workdir / "dask.yaml"
+    config.write_text(
+        "pipeline-executor:\n  type: dask\n  config:\n    n_workers: 1\n"
+        "    dashboard_address: 127.0.0.1:0\n    performance_report: false\n",
+        encoding="utf-8",
+    )
+    pipeline = Pipeline(steps=two_notebooks(workdir).steps[1:])
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    run_log = pipeline.execute(configuration_file=str(config), run_id="first-notebook")
+
+    define, look = facts(run_log, "define"), facts(run_log, "look")
+    assert define["warm"], f"the first notebook waited for a kernel to start {define}"
+    assert look["leaked"] is False, "the second notebook saw the first one's variable"
+    assert define["kernel_pid"] != look["kernel_pid"]
+    assert define["run_id"] == run_log.run_id  # given the run's environment when taken
+    left = [
+        " ".join(p.cmdline())
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in before and p.status() != psutil.STATUS_ZOMBIE
+    ]
+    assert not left, f"{left} outlived execute()"
+
+
 INTERRUPTED = """
 from runnable_dask import NotebookTask, Pipeline
 
@@ -220,3 +250,31 @@ def test_a_step_that_names_its_kernel_manager_gets_a_kernel_of_its_own(
     assert "ipykernel_launcher" in seen["command"]
     assert "runnable-dask-kernels-" not in seen["command"], "papermill started it, not the pool"
     assert not alive(seen["kernel_pid"])
+
+
+def worker_plugins() -> list[str]:
+    from distributed import get_worker
+
+    return sorted(get_worker().plugins)
+
+
+@pytest.mark.cluster
+@pytest.mark.timeout(240)
+def test_the_runs_own_workers_keep_their_preloaded_kernels_without_a_plugin(
+    workdir: Path,
+) -> None:
+    # Registering the plugin waits for every worker; the preload already did its work.
+    config = workdir / "dask.yaml"
+    config.write_text(CONFIGS["dask"], encoding="utf-8")
+    notebook = write_notebook(workdir / "one.ipynb", KERNEL_FACTS)
+    pipeline = Pipeline(
+        steps=[
+            NotebookTask(name="one", notebook=notebook, returns=FACTS),
+            PythonTask(name="plugins", function=worker_plugins, returns=["plugins"]),
+        ]
+    )
+    run_log = pipeline.execute(configuration_file=str(config), run_id="no-plugin")
+
+    assert facts(run_log, "one")["warm"], "the notebook waited for a kernel to start"
+    plugins = run_log.steps["plugins"].attempts[0].output_parameters["plugins"].value
+    assert not [name for name in plugins if name.startswith("runnable-dask-kernels-")]

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from distributed.security import Security
 
     from runnable_dask.executors.early import EarlyCluster
+    from runnable_dask.runtime.kernel_pool import KernelKey
 
 DEFAULT_THREADS_PER_WORKER = 4
 DEFAULT_DASHBOARD = "127.0.0.1:8787"
@@ -83,13 +84,15 @@ class ClusterError(RunnableDaskError):
 class Connection(NamedTuple):
     """What the executor needs: the client, a line for the console naming the cluster and
     where it came from, the dashboard; whether the workers may lack the user's project
-    (``ship_code``); a note for the console (a cluster found gone)."""
+    (``ship_code``); a note for the console (a cluster found gone); the kernels every
+    worker started as it started (``preloaded``: the cluster started early for the run)."""
 
     client: Client
     description: str
     dashboard_link: str | None
     ship_code: bool = True
     note: str = ""
+    preloaded: frozenset[KernelKey] = frozenset()
 
 
 SCHEDULER_ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -128,7 +131,10 @@ def connect(config: DaskConfig, stack: ExitStack) -> Connection:
         stack.callback(_end_resource_tracker)
     own = _start_local(config, security, stack, started)
     return own._replace(
-        description=f"{own.description}, started for this run", ship_code=False, note=note
+        description=f"{own.description}, started for this run",
+        ship_code=False,
+        note=note,
+        preloaded=started.kernels if started is not None else frozenset(),
     )
 
 

@@ -4,7 +4,8 @@ A run that starts its own cluster waits 1.5-2.5 s for its worker processes; mean
 can claim its run log, read its parameters, ask git for the code's identity and import
 what the driver needs. :func:`early_start` starts the cluster in a thread as soon as the
 plan is known (the secrets tasks name are withheld from the workers, as in
-:class:`~runnable_dask.executors.dask.DaskExecutor`), and
+:class:`~runnable_dask.executors.dask.DaskExecutor`; its workers start the kernels of its
+notebooks as they start, see :mod:`~runnable_dask.executors.worker_setup`), and
 :func:`~runnable_dask.executors.cluster.connect` takes it over (:func:`take`). Only the
 case that surely ends in a LocalCluster for the run starts early: no ``address`` or
 ``cluster_class``, no ``DASK_SCHEDULER_ADDRESS``, no ``runnable-dask cluster`` state file
@@ -28,27 +29,37 @@ if TYPE_CHECKING:
     from distributed import LocalCluster
     from distributed.security import Security
 
+    from runnable_dask.runtime.kernel_pool import KernelKey
+
 
 class EarlyCluster:
     """A LocalCluster starting in a thread for a run configured by ``config``."""
 
-    def __init__(self, config: DaskConfig, secret_names: frozenset[str]) -> None:
+    def __init__(
+        self,
+        config: DaskConfig,
+        secret_names: frozenset[str],
+        kernels: frozenset[KernelKey] = frozenset(),
+    ) -> None:
         from runnable_dask.executors.cluster import _resource_tracker_running
 
         self.config = config
+        self.kernels = kernels
+        """The kernels each of its workers starts as it starts."""
         # Whether a run before this one left multiprocessing's helper running: connect
         # ends it after this cluster only if this run started it.
         self.tracker_was_running = _resource_tracker_running()
         self._started: Future[tuple[LocalCluster, Security | None]] = Future()
         name = "runnable-dask-early-cluster"
-        threading.Thread(target=self._start, args=(secret_names,), name=name, daemon=True).start()
+        args = (secret_names, kernels)
+        threading.Thread(target=self._start, args=args, name=name, daemon=True).start()
 
-    def _start(self, secret_names: frozenset[str]) -> None:
+    def _start(self, secret_names: frozenset[str], kernels: frozenset[KernelKey]) -> None:
         from runnable_dask.executors.cluster import build_security, new_local_cluster
         from runnable_dask.executors.worker_setup import workers_without
 
         try:
-            with workers_without(secret_names):
+            with workers_without(secret_names, kernels):
                 security = build_security(self.config.security, embedded=True)
                 started = new_local_cluster(self.config, security)
         except BaseException as exc:
@@ -100,6 +111,7 @@ def early_start(spec: Any, plan: Plan) -> Iterator[None]:
     if not isinstance(config, DaskConfig):
         yield
         return
+    from runnable_dask.executors.kernels import planned_kernel_keys
     from runnable_dask.executors.resources import offered_by_local_cluster
     from runnable_dask.plan import secret_names
 
@@ -107,7 +119,7 @@ def early_start(spec: Any, plan: Plan) -> Iterator[None]:
     if not _starts_own(config):
         yield
         return
-    early = EarlyCluster(config, secret_names(plan))
+    early = EarlyCluster(config, secret_names(plan), frozenset(planned_kernel_keys(plan)))
     with _pending_lock:
         _pending.append(early)
     try:

@@ -188,6 +188,19 @@ def test_close_ends_idle_and_lent_kernels(tmp_path: Path) -> None:
         pool.take(PYTHON, str(tmp_path))
 
 
+@pytest.mark.timeout(120)
+def test_a_kernel_launched_for_a_starting_worker_is_ended_by_close_while_it_starts() -> None:
+    before = kernel_children()
+    pool = KernelPool()
+    pool.prepare([PYTHON], launched=True)  # as a worker's preload: returns once it exists
+    started = kernel_children() - before
+    assert len(started) == 1, "prepare(launched=True) returned before the kernel's process"
+
+    pool.close()  # while it starts: stopped there, not first waited for until it answers
+    assert not any(alive(pid) for pid in started)
+    assert not os.listdir(pool._folder), "its sockets and connection file are removed"
+
+
 @pytest.mark.timeout(60)
 def test_a_pool_removes_what_a_killed_process_left_behind(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
