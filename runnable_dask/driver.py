@@ -297,7 +297,8 @@ def _drive(
         frontier = feed.frontier(item.key)
         if frontier.kind == "map" and value:
             recorder.expand_map(frontier.node.internal_name, frontier.call.items, value)
-        feed.add(lowering.expand(frontier, value))
+        for expansion in lowering.expand(frontier, value):
+            feed.add(expansion)
         feed.expanded(frontier)
     _wait_for_stragglers(events, recorder)
 
