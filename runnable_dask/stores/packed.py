@@ -187,7 +187,7 @@ def dump_run_log(run_log: RunLog) -> tuple[bytes, Index]:
 
 def write_run_log(run_log: RunLog, handle: BinaryIO) -> Index:
     """Write :func:`dump_run_log`'s document to ``handle`` piece by piece: a map of
-    100,000 items is never one 130 MB ``bytes`` in the driver (nor two, with the copy
+    100,000 items is never one 140 MB ``bytes`` in the driver (nor two, with the copy
     that joining it made)."""
     maps: dict[str, Offsets] = {}
     size = 0
