@@ -39,6 +39,7 @@ from runnable_dask.run_id import RUN_ID_ENV
 from runnable_dask.run_report import report_at_end
 from runnable_dask.runtime import step_cache
 from runnable_dask.runtime.context import RunContext
+from runnable_dask.runtime.events import Event, Message
 from runnable_dask.runtime.tokens import Param, summarise
 from runnable_dask.sdk import Pipeline
 from runnable_dask.step_logs import log_name
@@ -282,7 +283,7 @@ def _drive(
             recorder.writer.idle()
             continue
         if not isinstance(item, Resolved):
-            recorder.apply(item)
+            _record(recorder, item)
             continue
         try:
             value = item.outcome()  # raises what Dask raised, if the graph itself broke
@@ -296,7 +297,8 @@ def _drive(
         frontier = feed.frontier(item.key)
         if frontier.kind == "map" and value:
             recorder.expand_map(frontier.node.internal_name, frontier.call.items, value)
-        feed.add(lowering.expand(frontier, value))
+        for expansion in lowering.expand(frontier, value):
+            feed.add(expansion)
         feed.expanded(frontier)
     _wait_for_stragglers(events, recorder)
 
@@ -310,14 +312,23 @@ def _wait_for_stragglers(events: queue.SimpleQueue, recorder: RunRecorder) -> No
         except queue.Empty:
             continue
         if not isinstance(item, Resolved):
-            recorder.apply(item)
+            _record(recorder, item)
     while True:
         try:
             item = events.get_nowait()
         except queue.Empty:
             return
         if not isinstance(item, Resolved):
-            recorder.apply(item)
+            _record(recorder, item)
+
+
+def _record(recorder: RunRecorder, item: Event | Message) -> None:
+    """Record an event, or each event of a task's message."""
+    if isinstance(item, Message):
+        for event in item.events():
+            recorder.apply(event)
+    else:
+        recorder.apply(item)
 
 
 def _start_tracking(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -54,6 +55,11 @@ from runnable_dask.sdk.resources import Resources, merge
 
 Input = str | Token
 Span = tuple[str, ...]
+
+BATCHES_PER_PART = 100
+"""A batched map's tasks lowered and sent to the scheduler at a time (10,000 items in
+batches of 100): the driver never holds a 100,000-item map's calls, nor their pickles,
+all at once. Its join comes in the first part and waits in the driver for the last."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +154,9 @@ class Lowering:
         end = self._branch(part, root, [start], Entry(root.entry), Scope(), "pipeline")
         return part, end
 
-    def expand(self, frontier: Frontier, value: Any) -> GraphPart:
-        """The next part of a Map (``value``: the items' text) or Loop (whether it goes on).
+    def expand(self, frontier: Frontier, value: Any) -> Iterator[GraphPart]:
+        """The next part of a Map (``value``: the items' text) or Loop (whether it goes on);
+        a batched map's in several parts, each made once the one before is submitted.
 
         All iterations of a map share one span, named after the map; each loop
         iteration is a span of its own.
@@ -166,10 +173,18 @@ class Lowering:
             )
             returned = () if value else _returned(node)
             if step.batch_size and _linear(node.branches[0], _steps(node.branches[0])):
-                batches = self._batches(part, frontier, inner, value or ())
+                items: tuple[str, ...] = value or ()
+                firsts = range(0, len(items), step.batch_size)
+                batches = [self._batch_key(frontier, first) for first in firsts]
                 batched = (run_batched_map_join, ctx, call, batches, token, returned)
                 part.add(frontier.join, batched, scope.span, batches, token)
-                return part
+                for at in range(0, len(firsts), BATCHES_PER_PART):
+                    self._batches(part, frontier, inner, items, firsts[at : at + BATCHES_PER_PART])
+                    yield part
+                    part = GraphPart()
+                if not firsts:
+                    yield part
+                return
             ends = [
                 self._branch(
                     part,
@@ -204,21 +219,25 @@ class Lowering:
             after = self._key(node.name, f"{call.internal_name}/{index}")
             part.add(after, (loop_next, ctx, call, index, end, token), scope.span, end, token)
             self._frontier(part, replace(frontier, token=after, index=index + 1))
-        return part
+        yield part
 
     def _batches(
-        self, part: GraphPart, frontier: Frontier, inner: Scope, items: tuple[str, ...]
-    ) -> list[str]:
-        """A batched map's iterations: a task per ``batch_size`` items, each running the
-        items' steps in turn (:mod:`runnable_dask.runtime.batch`); the tasks' keys."""
+        self,
+        part: GraphPart,
+        frontier: Frontier,
+        inner: Scope,
+        items: tuple[str, ...],
+        firsts: range,
+    ) -> None:
+        """Tasks of a batched map's iterations: one per ``batch_size`` items from each of
+        ``firsts``, running the items' steps in turn (:mod:`runnable_dask.runtime.batch`)."""
         node, branch = frontier.node, frontier.node.branches[0]
         steps = _steps(branch)
         terminals: dict[str, tuple[str, str]] = {
             name: (name, kind) for name, kind in branch.terminals.items()
         }
         size = node.step.batch_size
-        keys = []
-        for first in range(0, len(items), size):
+        for first in firsts:
             batch = []
             for index in range(first, min(first + size, len(items))):
                 scope = replace(inner, items=(*frontier.scope.items, items[index]))
@@ -238,16 +257,19 @@ class Lowering:
                     hidden=scope.hidden,
                 )
                 batch.append(BatchItem(calls, end))
-            # Named after the map instance and the batch's first item: the same key, and
-            # so the same journal, each time the batch runs (a lost worker, a resume).
-            key = self._key(steps[0].name, f"{frontier.call.internal_name}/batch/{first}")
+            key = self._batch_key(frontier, first)
             call = BatchCall(journal=key, items=tuple(batch))
             task = (run_batch, self.ctx, call, frontier.token)
-            keys.append(part.add(key, task, inner.span, frontier.token))
+            part.add(key, task, inner.span, frontier.token)
             resources = _most(inner.resources, steps)
             if resources:
                 part.resources[key] = resources
-        return keys
+
+    def _batch_key(self, frontier: Frontier, first: int) -> str:
+        """Named after the map instance and the batch's first item: the same key, and so
+        the same journal, each time the batch runs (a lost worker, a resume)."""
+        name = _steps(frontier.node.branches[0])[0].name
+        return self._key(name, f"{frontier.call.internal_name}/batch/{first}")
 
     @staticmethod
     def _item_entry(node: Node, index: int) -> Entry:

@@ -76,6 +76,29 @@ def test_each_item_of_a_batched_map_keeps_its_own_record(run: Run, workdir: Path
         assert branch_log.parameters["z"].value == 2 * (i + 1)
 
 
+def test_a_batched_map_sent_in_parts_keeps_every_items_record(
+    run: Run, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("runnable_dask.lower.BATCHES_PER_PART", 2)
+
+    def inc(item: int) -> int:
+        return item + 1
+
+    seen: dict[str, Any] = {}
+    branch = [PythonTask(name="inc", function=inc, returns=["y"])]
+    after = PythonTask(name="after", function=lambda y: seen.update(y=y))
+    run_log = run(
+        Pipeline(steps=[batched_map(branch, batch_size=2), after]),
+        parameters_file=write_params(workdir, 11),  # 6 batches, in 3 parts
+    )
+
+    assert run_log.status == "SUCCESS"
+    assert seen["y"] == [i + 1 for i in range(11)]
+    m = run_log.steps["m"]
+    assert [b.status for b in m.branches.values()] == ["SUCCESS"] * 11
+    assert run_log.step("m.10.inc").attempts[0].output_parameters["y"].value == 11
+
+
 def test_a_failing_item_is_named_and_the_others_of_its_batch_succeed(
     run: Run, workdir: Path, stored_run_log: Callable[..., Any]
 ) -> None:
@@ -156,11 +179,32 @@ def test_a_batched_map_is_a_task_per_batch() -> None:
     lowering = Lowering(plan, ctx)
     part, _ = lowering.first({})
     (frontier,) = part.frontiers.values()
-    expansion = lowering.expand(frontier, tuple(str(i) for i in range(10)))
+    (expansion,) = lowering.expand(frontier, tuple(str(i) for i in range(10)))
     batches = [key for key in expansion.tasks if key != frontier.join]
     assert len(batches) == 3  # 4 + 4 + 2 items
     assert all(key.startswith("a-") for key in batches)  # grouped under the first step's name
     assert expansion.deps[frontier.join] == (*batches, frontier.token)
+
+
+def test_a_big_batched_map_is_lowered_in_parts_its_join_in_the_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("runnable_dask.lower.BATCHES_PER_PART", 2)
+    plan = build_plan(Pipeline(steps=[batched_map([Stub(name="a")], batch_size=2)]))
+    ctx = RunContext(run_id="r", catalog_location=".catalog", reporter=lambda events: None)
+    lowering = Lowering(plan, ctx)
+    part, _ = lowering.first({})
+    (frontier,) = part.frontiers.values()
+    parts = list(lowering.expand(frontier, tuple(str(i) for i in range(9))))
+
+    batches = [[key for key in p.tasks if key != frontier.join] for p in parts]
+    assert [len(keys) for keys in batches] == [2, 2, 1]  # 5 batches: 2 + 2 + 2 + 2 + 1 items
+    assert frontier.join in parts[0].tasks
+    assert not any(frontier.join in p.tasks for p in parts[1:])
+    every = [key for keys in batches for key in keys]
+    assert parts[0].deps[frontier.join] == (*every, frontier.token)
+    items = [len(p.tasks[k][2].items) for p, keys in zip(parts, batches, strict=True) for k in keys]
+    assert items == [2, 2, 2, 2, 1]
 
 
 def test_a_batch_asks_for_the_most_its_steps_ask_for() -> None:
@@ -181,7 +225,7 @@ def test_a_batch_asks_for_the_most_its_steps_ask_for() -> None:
     lowering = Lowering(plan, ctx)
     part, _ = lowering.first({})
     (frontier,) = part.frontiers.values()
-    expansion = lowering.expand(frontier, ("a", "b", "c"))
+    (expansion,) = lowering.expand(frontier, ("a", "b", "c"))
     assert list(expansion.resources.values()) == [{"GPU": 1, "MEMORY": 4e9}] * 2
 
 

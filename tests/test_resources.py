@@ -55,7 +55,8 @@ def lowered(pipeline: Pipeline, items: tuple[str, ...] = ("a", "b")) -> dict[str
     part, _ = lowering.first({})
     found = dict(part.resources)
     for frontier in part.frontiers.values():
-        found.update(lowering.expand(frontier, items).resources)
+        for expansion in lowering.expand(frontier, items):
+            found.update(expansion.resources)
     return {key.split("-")[0]: value for key, value in found.items()}
 
 

@@ -147,8 +147,10 @@ def double_unless_fixed(item: int, fixed_flag: str) -> int:
 
 
 def test_a_batched_map_of_a_thousand_items_resumes_only_its_failed_item(
-    on_cluster: str, workdir: Path
+    on_cluster: str, workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Its 10 batches sent in four parts (3, 3, 3 and 1), the join waiting for the last.
+    monkeypatch.setattr("runnable_dask.lower.BATCHES_PER_PART", 3)
     step = PythonTask(name="double", function=double_unless_fixed, returns=["d"])
     pipeline = Pipeline(
         steps=[

@@ -22,7 +22,7 @@ from runnable_dask.announce import RunAnnouncer
 from runnable_dask.config import AUTO_REPORT_SECONDS, DaskConfig
 from runnable_dask.executors import Deps, Notices, Resolved, Tasks, substitute
 from runnable_dask.executors.cluster import ClusterError, connect, ship_graph, ship_user_modules
-from runnable_dask.executors.dask_events import TopicReporter, put_each
+from runnable_dask.executors.dask_events import TopicReporter, put_message
 from runnable_dask.executors.report import PerformanceReport, performance_report
 from runnable_dask.executors.resources import ResourceCheck
 from runnable_dask.executors.worker_setup import closing_quietly, workers_without
@@ -123,7 +123,7 @@ class DaskExecutor:
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
         self._run = f"runnable-dask {run_id}"
         topic = f"runnable-dask/{run_id}"
-        self._client.subscribe_topic(topic, lambda message: put_each(events, message[1]))
+        self._client.subscribe_topic(topic, lambda message: put_message(events, message[1]))
         self._topics.append(topic)
         return TopicReporter(topic)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from runnable_dask.compact import Compact
 from runnable_dask.runtime.context import Send
-from runnable_dask.runtime.events import Event, pack, unpack
+from runnable_dask.runtime.events import Event, Message, pack
 
 if TYPE_CHECKING:
     from distributed.batched import BatchedSend
@@ -78,8 +78,7 @@ def _flush(stream: BatchedSend) -> None:
         stream.send()
 
 
-def put_each(events: queue.SimpleQueue, message: bytes) -> None:
-    """On the driver: a task's message (a map iteration's step and branch end, say),
-    unpacked onto the run's events queue."""
-    for event in unpack(message):
-        events.put(event)
+def put_message(events: queue.SimpleQueue, message: bytes) -> None:
+    """On the driver: a task's message (a map iteration's step and branch end, say) onto
+    the run's events queue, as it came (the driver unpacks it when it gets to it)."""
+    events.put(Message(message))

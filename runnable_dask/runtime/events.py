@@ -125,6 +125,20 @@ def _event(values: list[Any]) -> Event:
     return event
 
 
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A task's events as they arrived from the worker, unpacked only when the driver
+    records them. A batched map's events arrive faster than the driver records them, and
+    the backlog waits on the queue: as event objects it took the driver's small-object
+    memory from 71 to 139 MiB of arenas on a 30,000-item map (kept by the process after
+    the backlog was gone); as one ``bytes`` per message it is a few large blocks."""
+
+    data: bytes
+
+    def events(self) -> list[Event]:
+        return unpack(self.data)
+
+
 def pack(events: list[Event]) -> bytes:
     """One task's events as one message of bytes."""
     return bytes(msgpack.packb([_wire(event) for event in events]))

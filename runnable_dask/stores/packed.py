@@ -15,7 +15,7 @@ import contextlib
 import json
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from pydantic import BaseModel
 
@@ -180,13 +180,26 @@ serialises the rest of the log (replaced by the branches' JSON right after)."""
 def dump_run_log(run_log: RunLog) -> tuple[bytes, Index]:
     """The run log's JSON (runnable's layout), packed branches copied in as they are,
     and where they are in it (so a reader can skip them, see :func:`load_run_log`)."""
-    data, maps = _dump(run_log, run_log.steps)
+    maps: dict[str, Offsets] = {}
+    data = b"".join(_pieces(run_log, run_log.steps, maps))
     return data, {"size": len(data), "maps": maps}
+
+
+def write_run_log(run_log: RunLog, handle: BinaryIO) -> Index:
+    """Write :func:`dump_run_log`'s document to ``handle`` piece by piece: a map of
+    100,000 items is never one 140 MB ``bytes`` in the driver (nor two, with the copy
+    that joining it made)."""
+    maps: dict[str, Offsets] = {}
+    size = 0
+    for piece in _pieces(run_log, run_log.steps, maps):
+        handle.write(piece)
+        size += len(piece)
+    return {"size": size, "maps": maps}
 
 
 def dump_json(model: BaseModel) -> bytes:
     """Any record of the log as its JSON, the packed maps inside it copied in."""
-    return _dump(model, _steps_of(model))[0]
+    return b"".join(_pieces(model, _steps_of(model), {}))
 
 
 @contextlib.contextmanager
@@ -231,12 +244,17 @@ def packed_maps(steps: dict[str, StepLog]) -> list[StepLog]:
     return found
 
 
-def _dump(model: BaseModel, steps: dict[str, StepLog]) -> tuple[bytes, dict[str, Offsets]]:
-    """``model`` serialised by pydantic alone (no Python called per record), each packed
-    map's branches swapped for a marker while it runs, then spliced in as their JSON."""
+def _pieces(
+    model: BaseModel, steps: dict[str, StepLog], maps: dict[str, Offsets]
+) -> Iterator[bytes]:
+    """``model``'s JSON in pieces: serialised by pydantic alone (no Python called per
+    record), each packed map's branches swapped for a marker while it runs, then the
+    branches' JSON spliced in, a thousand at a time. ``maps`` gets where each map's
+    branches are."""
     owners = packed_maps(steps)
     if not owners:
-        return bytes(model.__pydantic_serializer__.to_json(model)), {}
+        yield bytes(model.__pydantic_serializer__.to_json(model))
+        return
     from runnable_dask.stores.runlog import BranchLog
 
     held = [cast(PackedBranches, owner.branches) for owner in owners]
@@ -252,23 +270,31 @@ def _dump(model: BaseModel, steps: dict[str, StepLog]) -> tuple[bytes, dict[str,
     finally:
         for owner, branches in zip(owners, held, strict=True):
             owner.branches = branches
-    out = bytearray()
-    maps: dict[str, Offsets] = {}
+    position = 0  # of the next piece in the document
     done = 0
     for owner, branches, mark in zip(owners, held, markers, strict=True):
         at = data.index(mark, done)
-        out += data[done:at]
+        out = bytearray(data[done:at])
         done = at + len(mark)
         offsets = maps[owner.internal_name] = []
         out += b"{"
         for index, (name, value) in enumerate(branches.raw()):
             out += (b',"' if index else b'"') + json.dumps(name).encode()[1:] + b":"
-            start = len(out)
+            start = position + len(out)
             out += value if isinstance(value, bytes) else dump_json(value)
-            offsets.append((start, len(out)))
+            offsets.append((start, position + len(out)))
+            if index % _PIECE == _PIECE - 1:
+                position += len(out)
+                yield bytes(out)
+                out = bytearray()
         out += b"}"
-    out += data[done:]
-    return bytes(out), maps
+        position += len(out)
+        yield bytes(out)
+    yield data[done:]
+
+
+_PIECE = 1000
+"""Branches per piece of a written document: few writes, and no piece of any size."""
 
 
 def load_run_log(data: bytes, index: Index | None) -> RunLog:

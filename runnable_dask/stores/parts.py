@@ -19,7 +19,9 @@ last one, is ignored too: a run killed mid-write leaves its log as of its last w
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -27,6 +29,7 @@ from runnable_dask.stores.packed import PackedBranches, dump_json
 from runnable_dask.stores.runlog import BranchLog, RunLog, StepLog
 
 _SAMPLE = 65536
+_LINES = 1000
 _NOT_BEGUN = b',"status":"PROCESSING","steps":{},"parameters":{}}'
 """How a branch listed and not begun ends (only its name comes before)."""
 
@@ -36,6 +39,17 @@ def base_token(document: bytes) -> str:
     first and last 64 KiB (cheap on a log of 100 MB, and any rewrite changes its end)."""
     digest = hashlib.blake2b(document[:_SAMPLE] + document[-_SAMPLE:], digest_size=12)
     return f"{len(document)}:{digest.hexdigest()}"
+
+
+def file_token(path: str) -> str:
+    """:func:`base_token` of the document written at ``path``, read from its ends only."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        head = handle.read(_SAMPLE)
+        handle.seek(max(0, size - _SAMPLE))
+        tail = handle.read()
+    digest = hashlib.blake2b(head + tail, digest_size=12)
+    return f"{size}:{digest.hexdigest()}"
 
 
 class Journal:
@@ -48,9 +62,12 @@ class Journal:
         for _ in self._changes(run_log):  # the document as just written: the baseline
             pass
 
-    def changes(self, run_log: RunLog) -> bytes:
-        """The lines to append for what changed since the last call (or the document)."""
-        return b"".join(self._changes(run_log))
+    def changes(self, run_log: RunLog) -> Iterator[bytes]:
+        """The lines to append for what changed since the last call (or the document), a
+        thousand at a time: what changed in a big map is never all in memory twice."""
+        lines = self._changes(run_log)
+        while chunk := b"".join(itertools.islice(lines, _LINES)):
+            yield chunk
 
     def _changes(self, run_log: RunLog) -> Iterator[bytes]:
         head = _head_json(run_log)
@@ -135,9 +152,9 @@ def fold(run_log: RunLog, parts: bytes, document: bytes) -> RunLog:
     return run_log
 
 
-def header_line(document: bytes) -> bytes:
-    """The first line of a document's parts."""
-    return json.dumps({"base": base_token(document)}).encode() + b"\n"
+def header_line(token: str) -> bytes:
+    """The first line of the parts of a document (named by its :func:`base_token`)."""
+    return json.dumps({"base": token}).encode() + b"\n"
 
 
 def _fold_step(run_log: RunLog, name: str, split: bool, record: bytes) -> None:

@@ -27,6 +27,7 @@ import os
 import socket
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,8 +41,8 @@ from runnable_dask.exceptions import (
     RunLogStoreError,
     RunnableDaskError,
 )
-from runnable_dask.stores.packed import Index, dump_run_log, load_run_log
-from runnable_dask.stores.parts import Journal, fold, header_line
+from runnable_dask.stores.packed import Index, dump_run_log, load_run_log, write_run_log
+from runnable_dask.stores.parts import Journal, base_token, file_token, fold, header_line
 from runnable_dask.stores.run_lock import RunLock
 from runnable_dask.stores.runlog import RunLog
 
@@ -166,7 +167,8 @@ class RunLogStore:
             data = dump_run_log(run_log)[0]
             with self._fs.open(path, "xb") as handle:
                 handle.write(data)
-            self._begin_parts(run_log, data)
+            if self._local:
+                self._begin_parts(run_log, lambda: base_token(data))
         except FileExistsError:
             raise RunLogExistsError(
                 f"a run log for run id {run_log.run_id!r} exists already at "
@@ -178,18 +180,19 @@ class RunLogStore:
 
     def write(self, run_log: RunLog) -> None:
         """Replace the stored run log whole; a failure leaves the last one in place."""
-        data, index = dump_run_log(run_log)
         run_id = run_log.run_id
         try:
             if self._local:
-                self._replace_local(run_id, data)
+                index = self._replace_local(run_log)
             else:
+                data, index = dump_run_log(run_log)
                 self._replace(run_id, data)
             self._write_index(run_id, index)
             self._journals.pop(run_id, None)
             if self._fs.exists(self._parts_path(run_id)):  # folded into this document
                 self._fs.rm_file(self._parts_path(run_id))
-            self._begin_parts(run_log, data)
+            if self._local:
+                self._begin_parts(run_log, lambda: file_token(self._path(run_id)))
         except OSError as exc:
             raise self._unwritable(exc, self.url(run_id)) from None
 
@@ -201,8 +204,9 @@ class RunLogStore:
             self.write(run_log)
             return
         header, journal = held
-        lines = journal.changes(run_log)
-        if not lines:
+        changes = journal.changes(run_log)
+        first = next(changes, None)
+        if first is None:
             return
         path = self._parts_path(run_log.run_id)
         try:
@@ -210,15 +214,17 @@ class RunLogStore:
                 if header:  # the first part names the document it extends
                     handle.write(header)
                     self._journals[run_log.run_id] = (b"", journal)
-                handle.write(lines)
+                handle.write(first)
+                for lines in changes:
+                    handle.write(lines)
         except OSError as exc:
             raise self._unwritable(exc, self.url(run_log.run_id)) from None
 
-    def _begin_parts(self, run_log: RunLog, data: bytes) -> None:
+    def _begin_parts(self, run_log: RunLog, token: Callable[[], str]) -> None:
         """A run that goes on after this whole write continues in parts (local folders,
-        where appending is cheap and safe)."""
-        if self._local and run_log.status in ("CREATED", "PROCESSING"):
-            self._journals[run_log.run_id] = (header_line(data), Journal(run_log))
+        where appending is cheap and safe); ``token`` names the document just written."""
+        if run_log.status in ("CREATED", "PROCESSING"):
+            self._journals[run_log.run_id] = (header_line(token()), Journal(run_log))
 
     def _parts_path(self, run_id: str) -> str:
         return f"{self._root.rstrip('/')}/.{run_id}.parts"
@@ -236,14 +242,17 @@ class RunLogStore:
     def _index_path(self, run_id: str) -> str:
         return f"{self._root.rstrip('/')}/.{run_id}.index"
 
-    def _replace_local(self, run_id: str, data: bytes) -> None:
+    def _replace_local(self, run_log: RunLog) -> Index:
+        """The document written to a temporary file piece by piece, then put in place."""
+        run_id = run_log.run_id
         descriptor, temporary = tempfile.mkstemp(
             dir=self._root, prefix=f".{run_id}.", suffix=".tmp"
         )
         try:
             with os.fdopen(descriptor, "wb") as handle:
-                handle.write(data)
+                index = write_run_log(run_log, handle)
             os.replace(temporary, self._path(run_id))
+            return index
         except BaseException:
             if os.path.exists(temporary):
                 os.unlink(temporary)

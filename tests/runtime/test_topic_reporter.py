@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from distributed import Client, LocalCluster
 
-from runnable_dask.executors.dask_events import TopicReporter
-from runnable_dask.runtime.events import StepStarted, unpack
+from runnable_dask.executors.dask_events import TopicReporter, put_message
+from runnable_dask.runtime.events import StepStarted
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,9 @@ def client() -> Iterator[Client]:
 
 
 def _received(client: Client, topic: str) -> queue.SimpleQueue:
+    """The topic's messages, put on a queue as the driver puts them (unpacked later)."""
     got: queue.SimpleQueue = queue.SimpleQueue()
-    client.subscribe_topic(topic, lambda message: got.put(unpack(message[1])))
+    client.subscribe_topic(topic, lambda message: put_message(got, message[1]))
     return got
 
 
@@ -50,7 +51,7 @@ def test_an_event_reaches_the_driver_while_its_task_still_runs(
     release = tmp_path / "release"
     future = client.submit(_report_then_wait, "long-task", release, pure=False)
 
-    assert got.get(timeout=30) == [_started("first")]
+    assert got.get(timeout=30).events() == [_started("first")]
     assert not future.done()
     release.touch()
     assert future.result(timeout=30) == "done"
@@ -67,5 +68,5 @@ def test_events_of_quick_tasks_all_arrive_in_order(client: Client) -> None:
     got = _received(client, "quick-tasks")
     assert client.submit(_report_each, "quick-tasks", 50, pure=False).result() == 50
 
-    names = [got.get(timeout=30)[0].internal_name for _ in range(50)]
+    names = [got.get(timeout=30).events()[0].internal_name for _ in range(50)]
     assert names == [f"s{index}" for index in range(50)]

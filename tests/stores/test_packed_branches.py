@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runnable_dask.stores.packed import PackedBranches
+from runnable_dask.stores.packed import PackedBranches, dump_run_log
 from runnable_dask.stores.runlog import Attempt, RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
@@ -55,6 +55,33 @@ def test_packed_branches_are_stored_whole_and_read_back_packed(tmp_path: Path) -
     assert read.failures() == [(f"sweep.{ITEMS[2]}.work", "ValueError: broken")]
     assert read.step("sweep.1.work").status == "SUCCESS"
     assert [s.internal_name for s in read.walk()][-1] == "after"
+
+
+def test_a_big_map_is_written_piece_by_piece_as_one_document(tmp_path: Path) -> None:
+    """A local store writes the document in pieces of a thousand items (never the whole
+    log in memory at once): the file and its index are what one dump would make."""
+    run_log = RunLog(run_id="big", status="SUCCESS")
+    sweep = run_log.steps["sweep"] = StepLog(name="sweep", internal_name="sweep", step_type="map")
+    branches = sweep.branches = PackedBranches()
+    names = [f"sweep.{item}" for item in range(2500)]
+    branches.placeholders(names)
+    failed = branches.live("sweep.1999")
+    assert failed is not None
+    failed.status = "FAIL"
+    branches.pack("sweep.1999")
+    assert branches.live("sweep.2400") is not None  # one still running, as an object
+    store = RunLogStore(tmp_path)
+    store.create(RunLog(run_id="big"))
+    store.write(run_log)
+
+    data, index = dump_run_log(run_log)
+    assert (tmp_path / "big.json").read_bytes() == data
+    assert json.loads((tmp_path / ".big.index").read_text()) == json.loads(json.dumps(index))
+    read = store.read("big")
+    assert isinstance(read.steps["sweep"].branches, PackedBranches)
+    assert list(read.steps["sweep"].branches) == names
+    assert read.steps["sweep"].branches["sweep.1999"].status == "FAIL"
+    assert read == run_log
 
 
 def test_an_index_that_does_not_match_means_a_whole_read(tmp_path: Path) -> None:

@@ -81,6 +81,28 @@ def test_each_write_appends_only_what_changed_and_reads_fold_it_in(tmp_path: Pat
     assert store.read("parts") == run_log
 
 
+def test_parts_go_on_from_a_document_written_in_pieces(tmp_path: Path) -> None:
+    """A whole write mid-run (streamed to its file) is the base of the parts after it,
+    and a write of more changed items than one chunk of lines reads back whole."""
+    store = RunLogStore(tmp_path)
+    run_log = RunLog(run_id="parts", status="PROCESSING")
+    store.create(run_log)
+    sweep = run_log.steps["sweep"] = StepLog(name="sweep", internal_name="sweep", step_type="map")
+    sweep.branches = PackedBranches()
+    many = [str(i) for i in range(2500)]
+    sweep.branches.placeholders([f"sweep.{item}" for item in many])
+    finish(run_log, "0")
+    store.write(run_log)  # whole, as a store does when it cannot go on from its parts
+
+    for item in many[1:]:
+        finish(run_log, item, "FAIL" if item == "1234" else "SUCCESS")
+    store.write_changes(run_log)
+    assert len([p for p in parts(tmp_path) if "branch" in p]) == 2499
+    read = store.read("parts")
+    assert read == run_log
+    assert read.failures() == [("sweep.1234.work", "")]
+
+
 def test_the_runs_own_fields_and_new_steps_are_parts_too(tmp_path: Path) -> None:
     store = RunLogStore(tmp_path)
     run_log = a_run(store)
