@@ -88,7 +88,7 @@ from runnable_dask.runtime.cache_keys import carrying_digest, step_identity, ste
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import BaseTask, NotebookTask
 from runnable_dask.step_logs import log_name
-from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError, Index
+from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError, Encoded, Index, encode
 from runnable_dask.stores.catalog import CatalogError, RunCatalog
 from runnable_dask.timestamps import now
 
@@ -308,7 +308,7 @@ class StepCache:
             "notebook": notebook,
             "size": sum(len(data) for data in blobs.values()),
         }
-        pending = _Pending(internal_name, self.store, blobs, entry, self.damaged)
+        pending = _Pending(internal_name, self.store, blobs, encode(entry), self.damaged)
         if defer:
             _WRITER.submit(pending)
         else:
@@ -322,7 +322,7 @@ class _Pending:
     internal_name: str
     store: CacheStore
     blobs: dict[str, bytes]
-    entry: dict[str, Any]
+    entry: Encoded
     replace: bool
     """The entry found was damaged: rewrite its blobs even where they exist."""
 
@@ -342,12 +342,12 @@ def _store(batch: list[_Pending]) -> list[tuple[str, str]]:
             ready.setdefault(pending.store, []).append(pending)
     for store, entries in ready.items():
         try:
-            texts = store.write_entries([p.entry for p in entries])
+            store.write_entries([p.entry for p in entries])
         except Exception as error:
             failed.extend((p.internal_name, _not_stored(error)) for p in entries)
             continue
-        for pending, text in zip(entries, texts, strict=True):
-            _LISTED.stored(store, pending.entry["key"], text)
+        for pending in entries:
+            _LISTED.stored(store, pending.entry.key, pending.entry.text)
     return failed
 
 
