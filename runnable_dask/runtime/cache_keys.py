@@ -87,22 +87,75 @@ def step_key(
 def read_names(task: BaseTask, params: dict[str, Param]) -> list[str]:
     """The parameters a run of ``task`` can read."""
     if isinstance(task, PythonTask):
-        signature, _ = _described(task.function)
-        names = []
-        for parameter in signature.parameters.values():
-            if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-                return list(params)
-            if parameter.kind is not inspect.Parameter.VAR_POSITIONAL and parameter.name in params:
-                names.append(parameter.name)
-        return names
+        names, takes_rest = _arguments(task.function)
+        if takes_rest:
+            return list(params)
+        return [name for name in names if name in params]
     return [name for name, param in params.items() if param.kind != "object"]
 
 
 def value_digest(param: Param) -> str:
-    """A JSON value as canonical JSON text's digest; a pickled one by its pickle's."""
+    """A JSON value as canonical JSON text's digest; a pickled one by its pickle's (the
+    digest it carries, if a cached step made it, see :func:`carrying_digest`)."""
     if param.kind == "object":
-        return f"object:{_digest(stable_pickle(param.value))}"
+        return param.digest or f"object:{_digest(stable_pickle(param.value))}"
     return f"{param.kind}:{_digest(_canonical(param.value))}"
+
+
+def carrying_digest(param: Param) -> Param:
+    """A pickled value with its digest, made once by the step that returned it (a model
+    read by twelve steps was pickled twelve times to key them)."""
+    if param.kind != "object" or param.digest:
+        return param
+    return Param(kind=param.kind, value=param.value, digest=value_digest(param))
+
+
+def listed_digest(params: list[Param]) -> str:
+    """The digest of a Map's list of pickled values (its default reducer's), made of its
+    items' digests when each carries one: the models of a sweep's fits are not pickled
+    again, as one list, to key each step that reads the list; else ``""``."""
+    digests = [p.digest for p in params if p.kind == "object"]
+    if not digests or len(digests) < len(params) or not all(digests):
+        return ""
+    return f"object-list:{_digest_parts(*digests)}"
+
+
+_ARGUMENTS: dict[Any, tuple[tuple[str, ...], bool]] = {}
+_ARGUMENTS_KEPT = 1024
+
+
+def _arguments(function: Callable[..., Any]) -> tuple[tuple[str, ...], bool]:
+    """The names a function's arguments are bound by, and whether it takes ``**kwargs``;
+    read once per function. A hit never binds, so it never reads the signature: reading
+    a partial's took as long as the rest of its key (and each step of a wide pipeline is
+    a partial of its own). A partial's names depend on its function and on how many
+    positional and which keyword arguments it fixes, not on their values; a bound
+    method's on its function."""
+    shape: Any = function
+    if isinstance(function, functools.partial):
+        shape = ("partial", function.func, len(function.args), tuple(sorted(function.keywords)))
+    elif inspect.ismethod(function):
+        shape = ("method", function.__func__)
+    try:
+        found = _ARGUMENTS.get(shape)
+    except TypeError:  # an unhashable callable: read each time
+        return _read_arguments(function)
+    if found is None:
+        if len(_ARGUMENTS) >= _ARGUMENTS_KEPT:
+            _ARGUMENTS.clear()
+        found = _ARGUMENTS[shape] = _read_arguments(function)
+    return found
+
+
+def _read_arguments(function: Callable[..., Any]) -> tuple[tuple[str, ...], bool]:
+    signature, _ = _described(function)
+    names = []
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            return (), True
+        if parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
+            names.append(parameter.name)
+    return tuple(names), False
 
 
 def stable_pickle(value: Any) -> bytes:

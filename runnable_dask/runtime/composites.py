@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from runnable_dask.runtime.cache_keys import listed_digest
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.node import StepCall, join_branches
 from runnable_dask.runtime.tokens import (
@@ -208,7 +209,8 @@ def _reduce(reducer: str | None, ends: list[BranchEnd]) -> dict[str, Param]:
         kind: ParamKind = (
             "object" if "object" in kinds else "metric" if kinds == {"metric"} else "json"
         )
-        reduced[name] = Param(kind=kind, value=function(*(p.value for p in params)))
+        value = function(*(p.value for p in params))
+        reduced[name] = Param(kind, value, listed_digest(params) if reducer is None else "")
     return reduced
 
 

@@ -202,8 +202,9 @@ def _run_task(
                 break
             if number <= task.retries:  # said now, for the dashboard: the end comes later
                 send([call.retry_event(number + 1, result.attempt["message"], start)])
+        outputs = result.outputs
         if cache is not None and result.ok:  # while the step's secrets are set: none is kept
-            cache.keep(task, name, ctx.run_id, result, catalog, ctx.kept.in_driver)
+            outputs = cache.keep(task, name, ctx.run_id, result, catalog, ctx.kept.in_driver)
     status = "SUCCESS" if result.ok else "FAIL"
     if cache is not None:
         cache.note_in_log(catalog, name)
@@ -219,7 +220,7 @@ def _run_task(
     if not result.ok:
         ctx.report(event)
         return checkpoint.Checkpoint(target=node.on_failure, outputs={}, event=event)
-    return _keep(ctx, call, result.outputs, event)
+    return _keep(ctx, call, outputs, event)
 
 
 def _keep(

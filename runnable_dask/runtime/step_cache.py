@@ -23,7 +23,10 @@ Design
   the lists of the maps around it (an iteration is keyed by its own item). JSON and
   metric values count as canonical JSON (sorted keys); a pickled value by the digest of
   its plain pickle (content, not identity: the same arrays give the same digest in every
-  run; cloudpickle only for what pickle refuses). A map iteration's item is a parameter
+  run; cloudpickle only for what pickle refuses). A cached step makes that digest of
+  each pickled value it returns once, and the value carries it (its entry stores it for
+  a hit), so the steps that read the value do not pickle it again; the list a Map makes
+  of such values is keyed by their digests. A map iteration's item is a parameter
   like any other, so each iteration has its own key: adding an item runs one iteration.
 - the content digest of every catalog file the step ``get``\\ s, read from the run's catalog.
 
@@ -81,11 +84,11 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from runnable_dask.runtime.attempt import AttemptResult, attempt_record
-from runnable_dask.runtime.cache_keys import step_identity, step_key
+from runnable_dask.runtime.cache_keys import carrying_digest, step_identity, step_key
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import BaseTask, NotebookTask
 from runnable_dask.step_logs import log_name
-from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError, Index
+from runnable_dask.stores.cache_store import CacheStore, CorruptEntryError, Encoded, Index, encode
 from runnable_dask.stores.catalog import CatalogError, RunCatalog
 from runnable_dask.timestamps import now
 
@@ -178,15 +181,19 @@ class StepCache:
         result: AttemptResult,
         catalog: RunCatalog,
         defer: bool = False,
-    ) -> None:
+    ) -> dict[str, Param]:
         """Store a successful attempt (``defer``: on the writer thread, for a step running
-        in the driving process); a problem only costs a warning."""
+        in the driving process); a problem only costs a warning. Returns the outputs to
+        pass on: pickled ones carry the digest later steps' keys read."""
         if not self.key:
-            return
+            return result.outputs
+        outputs = result.outputs
         try:
-            self._keep(task, internal_name, run_id, result, catalog, defer)
+            outputs = {name: carrying_digest(param) for name, param in outputs.items()}
+            self._keep(task, internal_name, run_id, outputs, result, catalog, defer)
         except Exception as exc:
             self.warnings.append(f"not cached: the entry could not be stored ({_describe(exc)})")
+        return outputs
 
     def note_in_log(self, catalog: RunCatalog, internal_name: str) -> None:
         """Put the warnings at the top of the step's log, where its output is read."""
@@ -215,7 +222,7 @@ class StepCache:
                 if output["kind"] == "object"
                 else output["value"]
             )
-            outputs[name] = Param(kind=output["kind"], value=value)
+            outputs[name] = Param(output["kind"], value, output.get("digest", ""))
         records = [_record(catalog, path, digest, "get") for path, digest in self.gets.items()]
         for stored_file in entry.get("files", []):
             catalog.write_bytes(stored_file["path"], self.store.blob(stored_file["blob"]))
@@ -239,6 +246,7 @@ class StepCache:
         task: BaseTask,
         internal_name: str,
         run_id: str,
+        outputs: dict[str, Param],
         result: AttemptResult,
         catalog: RunCatalog,
         defer: bool,
@@ -255,10 +263,10 @@ class StepCache:
         # Everything is read and pickled now: later steps may change the values or files.
         try:
             stored: dict[str, Any] = {}
-            for name, param in result.outputs.items():
+            for name, param in outputs.items():
                 if param.kind == "object":
                     digest = blob(cloudpickle.dumps(param.value), f"return {name!r}")
-                    stored[name] = {"kind": "object", "blob": digest}
+                    stored[name] = {"kind": "object", "blob": digest, "digest": param.digest}
                 else:
                     text = json.dumps(param.value, ensure_ascii=False).encode("utf-8")
                     _check_secrets(secrets, text, f"return {name!r}")
@@ -300,7 +308,7 @@ class StepCache:
             "notebook": notebook,
             "size": sum(len(data) for data in blobs.values()),
         }
-        pending = _Pending(internal_name, self.store, blobs, entry, self.damaged)
+        pending = _Pending(internal_name, self.store, blobs, encode(entry), self.damaged)
         if defer:
             _WRITER.submit(pending)
         else:
@@ -314,7 +322,7 @@ class _Pending:
     internal_name: str
     store: CacheStore
     blobs: dict[str, bytes]
-    entry: dict[str, Any]
+    entry: Encoded
     replace: bool
     """The entry found was damaged: rewrite its blobs even where they exist."""
 
@@ -334,12 +342,12 @@ def _store(batch: list[_Pending]) -> list[tuple[str, str]]:
             ready.setdefault(pending.store, []).append(pending)
     for store, entries in ready.items():
         try:
-            texts = store.write_entries([p.entry for p in entries])
+            store.write_entries([p.entry for p in entries])
         except Exception as error:
             failed.extend((p.internal_name, _not_stored(error)) for p in entries)
             continue
-        for pending, text in zip(entries, texts, strict=True):
-            _LISTED.stored(store, pending.entry["key"], text)
+        for pending in entries:
+            _LISTED.stored(store, pending.entry.key, pending.entry.text)
     return failed
 
 

@@ -26,6 +26,10 @@ class Param(Compact):
 
     kind: ParamKind
     value: Any
+    digest: str = field(default="", compare=False)
+    """A pickled value's content digest for cache keys, once a cached step has made it
+    (see ``cache_keys.value_digest``): the steps that read the value do not pickle it
+    again to key themselves."""
 
     def summary(self, name: str) -> dict[str, Any]:
         """The run log's record: pickled values are named, never embedded (a structured

@@ -135,25 +135,19 @@ class CacheStore:
             raise problem
         return None
 
-    def write_entries(self, entries: list[dict[str, Any]]) -> list[bytes]:
-        """Store entries (their blobs must be stored already), on a local folder in one
-        write per run; return each as stored."""
-        texts = [
-            json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-            for entry in entries
-        ]
+    def write_entries(self, entries: list[Encoded]) -> None:
+        """Store encoded entries (their blobs must be stored already), on a local folder
+        in one write per run."""
         fs, root = self._fs_root
         if isinstance(fs, LocalFileSystem):
             runs: dict[str, list[bytes]] = {}
-            for entry, text in zip(entries, texts, strict=True):
-                line = b"%s %s\n" % (str(entry["key"]).encode("ascii"), text)
-                runs.setdefault(str(entry.get("run_id", "")), []).append(line)
+            for entry in entries:
+                line = b"%s %s\n" % (entry.key.encode("ascii"), entry.text)
+                runs.setdefault(entry.run_id, []).append(line)
             for run_id, lines in runs.items():
                 _PACKS.append(root, run_id, b"".join(lines))
         else:  # an object store's put is whole; fsspec puts several at once where it can
-            paths = [f"{root}/{ENTRIES}/{entry['key']}.json" for entry in entries]
-            fs.pipe(dict(zip(paths, texts, strict=True)))
-        return texts
+            fs.pipe({f"{root}/{ENTRIES}/{entry.key}.json": entry.text for entry in entries})
 
     def put_blob(self, data: bytes, replace: bool = False, digest: str = "") -> str:
         """Store ``data`` under its digest (computed unless given), unless it is there
@@ -229,6 +223,22 @@ class CacheStore:
                 _remove(fs, path)
                 removed += 1
         return removed
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An entry as stored: its JSON text, encoded when it is made (a queue of entries
+    waiting to be written then holds a few strings each, not dicts the collector walks)."""
+
+    key: str
+    run_id: str
+    text: bytes
+
+
+def encode(entry: dict[str, Any]) -> Encoded:
+    """An entry, ready to store."""
+    text = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return Encoded(str(entry["key"]), str(entry.get("run_id", "")), text)
 
 
 def blob_digests(entry: dict[str, Any]) -> set[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from runnable_dask.stores.cache_store import CacheStore
 
@@ -59,10 +60,14 @@ if __name__ == "__main__":
 
 
 def run_script(
-    tmp_path: Path, cluster: DaskProcesses, run_id: str, items: list[int]
+    tmp_path: Path,
+    cluster: DaskProcesses,
+    run_id: str,
+    items: list[int],
+    config: Path | None = None,
 ) -> dict[str, Any]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
-    environ["RUNNABLE_CONFIGURATION_FILE"] = str(cluster.config(tmp_path))
+    environ["RUNNABLE_CONFIGURATION_FILE"] = str(config or cluster.config(tmp_path))
     environ["RUNNABLE_RUN_ID"] = run_id
     environ["RUNNABLE_PRM_items"] = json.dumps(items)
     environ["RUNNABLE_PRM_ran_file"] = str(tmp_path / "ran.txt")
@@ -112,3 +117,31 @@ def test_cached_fits_on_scheduler_and_workers(tcp_cluster: DaskProcesses, tmp_pa
     assert sorted(p.name for p in catalog.iterdir()) == ["1.txt", "2.txt"]
     # The workers ran in their own folder; the cache is beside the shared catalog.
     assert len(CacheStore(str(tmp_path / "catalog" / ".cache")).entries()) == 3
+
+
+@pytest.mark.timeout(300)
+def test_a_worker_that_cannot_store_an_entry_warns_in_the_step_log(
+    tcp_cluster: DaskProcesses, tmp_path: Path
+) -> None:
+    """The cache's location is under a file, so no worker can store an entry there (a
+    read-only folder would not do: these tests may run as root)."""
+    (tmp_path / "flow.py").write_text(SCRIPT, encoding="utf-8")
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    config = tcp_cluster.config(tmp_path)
+    settings = yaml.safe_load(config.read_text(encoding="utf-8"))
+    settings["cache"] = {"location": str(tmp_path / "a-file" / "cache")}
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+
+    first = run_script(tmp_path, tcp_cluster, "first", [1, 2], config)
+    again = run_script(tmp_path, tcp_cluster, "again", [1, 2], config)
+
+    assert first["status"] == again["status"] == "SUCCESS"
+    assert again["parameters"]["total"]["value"] == 3
+    ran = (tmp_path / "ran.txt").read_text().splitlines()
+    assert sorted(ran) == ["fit 1", "fit 1", "fit 2", "fit 2"]  # nothing stored, so both ran
+    warning = "runnable-dask: warning: not cached: the entry could not be stored (NotADirectory"
+    for item in (1, 2):  # at the top of the step's log, where its output is read
+        log = tmp_path / "catalog" / "again" / "logs" / f"grid.{item}.fit.execution.log"
+        notes = [line for line in log.read_text(encoding="utf-8").splitlines() if line]
+        assert all(line.startswith("runnable-dask: warning: ") for line in notes), notes
+        assert any(line.startswith(warning) for line in notes), notes

@@ -522,3 +522,40 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_run(
     assert ran(workdir) == ["double 5", "double 5"]  # nothing was stored, so it ran again
     out = capsys.readouterr().out
     assert out.count("double: not cached: the entry could not be stored (NotADirectoryError") == 2
+
+
+def fit_model(item: int) -> Model:
+    note(f"fit {item}")
+    return Model([float(item)])
+
+
+def best_of(models: list[Model]) -> float:
+    note("best")
+    return max(m.weights[0] for m in models)
+
+
+def fitting() -> Pipeline:
+    fit = PythonTask(name="fit", function=fit_model, returns=[pickled("models")], cache=True)
+    return Pipeline(
+        steps=[
+            Map(name="grid", branch=Pipeline(steps=[fit]), iterate_on="items", iterate_as="item"),
+            PythonTask(name="best", function=best_of, returns=["best"], cache=True),
+        ]
+    )
+
+
+def test_a_list_of_cached_pickled_returns_keys_the_step_that_reads_it(
+    run: Run, workdir: Path
+) -> None:
+    """The list a Map makes of its cached iterations' pickled returns is keyed by their
+    digests, carried from the steps that made them or from their entries: a rerun finds
+    the reading step's entry, and a changed item changes its key."""
+    run(fitting(), run_id="first", parameters_file=params_file(workdir, items=[1, 2]))
+    again = run(fitting(), run_id="again", parameters_file=params_file(workdir, items=[1, 2]))
+    other = run(fitting(), run_id="other", parameters_file=params_file(workdir, items=[1, 3]))
+
+    lines = ran(workdir)  # the iterations run at once, in either order
+    assert sorted(lines[:2]) == ["fit 1", "fit 2"] and lines[2:] == ["best", "fit 3", "best"]
+    assert cached_from(again, "best") == "first" and again.parameters["best"].value == 2.0
+    assert cached_from(other, "grid.1.fit") == "first" and cached_from(other, "best") is None
+    assert other.parameters["best"].value == 3.0
