@@ -83,6 +83,13 @@ class Journals:
             handle.seek(start)
             return handle.read(size)
 
+    def close(self) -> None:
+        """Close this process's journal (a step kept after this opens another)."""
+        with self._lock:
+            if self._own is not None:
+                self._own.close()
+                self._own, self._own_path, self._own_size = None, "", 0
+
     def _open(self) -> BinaryIO:
         os.makedirs(self.folder, exist_ok=True)
         self._own_path = f"{self.folder}/{os.getpid()}-{uuid.uuid4().hex}{SUFFIX}"
@@ -117,16 +124,40 @@ class Journals:
         self._read_to[path] = begin + end
 
 
-_journals: dict[str, Journals] = {}
+RUNS_OPEN = 16
+"""Runs whose journals a process holds open; the oldest is closed first (a standing
+cluster's workers serve run after run: each would otherwise keep a file open for good)."""
+
+
+class _Open:
+    """This process's journals, by run folder."""
+
+    def __init__(self) -> None:
+        self.journals: dict[str, Journals] = {}
+        self.lock = threading.Lock()
+
+    def forget(self) -> None:
+        """In a forked child: its steps go to a journal of its own, not its parent's."""
+        self.journals = {}
+        self.lock = threading.Lock()
+
+    def of(self, folder: str) -> Journals:
+        found = self.journals.get(folder)
+        if found is not None:
+            return found
+        with self.lock:
+            found = self.journals.get(folder)
+            if found is None:
+                found = self.journals[folder] = Journals(folder)
+                if len(self.journals) > RUNS_OPEN:
+                    self.journals.pop(next(iter(self.journals))).close()
+            return found
+
+
+_OPEN = _Open()
+os.register_at_fork(after_in_child=_OPEN.forget)
 
 
 def of(folder: str) -> Journals:
     """This process's view of the journals in ``folder`` (one per run's folder)."""
-    found = _journals.get(folder)
-    if found is None:  # dict.setdefault is atomic: two threads get the same one
-        found = _journals.setdefault(folder, Journals(folder))
-    return found
-
-
-# In a forked child: its steps go to a journal of its own, not its parent's.
-os.register_at_fork(after_in_child=_journals.clear)
+    return _OPEN.of(folder)

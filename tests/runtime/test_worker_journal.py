@@ -8,14 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from runnable_dask.runtime import checkpoint
+from runnable_dask.runtime import checkpoint, worker_journal
 from runnable_dask.stores.catalog import RunCatalog
 
 DONE = checkpoint.Checkpoint(target="next", outputs={}, event={"status": "SUCCESS"})
 
 KEEP_IN_A_CHILD = """
 import sys
-from runnable_dask.runtime import checkpoint
+from runnable_dask.runtime import checkpoint, worker_journal
 from runnable_dask.stores.catalog import RunCatalog
 
 files = checkpoint.FileCheckpoints(RunCatalog(sys.argv[1], "r"))
@@ -28,8 +28,8 @@ def keep_in_a_child(location: Path, *names: str) -> None:
     subprocess.run([sys.executable, "-c", KEEP_IN_A_CHILD, str(location), *names], check=True)
 
 
-def journals(location: Path) -> list[Path]:
-    return sorted((location / "r" / checkpoint.WORKERS).glob("*.journal"))
+def journals(location: Path, run_id: str = "r") -> list[Path]:
+    return sorted((location / run_id / checkpoint.WORKERS).glob("*.journal"))
 
 
 def test_a_step_kept_by_another_process_is_found(tmp_path: Path) -> None:
@@ -65,3 +65,18 @@ def test_a_resumed_run_finds_steps_kept_as_files_of_their_own(tmp_path: Path) ->
     checkpoint.save(catalog, "earlier", DONE)
     assert checkpoint.FileCheckpoints(catalog).load("earlier") is None  # not looked for
     assert checkpoint.FileCheckpoints(catalog, resumed=True).load("earlier") == DONE
+
+
+def test_a_process_serving_many_runs_keeps_few_journals_open(tmp_path: Path) -> None:
+    """A standing cluster's worker runs one run after another: it closes the journals
+    of the oldest, and a step kept for that run afterwards goes to a new journal."""
+    runs = [RunCatalog(str(tmp_path / "catalog"), f"run-{i}") for i in range(17)]
+    assert len(runs) == worker_journal.RUNS_OPEN + 1
+    first = runs[0]
+    for catalog in runs:
+        checkpoint.FileCheckpoints(catalog).keep("a", DONE)
+
+    checkpoint.FileCheckpoints(first).keep("b", DONE)
+    assert len(journals(tmp_path / "catalog", "run-0")) == 2
+    assert set(checkpoint.load_all(first)) == {"a", "b"}
+    assert checkpoint.FileCheckpoints(first).load("a") == DONE
