@@ -22,12 +22,14 @@ from __future__ import annotations
 import os
 import struct
 import threading
+import time
 import uuid
 from collections.abc import Iterator
-from typing import BinaryIO
 
 SUFFIX = ".journal"
 _HEADER = struct.Struct("<QI")
+_SETTLED = 1_000_000_000
+"""Nanoseconds after the folder's last change that listing it sees every journal."""
 
 
 def records(data: bytes) -> Iterator[tuple[str, int, int]]:
@@ -45,86 +47,104 @@ def records(data: bytes) -> Iterator[tuple[str, int, int]]:
 
 class Journals:
     """The journals of one run's folder as this process sees them: its own, to append
-    to, and an index of every journal's records (its own included), kept up to date."""
+    to, and an index of every journal's records (its own included), kept up to date.
+
+    The journals stay open while the run's steps come (the process holds a file of each
+    process of the run open); the folder is listed again only when it changed.
+    """
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self._lock = threading.Lock()  # the worker's threads run tasks side by side
-        self._own: BinaryIO | None = None
+        self._closed = False
+        self._own = -1
         self._own_path = ""
         self._own_size = 0
-        self._index: dict[str, tuple[str, int, int]] = {}
-        self._read_to: dict[str, int] = {}
-        """Per journal of another process: how many bytes were whole records when read."""
-        self._sizes: dict[str, int] = {}
+        self._others: dict[str, int] = {}
+        """Another process's journal: its open file."""
+        self._read_to: dict[int, int] = {}
+        """Per journal of another process: how many of its bytes were whole records."""
+        self._sizes: dict[int, int] = {}
         """Per journal of another process: its size when last read (unchanged: no read)."""
+        self._index: dict[str, tuple[int, int, int]] = {}
+        """Per step: the open journal that kept it, where its payload starts, its length."""
+        self._listed = (0, 0)
+        """The folder's modification time when it was last listed, and when that was."""
 
     def append(self, name: str, payload: bytes) -> None:
         """Add a step's checkpoint, in the operating system's hands when this returns."""
         encoded = name.encode()
         record = _HEADER.pack(len(payload), len(encoded)) + encoded + payload
         with self._lock:
-            handle = self._own or self._open()
-            handle.write(record)
-            handle.flush()
+            if self._closed:  # closed while the step ran: the run's journals opened again
+                of(self.folder).append(name, payload)
+                return
+            if self._own < 0:
+                os.makedirs(self.folder, exist_ok=True)
+                self._own_path = f"{self.folder}/{os.getpid()}-{uuid.uuid4().hex}{SUFFIX}"
+                self._own = os.open(self._own_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            view = memoryview(record)
+            while view:  # one write, unless the system cuts it short
+                view = view[os.write(self._own, view) :]
             start = self._own_size + _HEADER.size + len(encoded)
-            self._index[name] = (self._own_path, start, len(payload))
+            self._index[name] = (self._own, start, len(payload))
             self._own_size += len(record)
 
     def find(self, name: str) -> bytes | None:
         """The payload kept for the step by any process of the run, if any."""
         with self._lock:
+            if self._closed:
+                return of(self.folder).find(name)
             self._refresh()
             where = self._index.get(name)
-        if where is None:
-            return None
-        path, start, size = where
-        with open(path, "rb") as handle:
-            handle.seek(start)
-            return handle.read(size)
+            if where is None:
+                return None
+            handle, start, size = where
+            return os.pread(handle, size, start)
 
     def close(self) -> None:
-        """Close this process's journal (a step kept after this opens another)."""
+        """Close the run's journals in this process."""
         with self._lock:
-            if self._own is not None:
-                self._own.close()
-                self._own, self._own_path, self._own_size = None, "", 0
-
-    def _open(self) -> BinaryIO:
-        os.makedirs(self.folder, exist_ok=True)
-        self._own_path = f"{self.folder}/{os.getpid()}-{uuid.uuid4().hex}{SUFFIX}"
-        self._own = open(self._own_path, "ab")  # noqa: SIM115 (open while the process lives)
-        return self._own
+            self._closed = True
+            for handle in [self._own, *self._others.values()]:
+                if handle >= 0:
+                    os.close(handle)
+            self._index.clear()
 
     def _refresh(self) -> None:
         """Index what the other journals gained since they were last read."""
         try:
-            entries = os.scandir(self.folder)
+            changed = os.stat(self.folder).st_mtime_ns
         except FileNotFoundError:
             return
-        with entries:
-            for entry in entries:
-                path = entry.path
-                if not path.endswith(SUFFIX) or path == self._own_path:
-                    continue
-                size = entry.stat().st_size
-                if size != self._sizes.get(path):
-                    self._sizes[path] = size
-                    self._read(path)
+        listed, when = self._listed
+        # A journal created in the same tick of the file system's clock as the folder's
+        # last change leaves its time as it was: listed too soon after, it is listed again.
+        if changed != listed or when - changed < _SETTLED:
+            self._listed = (changed, time.time_ns())
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    path = entry.path
+                    known = path in self._others or path == self._own_path
+                    if path.endswith(SUFFIX) and not known:
+                        self._others[path] = os.open(path, os.O_RDONLY)
+        for handle in self._others.values():
+            size = os.fstat(handle).st_size
+            if size != self._sizes.get(handle):
+                self._sizes[handle] = size
+                self._read(handle, size)
 
-    def _read(self, path: str) -> None:
-        begin = self._read_to.get(path, 0)
-        with open(path, "rb") as handle:
-            handle.seek(begin)
-            data = handle.read()
+    def _read(self, handle: int, size: int) -> None:
+        begin = self._read_to.get(handle, 0)
+        data = os.pread(handle, size - begin, begin)
         end = 0
-        for name, start, size in records(data):
-            self._index[name] = (path, begin + start, size)
-            end = start + size
-        self._read_to[path] = begin + end
+        for name, start, length in records(data):
+            self._index[name] = (handle, begin + start, length)
+            end = start + length
+        self._read_to[handle] = begin + end
 
 
-RUNS_OPEN = 16
+RUNS_OPEN = 4
 """Runs whose journals a process holds open; the oldest is closed first (a standing
 cluster's workers serve run after run: each would otherwise keep a file open for good)."""
 
