@@ -55,7 +55,9 @@ class Journals:
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
-        self._lock = threading.Lock()  # the worker's threads run tasks side by side
+        # The worker's threads run tasks side by side: one appends while another looks.
+        self._writing = threading.Lock()
+        self._reading = threading.Lock()
         self._closed = False
         self._own = -1
         self._own_path = ""
@@ -75,11 +77,11 @@ class Journals:
         """Add a step's checkpoint, in the operating system's hands when this returns."""
         encoded = name.encode()
         record = _HEADER.pack(len(payload), len(encoded)) + encoded + payload
-        with self._lock:
+        with self._writing:
             if self._closed:  # closed while the step ran: the run's journals opened again
                 of(self.folder).append(name, payload)
                 return
-            if self._own < 0:
+            if self._own < 0:  # named before it exists: a look never takes it for another's
                 os.makedirs(self.folder, exist_ok=True)
                 self._own_path = f"{self.folder}/{os.getpid()}-{uuid.uuid4().hex}{SUFFIX}"
                 self._own = os.open(self._own_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -92,7 +94,7 @@ class Journals:
 
     def find(self, name: str) -> bytes | None:
         """The payload kept for the step by any process of the run, if any."""
-        with self._lock:
+        with self._reading:
             if self._closed:
                 return of(self.folder).find(name)
             self._refresh()
@@ -104,7 +106,7 @@ class Journals:
 
     def close(self) -> None:
         """Close the run's journals in this process."""
-        with self._lock:
+        with self._writing, self._reading:
             self._closed = True
             for handle in [self._own, *self._others.values()]:
                 if handle >= 0:
