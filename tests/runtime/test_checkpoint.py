@@ -1,4 +1,4 @@
-"""Checkpoints as a cluster keeps them: a file per step, or a batch's journal; what a
+"""Checkpoints as a cluster keeps them: a file per step (an object store), or a batch's
 worker killed while writing one leaves behind is read as not kept (the step was not
 reported, so it runs again), never as an error."""
 
