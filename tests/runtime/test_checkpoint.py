@@ -1,6 +1,6 @@
 """Checkpoints as a cluster keeps them: a file per step (an object store), or a batch's
-worker killed while writing one leaves behind is read as not kept (the step was not
-reported, so it runs again), never as an error."""
+journal; what a worker killed while writing one leaves behind is read as not kept (the
+step was not reported, so it runs again), never as an error."""
 
 from __future__ import annotations
 
