@@ -4,12 +4,15 @@ A task on a cluster keeps its success before it reports it, since its worker may
 the moment after. A file per step cost two thirds of a trivial step's own time on a
 worker (py-spy on a worker of a 6,000-item map: 97 of 200 samples writing the file, 38
 looking for one); so each process appends the checkpoints of the steps it runs to one file
-of its own, flushed before the step reports (a worker killed after that loses nothing).
+of its own, in one ``write`` before the step reports (in the operating system's hands:
+a worker killed after that loses nothing).
 A task looks for its checkpoint in an index by step name built from the journals of
 every process of the run, so a task that Dask runs again on another worker after a worker
 loss, or again in a resumed run, finds what was kept. The index reads only what each
-journal gained since it last looked (one ``stat`` per journal per look), and each record
-carries its step's name ahead of the pickled checkpoint, so indexing unpickles nothing.
+journal gained since it last looked (a look costs a ``stat`` of the folder and an
+``fstat`` per other process's journal, so it grows with the number of workers), and
+each record carries its step's name ahead of the pickled checkpoint, so indexing
+unpickles nothing.
 
 A record is the payload's and the name's lengths (:data:`_HEADER`), the name in UTF-8,
 then the payload. A record cut short (its process killed while appending it, or still
