@@ -21,6 +21,8 @@ import yaml
 from distributed import LocalCluster
 
 from runnable_dask import ExecutionFailedError, Map, Parallel, Pipeline, PythonTask, Stub
+from runnable_dask.runtime import checkpoint
+from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog_store import RunLogStore
 
 pytestmark = pytest.mark.cluster
@@ -321,3 +323,59 @@ def test_a_worker_killed_while_running_a_step_does_not_fail_the_run(
     ]
     assert run_log.steps["after"].status == "SUCCESS"
     assert RunLogStore(workdir / ".run_log_store").read("lost-worker") == run_log
+
+
+def count_item_or_sleep(item: int, runs_file: str, pid_file: str) -> int:
+    """Each run of an item leaves its line; item 0's first run then sleeps until killed."""
+    with open(runs_file, "a", encoding="utf-8") as handle:
+        handle.write(f"{item} {os.getpid()}\n")
+    if item == 0 and not Path(pid_file).exists():
+        Path(pid_file).write_text(str(os.getpid()), encoding="utf-8")
+        time.sleep(60)
+    return item
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_workers_finished_items_are_not_run_again(on_cluster: str, workdir: Path) -> None:
+    """The items a worker finished before it was killed held their results there: Dask
+    runs those tasks again on the other worker, where they find their checkpoints."""
+    n = 40
+    runs_file, pid_file = workdir / "runs.txt", workdir / "pid.txt"
+    catalog = RunCatalog(str(workdir / ".catalog"), "lost-items")
+    killed: list[int] = []
+    errors: list[BaseException] = []
+
+    def kill_when_the_others_are_kept() -> None:
+        try:
+            deadline = time.monotonic() + 60
+            while not pid_file.exists() or len(checkpoint.load_all(catalog)) < n - 1:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("the items never finished")
+                time.sleep(0.05)
+            pid = int(pid_file.read_text(encoding="utf-8"))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except BaseException as exc:
+            errors.append(exc)
+
+    step = PythonTask(name="count", function=count_item_or_sleep, returns=["y"])
+    pipeline = Pipeline(
+        steps=[Map(name="m", branch=Pipeline(steps=[step]), iterate_on="items", iterate_as="item")]
+    )
+    params = write_params(
+        workdir, {"items": list(range(n)), "runs_file": str(runs_file), "pid_file": str(pid_file)}
+    )
+    killer = threading.Thread(target=kill_when_the_others_are_kept, daemon=True)
+    killer.start()
+    run_log = pipeline.execute(
+        configuration_file=on_cluster, run_id="lost-items", parameters_file=params
+    )
+    killer.join(timeout=10)
+
+    assert errors == []
+    assert run_log.status == "SUCCESS"
+    assert run_log.parameters["y"].value == list(range(n))
+    runs = [line.split() for line in runs_file.read_text(encoding="utf-8").splitlines()]
+    ran_on_the_killed_worker = [int(i) for i, pid in runs if int(pid) == killed[0] and i != "0"]
+    assert ran_on_the_killed_worker, "the killed worker finished no item: nothing was tested"
+    assert Counter(int(i) for i, _ in runs) == {i: 2 if i == 0 else 1 for i in range(n)}

@@ -7,11 +7,13 @@ pickled values outlive the workers that held them. Only successes are kept.
 
 Where they are kept is the executor's choice, behind :class:`Checkpoints`:
 
-* On a cluster (:class:`FileCheckpoints`) each task writes its own file before it
-  reports, since its worker may be lost the moment after. A task that runs many steps
-  in turn (a batch of a Map's items) appends each step's checkpoint to one *journal*
-  file of its own instead, flushed before the step is reported: a file opened once per
-  batch, not once per step, and a lost worker costs only the steps not yet appended.
+* On a cluster (:class:`FileCheckpoints`) each task keeps its own before it reports,
+  since its worker may be lost the moment after: appended to its process's journal
+  where the catalog is on a local disk (:mod:`runnable_dask.runtime.worker_journal`,
+  where any process of the run finds it), else as a file of its own (most object stores
+  cannot append). A task that runs many steps in turn (a batch of a Map's items)
+  appends each step's checkpoint to one *journal* file of its own instead, flushed
+  before the step is reported: a lost worker costs only the steps not yet appended.
 * A run whose tasks are threads of the driving process (:class:`InProcessCheckpoints`)
   loses no worker: its checkpoints go to the driver and are stored in one batch file
   each time the run log is written, so a step never costs a file of its own.
@@ -31,6 +33,7 @@ from typing import Any, BinaryIO, Protocol
 import cloudpickle
 
 from runnable_dask.compact import Compact
+from runnable_dask.runtime import worker_journal
 from runnable_dask.runtime.events import StepEnded
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.stores.catalog import RunCatalog
@@ -38,6 +41,7 @@ from runnable_dask.stores.catalog import RunCatalog
 FOLDER = ".checkpoints"
 BATCHES = f"{FOLDER}/batches"
 JOURNALS = f"{FOLDER}/journals"
+WORKERS = f"{FOLDER}/workers"
 _LENGTH = struct.Struct("<Q")
 
 
@@ -105,7 +109,9 @@ def load_all(catalog: RunCatalog) -> dict[str, Checkpoint]:
         data = catalog.read_bytes(relative)
         if data is None:
             continue
-        if relative.startswith(f"{JOURNALS}/"):
+        if relative.endswith(worker_journal.SUFFIX):
+            found.update(_read_worker_journal(data))
+        elif relative.startswith(f"{JOURNALS}/"):
             found.update(_read_journal(data)[0])
         elif not relative.endswith(".pickle"):
             continue
@@ -119,7 +125,7 @@ def load_all(catalog: RunCatalog) -> dict[str, Checkpoint]:
 def unpack_batches(catalog: RunCatalog) -> None:
     """Give each batched or journaled checkpoint its own file, where any task on a
     cluster looks for it (a run that ran in-process, or in batches of another size,
-    resumed on a cluster)."""
+    resumed on a cluster). Processes' journals need none: every task reads them."""
     for relative in catalog.list_files(BATCHES) + catalog.list_files(JOURNALS):
         data = catalog.read_bytes(relative) or b""
         held = _read_journal(data)[0] if relative.startswith(JOURNALS) else _unpickled(data)
@@ -135,6 +141,15 @@ def _unpickled(data: bytes) -> Any:
         return cloudpickle.loads(data)
     except Exception:
         return None
+
+
+def _read_worker_journal(data: bytes) -> dict[str, Checkpoint]:
+    """The checkpoints of a process's journal (see :mod:`worker_journal`)."""
+    found = {}
+    for name, start, size in worker_journal.records(data):
+        if (kept := _unpickled(data[start : start + size])) is not None:
+            found[name] = kept
+    return found
 
 
 def _read_journal(data: bytes) -> tuple[dict[str, Checkpoint], int]:
@@ -162,14 +177,32 @@ class FileCheckpoints:
     catalog: RunCatalog
     resumed: bool = False
     """Whether the run resumes another, whose steps may have files of their own where
-    this run keeps them in journals (it ran in-process, unbatched, or in other batches)."""
+    this run keeps them in journals (it ran in-process, on an object store, or in other
+    batches)."""
     in_driver = False
 
     def load(self, internal_name: str) -> Checkpoint | None:
+        journals = self._journals()
+        if journals is not None:
+            data = journals.find(internal_name)
+            if data is not None:
+                return _unpickled(data)
+            if not self.resumed:  # no step has a file of its own
+                return None
         return load(self.catalog, internal_name)
 
     def keep(self, internal_name: str, checkpoint: Checkpoint) -> None:
-        save(self.catalog, internal_name, checkpoint)
+        journals = self._journals()
+        if journals is None:
+            save(self.catalog, internal_name, checkpoint)
+        else:
+            journals.append(internal_name, _dumps(checkpoint, checkpoint))
+
+    def _journals(self) -> worker_journal.Journals | None:
+        """This process's journals of the run; None where the catalog is not on a
+        local disk."""
+        folder = self.catalog.local_path(WORKERS)
+        return None if folder is None else worker_journal.of(folder)
 
     @classmethod
     def open(cls, catalog: RunCatalog, resumed: bool) -> FileCheckpoints:

@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from runnable_dask.runtime import checkpoint
+from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog_store import RunLogNotFoundError, RunLogStore
 
 from .conftest import (
@@ -601,7 +603,7 @@ def test_scheduler_lost_fails_clearly_then_resumes_elsewhere(
     assert status(log, "C") is None
     # B may have finished on a worker that outlived its scheduler: then its checkpoint
     # stands and resuming must not run it again; otherwise it runs once more.
-    b_finished = (project / "catalog" / run_id / ".checkpoints" / "B.pickle").exists()
+    b_finished = "B" in checkpoint.load_all(RunCatalog(str(project / "catalog"), run_id))
 
     code, out, err, address = resume_on_a_new_cluster(tmp_path / "second", project, run_id, drivers)
 

@@ -1,6 +1,6 @@
-"""Checkpoints as a cluster keeps them: a file per step, or a batch's journal; what a
-worker killed while writing one leaves behind is read as not kept (the step was not
-reported, so it runs again), never as an error."""
+"""Checkpoints as a cluster keeps them: a file per step (an object store), or a batch's
+journal; what a worker killed while writing one leaves behind is read as not kept (the
+step was not reported, so it runs again), never as an error."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ def catalog_in(folder: Path) -> RunCatalog:
 
 
 def test_a_step_file_cut_short_reads_as_not_kept(tmp_path: Path) -> None:
-    files = checkpoint.FileCheckpoints(catalog_in(tmp_path))
-    files.keep("a", DONE)
+    """A step's own file (an object store's, or unpacked for a resumed run)."""
+    files = checkpoint.FileCheckpoints(catalog_in(tmp_path), resumed=True)
+    checkpoint.save(files.catalog, "a", DONE)
     assert files.load("a") == DONE
     path = Path(files.catalog.local_path(".checkpoints/a.pickle") or "")
     path.write_bytes(path.read_bytes()[:-3])
