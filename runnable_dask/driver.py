@@ -28,6 +28,7 @@ from runnable_dask.executors.early import early_start
 from runnable_dask.executors.kernels import warm_kernels
 from runnable_dask.executors.report import PerformanceReport
 from runnable_dask.feed import GraphFeed
+from runnable_dask.frozen_heap import frozen_heap
 from runnable_dask.log_writer import LogWriter
 from runnable_dask.lower import Lowering
 from runnable_dask.mocking import mock_patches
@@ -54,6 +55,7 @@ PARAMETERS_ENV = "RUNNABLE_PARAMETERS_FILE"
 STRAGGLER_WAIT = 2.0
 
 
+@frozen_heap()
 def execute(
     pipeline: Pipeline,
     configuration_file: str = "",
