@@ -161,6 +161,13 @@ class StepCache:
             return None
         try:
             index = _LISTED.index(self.store, catalog.run_id)
+        except Exception as exc:  # no entry was read, so none is damaged
+            self.warnings.append(
+                f"the step cache at {self.store.location} could not be read "
+                f"({_describe(exc)}); ran the step"
+            )
+            return None
+        try:
             entry = self.store.read_entry(self.key, index)
             if entry is None:
                 return None

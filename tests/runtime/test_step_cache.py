@@ -522,6 +522,9 @@ def test_a_cache_that_cannot_be_written_costs_a_warning_not_the_run(
     assert ran(workdir) == ["double 5", "double 5"]  # nothing was stored, so it ran again
     out = capsys.readouterr().out
     assert out.count("double: not cached: the entry could not be stored (NotADirectoryError") == 2
+    read = f"double: the step cache at {location} could not be read (NotADirectoryError"
+    assert out.count(read) == 2
+    assert "could not be used" not in out  # no entry was found, so none was damaged
 
 
 def fit_model(item: int) -> Model:
