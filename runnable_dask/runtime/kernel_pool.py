@@ -345,9 +345,8 @@ class KernelPool:
         )
         client = _shell_client(kernel.manager)
         try:
-            reply = await client.execute(
-                code, silent=True, store_history=False, reply=True, timeout=START_TIMEOUT
-            )
+            msg_id = client.execute(code, silent=True, store_history=False)
+            reply = await _reply_while_alive(client, kernel.manager, msg_id)
         finally:
             client.stop_channels()
         return bool(reply["content"]["status"] == "ok")
@@ -385,6 +384,20 @@ def _shell_client(manager: Any) -> Any:
     client = manager.client()
     client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
     return client
+
+
+async def _reply_while_alive(client: Any, manager: Any, msg_id: str) -> dict[str, Any]:
+    """The kernel's reply to ``msg_id``. A kernel killed just before (its process not yet
+    gone when the pool looked) fails this within a second, not after ``START_TIMEOUT``."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            return dict(await client._recv_reply(msg_id, timeout=1))
+        except TimeoutError:
+            if not await manager.is_alive():
+                raise RuntimeError("the kernel died before it replied") from None
+            if time.monotonic() > deadline:
+                raise
 
 
 async def _kernel_info(manager: Any) -> dict[str, Any]:

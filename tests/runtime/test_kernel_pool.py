@@ -104,8 +104,9 @@ def test_a_prepared_kernel_is_taken_warm_and_the_next_one_starts(
     shown = run_code(kernel, "import os\nresult = os.getcwd()")
     assert shown["data"]["text/plain"] == repr(str(tmp_path))
 
+    process = psutil.Process(kernel.pid)  # held now: the kernel may be gone before we look
     pool.give_back(kernel)
-    psutil.Process(kernel.pid).wait(timeout=10)  # shut down once its notebook ran
+    process.wait(timeout=10)  # shut down once its notebook ran
     assert not alive(kernel.pid)
 
 
@@ -164,8 +165,9 @@ def test_stop_ends_a_running_tasks_kernel_and_what_it_started(
 
     pool.stop("some-other-task")
     assert alive(kernel.pid)
+    process = psutil.Process(kernel.pid)  # held now: the kernel may be gone before we look
     pool.stop("notebook-step-1")
-    psutil.Process(kernel.pid).wait(timeout=10)
+    process.wait(timeout=10)
     deadline = time.monotonic() + 10
     while alive(sleeper) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -226,7 +228,7 @@ def test_a_pool_removes_what_a_killed_process_left_behind(
     assert not Path(own).exists()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(45)  # under START_TIMEOUT: the step must not wait on the dead kernel
 def test_an_idle_kernel_that_died_is_replaced_for_the_step(
     pool: KernelPool, tmp_path: Path
 ) -> None:
