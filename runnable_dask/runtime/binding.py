@@ -28,7 +28,7 @@ class ReturnError(Exception):
 
 def bind(function: Callable[..., Any], params: dict[str, Param]) -> dict[str, Any]:
     """Keyword arguments for ``function``: by name, cast by annotation, rest to ``**kwargs``."""
-    signature, hints = _described(function)
+    signature, hints = described(function)
     arguments: dict[str, Any] = {}
     takes_rest = False
     for parameter in signature.parameters.values():
@@ -134,12 +134,36 @@ def _cached_adapter(annotation: Any) -> TypeAdapter:
     return TypeAdapter(annotation)
 
 
-def _described(function: Callable[..., Any]) -> tuple[inspect.Signature, dict[str, Any]]:
-    """Signature and annotations, read once per function: half of binding's cost."""
+def callable_shape(function: Callable[..., Any]) -> Any:
+    """What a callable's signature depends on, as a key: a partial's on its function and
+    on how many positional and which keyword arguments it fixes (not their values), a
+    bound method's on its function. Each step of a wide pipeline is often a partial of its
+    own, and reading each one's signature took as long as the rest of binding."""
+    if isinstance(function, functools.partial):
+        return ("partial", function.func, len(function.args), tuple(sorted(function.keywords)))
+    if inspect.ismethod(function):
+        return ("method", function.__func__)
+    return function
+
+
+_DESCRIPTIONS: dict[Any, tuple[inspect.Signature, dict[str, Any]]] = {}
+_DESCRIPTIONS_KEPT = 1024
+
+
+def described(function: Callable[..., Any]) -> tuple[inspect.Signature, dict[str, Any]]:
+    """Signature and annotations, read once per shape of function (see
+    :func:`callable_shape`). A partial's signature gives the arguments it fixes by keyword
+    as defaults: binding asks only whether there is one, never which."""
+    shape = callable_shape(function)
     try:
-        return _cached_description(function)
-    except TypeError:  # an unhashable callable cannot be cached
+        found = _DESCRIPTIONS.get(shape)
+    except TypeError:  # an unhashable callable: read each time
         return _description(function)
+    if found is None:
+        if len(_DESCRIPTIONS) >= _DESCRIPTIONS_KEPT:
+            _DESCRIPTIONS.clear()
+        found = _DESCRIPTIONS[shape] = _description(function)
+    return found
 
 
 def _description(function: Callable[..., Any]) -> tuple[inspect.Signature, dict[str, Any]]:
@@ -148,9 +172,6 @@ def _description(function: Callable[..., Any]) -> tuple[inspect.Signature, dict[
     except Exception:
         hints = {}
     return inspect.signature(function), hints
-
-
-_cached_description = functools.lru_cache(maxsize=1024)(_description)
 
 
 def _name(function: Callable[..., Any]) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 import cloudpickle
 
-from runnable_dask.runtime.binding import _described
+from runnable_dask.runtime.binding import described
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import BaseTask, NotebookTask, PythonTask, ShellTask
 
@@ -120,35 +120,9 @@ def listed_digest(params: list[Param]) -> str:
     return f"object-list:{_digest_parts(*digests)}"
 
 
-_ARGUMENTS: dict[Any, tuple[tuple[str, ...], bool]] = {}
-_ARGUMENTS_KEPT = 1024
-
-
 def _arguments(function: Callable[..., Any]) -> tuple[tuple[str, ...], bool]:
-    """The names a function's arguments are bound by, and whether it takes ``**kwargs``;
-    read once per function. A hit never binds, so it never reads the signature: reading
-    a partial's took as long as the rest of its key (and each step of a wide pipeline is
-    a partial of its own). A partial's names depend on its function and on how many
-    positional and which keyword arguments it fixes, not on their values; a bound
-    method's on its function."""
-    shape: Any = function
-    if isinstance(function, functools.partial):
-        shape = ("partial", function.func, len(function.args), tuple(sorted(function.keywords)))
-    elif inspect.ismethod(function):
-        shape = ("method", function.__func__)
-    try:
-        found = _ARGUMENTS.get(shape)
-    except TypeError:  # an unhashable callable: read each time
-        return _read_arguments(function)
-    if found is None:
-        if len(_ARGUMENTS) >= _ARGUMENTS_KEPT:
-            _ARGUMENTS.clear()
-        found = _ARGUMENTS[shape] = _read_arguments(function)
-    return found
-
-
-def _read_arguments(function: Callable[..., Any]) -> tuple[tuple[str, ...], bool]:
-    signature, _ = _described(function)
+    """The names a function's arguments are bound by, and whether it takes ``**kwargs``."""
+    signature, _ = described(function)  # read once per shape of function
     names = []
     for parameter in signature.parameters.values():
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -27,6 +28,21 @@ def test_arguments_are_bound_by_name() -> None:
         return None
 
     assert bind(function, params(a=1, b=2, c=3)) == {"a": 1, "b": 2}
+
+
+def test_partials_of_one_function_each_bind_what_they_leave_open() -> None:
+    def fit(model: str, fold: int, alpha: float) -> None:
+        return None
+
+    values = params(model="m", fold=2, alpha=0.5)
+    assert bind(functools.partial(fit, "svm", 1), values) == {"alpha": 0.5}
+    assert bind(functools.partial(fit, "tree"), values) == {"fold": 2, "alpha": 0.5}
+    assert bind(functools.partial(fit, alpha=0.1), params(model="m", fold=2)) == {
+        "model": "m",
+        "fold": 2,
+    }
+    with pytest.raises(BindingError, match="'alpha'"):
+        bind(functools.partial(fit, fold=3), params(model="m"))
 
 
 @pytest.mark.parametrize(
