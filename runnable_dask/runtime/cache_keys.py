@@ -24,7 +24,7 @@ from runnable_dask.runtime.binding import described
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import BaseTask, NotebookTask, PythonTask, ShellTask
 
-KEY_VERSION = "runnable-dask-cache-1"
+KEY_VERSION = "runnable-dask-cache-2"
 """Part of every key: a change in what keys cover makes old entries unreachable."""
 
 
@@ -80,8 +80,13 @@ def step_key(
     if not isinstance(task, PythonTask):
         names = [name for name in names if name not in map_lists]
     inputs = {name: value_digest(params[name]) for name in sorted(names)}
-    described = {"step": identity, "parameters": inputs, "gets": dict(sorted(gets.items()))}
-    return _digest(_canonical(described)), inputs
+    key = _digest_parts(
+        identity,
+        str(len(inputs)),
+        *(f"{name}={digest}" for name, digest in inputs.items()),
+        *(f"get {path}={digest}" for path, digest in sorted(gets.items())),
+    )
+    return key, inputs
 
 
 def read_names(task: BaseTask, params: dict[str, Param]) -> list[str]:
@@ -233,10 +238,13 @@ def _carried(value: Any, depth: int, known: dict[Any, str]) -> str:
         return repr(value)
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
+)  # made once: ``json.dumps`` with options makes an encoder per call
+
+
 def _canonical(value: Any) -> bytes:
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=repr
-    ).encode("utf-8")
+    return _CANONICAL.encode(value).encode("utf-8")
 
 
 def _digest(data: bytes) -> str:
@@ -245,9 +253,5 @@ def _digest(data: bytes) -> str:
 
 def _digest_parts(*parts: str) -> str:
     """One digest of several texts, each length-prefixed so no two sequences collide."""
-    digest = hashlib.sha256()
-    for part in parts:
-        data = part.encode("utf-8", "surrogatepass")
-        digest.update(b"%d:" % len(data))
-        digest.update(data)
-    return digest.hexdigest()
+    encoded = [part.encode("utf-8", "surrogatepass") for part in parts]
+    return hashlib.sha256(b"".join(b"%d:%b" % (len(data), data) for data in encoded)).hexdigest()

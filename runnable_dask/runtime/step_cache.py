@@ -76,7 +76,6 @@ import json
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -156,7 +155,6 @@ class StepCache:
         catalog: RunCatalog,
     ) -> Reused | None:
         """The stored outputs, restored into this run; None on a miss."""
-        start = now()
         if not self.key:
             return None
         try:
@@ -171,7 +169,7 @@ class StepCache:
             entry = self.store.read_entry(self.key, index)
             if entry is None:
                 return None
-            return self._restore(entry, task, internal_name, shown, catalog, start)
+            return self._restore(entry, task, internal_name, shown, catalog, now())
         except Exception as exc:  # a corrupt entry: run the step, never fail the run
             self.damaged = True
             reason = str(exc) if isinstance(exc, CorruptEntryError) else _describe(exc)
@@ -398,27 +396,32 @@ _LISTED = _Listed()
 
 class _DeferredWrites:
     """Stores the entries of steps that run in the driving process on threads of their
-    own, while the run goes on. A thread waits :attr:`GATHER` seconds after the first
-    entry, takes everything queued by then and writes the entries of one cache in one
-    call: each write releases the interpreter, and getting it back among the run's busy
-    threads cost more than the write (a write per entry took the writer about 0.3 ms
-    each). Two threads (a blob's write mostly waits on the file system). The driver waits for them
-    (:func:`finish_writes`) before the run ends; on a cluster, each step stores its own
-    entry before it reports, as its worker may not outlive the run."""
+    own, while the run goes on.
+
+    A thread waits :attr:`GATHER` seconds after the first entry (less when the run ends
+    and waits for it), takes everything queued by then and writes the entries of one cache
+    in one call: each write releases the interpreter, and getting it back among the run's
+    busy threads cost more than the write (a write per entry took the writer about 0.3 ms
+    each). Two threads: a blob's write mostly waits on the file system. The driver waits
+    for them (:func:`finish_writes`) before the run ends; on a cluster, each step stores
+    its own entry before it reports, as its worker may not outlive the run.
+    """
 
     THREADS = 2
     BATCH = 1000
     GATHER = 0.05
 
     def __init__(self) -> None:
-        self._idle = threading.Condition()
+        self._lock = threading.Lock()  # taken by each step: a plain lock is the cheapest
+        self._idle = threading.Condition(self._lock)
+        self._flush = threading.Event()
         self._pending = 0
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._failed: list[tuple[str, str]] = []
 
     def submit(self, pending: _Pending) -> None:
-        with self._idle:
+        with self._lock:
             self._pending += 1
             while len(self._threads) < self.THREADS:
                 thread = threading.Thread(target=self._work, name="runnable-dask-cache")
@@ -428,16 +431,19 @@ class _DeferredWrites:
         self._queue.put(pending)
 
     def finish(self) -> list[tuple[str, str]]:
-        """Wait for every pending write; (step, warning) for each that failed."""
+        """Wait for every pending write; (step, warning) for each that failed. A batch
+        still gathering is written at once: the run waits on nothing else."""
+        self._flush.set()
         with self._idle:
             self._idle.wait_for(lambda: self._pending == 0)
             failed, self._failed = self._failed, []
+        self._flush.clear()
         return failed
 
     def _work(self) -> None:
         while True:
             batch = [self._queue.get()]
-            time.sleep(self.GATHER)
+            self._flush.wait(self.GATHER)
             while len(batch) < self.BATCH:
                 try:
                     batch.append(self._queue.get_nowait())

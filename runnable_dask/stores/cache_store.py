@@ -115,11 +115,14 @@ class CacheStore:
     def read_entry(self, key: str, index: Index) -> dict[str, Any] | None:
         """The entry for ``key`` from the newest of its places that reads back whole;
         None if there is none (any more); CorruptEntryError if none reads back."""
-        fs, _ = self._fs_root
         problem: CorruptEntryError | None = None
         if key in index.mine:
             return _entry(key, index.mine[key])
-        for path, offset, length in reversed(index.places.get(key, [])):
+        places = index.places.get(key)
+        if not places:
+            return None
+        fs, _ = self._fs_root
+        for path, offset, length in reversed(places):
             pack = index.packs.get(path, b"")
             if length >= 0 and offset + length <= len(pack):  # appended before indexing
                 data: bytes | None = pack[offset : offset + length]
@@ -235,9 +238,12 @@ class Encoded:
     text: bytes
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(entry: dict[str, Any]) -> Encoded:
     """An entry, ready to store."""
-    text = json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text = _ENCODER.encode(entry).encode("utf-8")
     return Encoded(str(entry["key"]), str(entry.get("run_id", "")), text)
 
 
