@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from runnable_dask.exceptions import RunLogStoreError
+from runnable_dask.frozen_heap import collections_paused
 from runnable_dask.runtime.checkpoint import Checkpoints
 from runnable_dask.stores.runlog import RunLog
 from runnable_dask.stores.runlog_store import RunLogStorage
@@ -59,6 +60,10 @@ class LogWriter:
             self._write(whole=True)
 
     def _write(self, whole: bool = False) -> None:
+        with collections_paused():
+            self._write_now(whole)
+
+    def _write_now(self, whole: bool) -> None:
         began = time.monotonic()
         if self.checkpoints is not None:
             self.checkpoints.flush()

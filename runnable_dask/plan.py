@@ -8,6 +8,7 @@ included) and its terminal nodes. No Dask here: :mod:`runnable_dask.lower` reads
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -47,11 +48,20 @@ def fill(template: str, items: tuple[str, ...]) -> str:
     """
     if PLACEHOLDER not in template:
         return template
-    parts = template.split(PLACEHOLDER)
-    out = [parts[0]]
-    for item, part in zip(items, parts[1:], strict=False):
+    head, rest = _parts(template)
+    if len(rest) == 1 and items:  # one map or loop above: most names, a step's each time
+        return head + items[0] + rest[0]
+    out = [head]
+    for item, part in zip(items, rest, strict=False):
         out.extend((item, part))
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parts(template: str) -> tuple[str, tuple[str, ...]]:
+    """A template split at its placeholders, once: splitting was two thirds of a fill."""
+    head, *rest = template.split(PLACEHOLDER)
+    return head, tuple(rest)
 
 
 @dataclass(frozen=True, slots=True)

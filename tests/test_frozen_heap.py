@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from runnable_dask import Pipeline, PythonTask, json
+from runnable_dask.frozen_heap import collections_paused
 from tests.conftest import Run
 
 
@@ -52,3 +53,17 @@ def test_a_heap_the_program_froze_stays_frozen(run: Run, thawed: None) -> None:
     run(Pipeline(steps=[PythonTask(name="look", function=freeze_count, returns=[json("n")])]))
 
     assert gc.get_freeze_count() > 0, "the run thawed a heap it had not frozen"
+
+
+def test_collections_pause_for_a_block_and_resume_only_if_they_ran_before() -> None:
+    assert gc.isenabled()
+    with collections_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()  # the program turned them off itself: left off
+    try:
+        with collections_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -15,6 +15,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,12 +29,18 @@ class _Announcer:
     """The start events of the steps running in this process, due at their deadlines.
 
     One thread sends them; it lives as long as the process and sleeps while no step
-    runs (starting a thread for each burst of steps cost more than the steps).
+    runs (starting a thread for each burst of steps cost more than the steps). A step
+    that ends before its deadline takes no lock: it begins and ends with one atomic
+    operation each on a deque and a dict (a lock shared by every thread of a pool was a
+    tenth of a trivial step).
     """
 
     def __init__(self) -> None:
         self._ready = threading.Condition()
-        self._due: dict[int, tuple[float, Send, Event]] = {}  # in order of deadline
+        self._sending = threading.Lock()
+        """Held by the thread while it sends a start: a step that ends then waits for it."""
+        self._queue: deque[tuple[int, float]] = deque()  # (handle, deadline), in order
+        self._live: dict[int, tuple[Send, Event]] = {}  # steps begun and not ended or sent
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
         self._wakes = math.inf
@@ -43,52 +50,67 @@ class _Announcer:
     def begin(self, send: Send, event: Event) -> int:
         handle = next(self._ids)
         due = time.monotonic() + DELAY
-        with self._ready:
-            self._due[handle] = (due, send, event)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._announce, name="runnable-dask-starts", daemon=True
-                )
-                self._thread.start()
-            elif due < self._wakes:
-                self._ready.notify()
+        self._live[handle] = (send, event)
+        self._queue.append((handle, due))
+        if due < self._wakes:  # the thread sleeps past this deadline, or there is none yet
+            with self._ready:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._announce, name="runnable-dask-starts", daemon=True
+                    )
+                    self._thread.start()
+                else:
+                    self._ready.notify()
         return handle
 
     def end(self, handle: int) -> None:
         """The step ended: its start, if announced, went before anything it sends next."""
-        with self._ready:
-            self._due.pop(handle, None)
+        if self._live.pop(handle, None) is None:  # the thread took it: wait until it is sent
+            with self._sending:
+                pass
 
     def forget_thread(self) -> None:
         """In a forked child: the thread stayed in the parent."""
         self._ready = threading.Condition()
-        self._due.clear()
+        self._sending = threading.Lock()
+        self._queue.clear()
+        self._live.clear()
         self._thread = None
         self._wakes = math.inf
 
     def _announce(self) -> None:
-        """Send each start when due; held while sending, so a step's end cannot overtake it."""
+        """Send each start when due, unless its step ended first."""
         with self._ready:
             quiet = False
             while True:
-                if not self._due:
+                if not self._queue:
                     # Nothing due: wake after DELAY anyway, in case more steps come; only
-                    # after a DELAY without a step, wait to be told of the next one.
+                    # after a DELAY without a step, wait to be told of the next one. A step
+                    # that begins after this check sees the new ``_wakes`` and tells.
                     self._wakes = math.inf if quiet else time.monotonic() + DELAY
+                    if self._queue:
+                        continue
                     told = self._ready.wait(None if quiet else DELAY)
-                    quiet = not told and not self._due
+                    quiet = not told and not self._queue
                     continue
-                handle, (due, send, event) = next(iter(self._due.items()))
-                wait = due - time.monotonic()
-                if wait > 0:
+                handle, due = self._queue[0]
+                if handle in self._live and (wait := due - time.monotonic()) > 0:
                     self._wakes = due
                     self._ready.wait(wait)
                     continue
-                del self._due[handle]
-                try:
-                    send([event])
-                except Exception:  # the worker is closing; its run is ending anyway
-                    continue
+                self._queue.popleft()
+                self._send(handle)
+
+    def _send(self, handle: int) -> None:
+        with self._sending:
+            taken = self._live.pop(handle, None)
+            if taken is None:  # the step ended before its deadline
+                return
+            send, event = taken
+            try:
+                send([event])
+            except Exception:  # the worker is closing; its run is ending anyway
+                return
 
 
 _ANNOUNCER = _Announcer()

@@ -55,7 +55,9 @@ class PackedBranches(dict[str, Any]):
         """The branch as an object the recorder may update (unpacked if it was packed)."""
         value = dict.get(self, name)
         if isinstance(value, bytes):
-            value = _branch(value)
+            # An item's first report finds its placeholder: made, not parsed (a third
+            # of the time).
+            value = _empty(name) if value == empty_branch(name) else _branch(value)
             self[name] = value
         elif value is not None:
             self._touched[name] = None
@@ -162,6 +164,12 @@ def _branch(data: bytes) -> BranchLog:
     from runnable_dask.stores.runlog import BranchLog
 
     return BranchLog.model_validate_json(data)
+
+
+def _empty(name: str) -> BranchLog:
+    from runnable_dask.stores.runlog import BranchLog
+
+    return BranchLog(internal_name=name)
 
 
 def _unpacked(value: Any) -> Any:
