@@ -258,7 +258,7 @@ class Lowering:
                 )
                 batch.append(BatchItem(calls, end))
             key = self._batch_key(frontier, first)
-            call = BatchCall(journal=key, items=tuple(batch))
+            call = BatchCall(name=key, items=tuple(batch))
             task = (run_batch, self.ctx, call, frontier.token)
             part.add(key, task, inner.span, frontier.token)
             resources = _most(inner.resources, steps)
@@ -266,8 +266,8 @@ class Lowering:
                 part.resources[key] = resources
 
     def _batch_key(self, frontier: Frontier, first: int) -> str:
-        """Named after the map instance and the batch's first item: the same key, and so
-        the same journal, each time the batch runs (a lost worker, a resume)."""
+        """Named after the map instance and the batch's first item: the same key each
+        time the batch runs (a lost worker, a resume)."""
         name = _steps(frontier.node.branches[0])[0].name
         return self._key(name, f"{frontier.call.internal_name}/batch/{first}")
 

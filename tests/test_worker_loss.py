@@ -336,10 +336,15 @@ def count_item_or_sleep(item: int, runs_file: str, pid_file: str) -> int:
 
 
 @pytest.mark.timeout(120)
-def test_a_killed_workers_finished_items_are_not_run_again(on_cluster: str, workdir: Path) -> None:
+@pytest.mark.parametrize("batch_size", [None, 10])
+def test_a_killed_workers_finished_items_are_not_run_again(
+    on_cluster: str, workdir: Path, batch_size: int | None
+) -> None:
     """The items a worker finished before it was killed held their results there: Dask
-    runs those tasks again on the other worker, where they find their checkpoints."""
+    runs those tasks again on the other worker, where they find their checkpoints. In
+    batches, item 0 comes last in its batch: the batch runs again, its other items not."""
     n = 40
+    items = [*range(1, n), 0] if batch_size else list(range(n))
     runs_file, pid_file = workdir / "runs.txt", workdir / "pid.txt"
     catalog = RunCatalog(str(workdir / ".catalog"), "lost-items")
     killed: list[int] = []
@@ -359,11 +364,13 @@ def test_a_killed_workers_finished_items_are_not_run_again(on_cluster: str, work
             errors.append(exc)
 
     step = PythonTask(name="count", function=count_item_or_sleep, returns=["y"])
-    pipeline = Pipeline(
-        steps=[Map(name="m", branch=Pipeline(steps=[step]), iterate_on="items", iterate_as="item")]
+    branch = Pipeline(steps=[step])
+    mapped = Map(
+        name="m", branch=branch, iterate_on="items", iterate_as="item", batch_size=batch_size
     )
+    pipeline = Pipeline(steps=[mapped])
     params = write_params(
-        workdir, {"items": list(range(n)), "runs_file": str(runs_file), "pid_file": str(pid_file)}
+        workdir, {"items": items, "runs_file": str(runs_file), "pid_file": str(pid_file)}
     )
     killer = threading.Thread(target=kill_when_the_others_are_kept, daemon=True)
     killer.start()
@@ -374,7 +381,7 @@ def test_a_killed_workers_finished_items_are_not_run_again(on_cluster: str, work
 
     assert errors == []
     assert run_log.status == "SUCCESS"
-    assert run_log.parameters["y"].value == list(range(n))
+    assert run_log.parameters["y"].value == items
     runs = [line.split() for line in runs_file.read_text(encoding="utf-8").splitlines()]
     ran_on_the_killed_worker = [int(i) for i, pid in runs if int(pid) == killed[0] and i != "0"]
     assert ran_on_the_killed_worker, "the killed worker finished no item: nothing was tested"

@@ -4,10 +4,10 @@ would have run it.
 Dask pays about a millisecond of scheduling per task; a map of many short items spends
 more there than in the items. A batch runs ``Map(batch_size=...)`` items one after
 another, each through :func:`~runnable_dask.runtime.node.run_step` like an unbatched
-item, so each keeps its own events, retries and checkpoint. The checkpoints go to the
-batch's journal (:meth:`~runnable_dask.runtime.checkpoint.Checkpoints.journal`): a
-batch run again after its worker was lost, or when its run is resumed, finds the items
-that finished and runs only the others.
+item, so each keeps its own events, retries and checkpoint (in its process's journal,
+:mod:`~runnable_dask.runtime.worker_journal`, before its events leave): a batch run
+again after its worker was lost, or when its run is resumed, finds the items that
+finished and runs only the others.
 """
 
 from __future__ import annotations
@@ -34,32 +34,31 @@ class BatchItem(Compact):
 
 @dataclass(frozen=True, slots=True)
 class BatchCall(Compact):
-    """A batch as its task sees it: its items, and the name of its journal (the same
-    each time the batch runs: a lost worker, a resumed run)."""
+    """A batch as its task sees it: its name (the same each time the batch runs: a lost
+    worker, a resumed run) and its items."""
 
-    journal: str
+    name: str
     items: tuple[BatchItem, ...]
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
-        return ("BatchCall", self.journal)  # one name per run and batch, as for StepCall
+        return ("BatchCall", self.name)  # one name per run and batch, as for StepCall
 
 
 def run_batch(ctx: RunContext, batch: BatchCall, entered: Token) -> list[BranchEnd]:
     """Run each item's branch in turn; their ends, in the items' order."""
     pending = _Pending(ctx.reporter)
     ends = []
-    with ctx.kept.journal(batch.journal) as kept:
-        inner = replace(ctx, reporter=pending, checkpoints=kept)
-        sent = time.monotonic()
-        for item in batch.items:
-            token = entered
-            for call in item.steps:
-                token = run_step(inner, call, token)
-            ends.append(run_branch_end(inner, item.end, token))
-            if time.monotonic() - sent >= SEND_EVERY:
-                pending.send()
-                sent = time.monotonic()
-    pending.send()  # after the journal closed: every success reported is kept
+    inner = replace(ctx, reporter=pending)
+    sent = time.monotonic()
+    for item in batch.items:
+        token = entered
+        for call in item.steps:
+            token = run_step(inner, call, token)
+        ends.append(run_branch_end(inner, item.end, token))
+        if time.monotonic() - sent >= SEND_EVERY:
+            pending.send()
+            sent = time.monotonic()
+    pending.send()
     return ends
 
 

@@ -11,9 +11,9 @@ Where they are kept is the executor's choice, behind :class:`Checkpoints`:
   since its worker may be lost the moment after: appended to its process's journal
   where the catalog is on a local disk (:mod:`runnable_dask.runtime.worker_journal`,
   where any process of the run finds it), else as a file of its own (most object stores
-  cannot append). A task that runs many steps in turn (a batch of a Map's items)
-  appends each step's checkpoint to one *journal* file of its own instead, flushed
-  before the step is reported: a lost worker costs only the steps not yet appended.
+  cannot append). A task that runs many steps in turn (a batch of a Map's items) keeps
+  each the same way, before the step is reported: a lost worker costs only the steps
+  not yet kept, and the batch run again elsewhere finds the others.
 * A run whose tasks are threads of the driving process (:class:`InProcessCheckpoints`)
   loses no worker: its checkpoints go to the driver and are stored in one batch file
   each time the run log is written, so a step never costs a file of its own.
@@ -21,14 +21,11 @@ Where they are kept is the executor's choice, behind :class:`Checkpoints`:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
-import struct
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import cloudpickle
 
@@ -40,9 +37,7 @@ from runnable_dask.stores.catalog import RunCatalog
 
 FOLDER = ".checkpoints"
 BATCHES = f"{FOLDER}/batches"
-JOURNALS = f"{FOLDER}/journals"
 WORKERS = f"{FOLDER}/workers"
-_LENGTH = struct.Struct("<Q")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +61,6 @@ class Checkpoints(Protocol):
 
     def keep(self, internal_name: str, checkpoint: Checkpoint) -> None:
         """Keep a success, stored before the step's success can be recorded."""
-
-    def journal(self, name: str) -> contextlib.AbstractContextManager[Checkpoints]:
-        """Where one task that runs many steps in turn (named ``name``, the same each time
-        it runs) keeps theirs."""
 
     def flush(self) -> None:
         """Store what is held; the recorder calls it before each write of the run log."""
@@ -102,8 +93,8 @@ def _dumps(value: Any, *checkpoints: Checkpoint) -> bytes:
 
 
 def load_all(catalog: RunCatalog) -> dict[str, Checkpoint]:
-    """Every checkpoint of the run, from step files, batches and journals (when a run
-    resumes in the driving process)."""
+    """Every checkpoint of the run, from step files, batches and processes' journals
+    (when a run resumes in the driving process)."""
     found: dict[str, Checkpoint] = {}
     for relative in catalog.list_files(FOLDER):
         data = catalog.read_bytes(relative)
@@ -111,8 +102,6 @@ def load_all(catalog: RunCatalog) -> dict[str, Checkpoint]:
             continue
         if relative.endswith(worker_journal.SUFFIX):
             found.update(_read_worker_journal(data))
-        elif relative.startswith(f"{JOURNALS}/"):
-            found.update(_read_journal(data)[0])
         elif not relative.endswith(".pickle"):
             continue
         elif relative.startswith(f"{BATCHES}/"):
@@ -123,12 +112,11 @@ def load_all(catalog: RunCatalog) -> dict[str, Checkpoint]:
 
 
 def unpack_batches(catalog: RunCatalog) -> None:
-    """Give each batched or journaled checkpoint its own file, where any task on a
-    cluster looks for it (a run that ran in-process, or in batches of another size,
-    resumed on a cluster). Processes' journals need none: every task reads them."""
-    for relative in catalog.list_files(BATCHES) + catalog.list_files(JOURNALS):
-        data = catalog.read_bytes(relative) or b""
-        held = _read_journal(data)[0] if relative.startswith(JOURNALS) else _unpickled(data)
+    """Give each checkpoint of a batch file its own file, where any task on a cluster
+    looks for it (a run that ran in-process, resumed on a cluster). Processes' journals
+    need none: every task reads them."""
+    for relative in catalog.list_files(BATCHES):
+        held = _unpickled(catalog.read_bytes(relative) or b"")
         for internal_name, checkpoint in (held or {}).items():
             save(catalog, internal_name, checkpoint)
 
@@ -152,23 +140,6 @@ def _read_worker_journal(data: bytes) -> dict[str, Checkpoint]:
     return found
 
 
-def _read_journal(data: bytes) -> tuple[dict[str, Checkpoint], int]:
-    """The checkpoints a journal holds (each a length, then a pickled ``(name,
-    checkpoint)``), and how many of its bytes are whole records: one cut short by a
-    worker killed while appending it ends the journal (its step was not reported, so it
-    runs again)."""
-    found: dict[str, Checkpoint] = {}
-    offset = 0
-    while offset + _LENGTH.size <= len(data):
-        (size,) = _LENGTH.unpack_from(data, offset)
-        record = data[offset + _LENGTH.size : offset + _LENGTH.size + size]
-        if len(record) < size or (pair := _unpickled(record)) is None:
-            break
-        found[pair[0]] = pair[1]
-        offset += _LENGTH.size + size
-    return found, offset
-
-
 @dataclass(frozen=True, slots=True)
 class FileCheckpoints:
     """Checkpoints as files of the run's catalog, written by the tasks themselves (a
@@ -177,8 +148,7 @@ class FileCheckpoints:
     catalog: RunCatalog
     resumed: bool = False
     """Whether the run resumes another, whose steps may have files of their own where
-    this run keeps them in journals (it ran in-process, on an object store, or in other
-    batches)."""
+    this run keeps them in journals (it ran in-process, or on an object store)."""
     in_driver = False
 
     def load(self, internal_name: str) -> Checkpoint | None:
@@ -212,67 +182,8 @@ class FileCheckpoints:
             unpack_batches(catalog)
         return cls(catalog, resumed)
 
-    @contextlib.contextmanager
-    def journal(self, name: str) -> Iterator[Checkpoints]:
-        handle = _open_journal(self.catalog.local_path(f"{JOURNALS}/{name}.log"))
-        if handle is None:  # a file each, as for any step
-            yield self
-            return
-        with handle:
-            handle.seek(0)
-            earlier, whole = _read_journal(handle.read())
-            handle.truncate(whole)  # appending after half a record would hide the rest
-            yield Journal(self, earlier, handle)
-
     def flush(self) -> None:
         """Nothing is held: each task stored its own."""
-
-
-def _open_journal(path: str | None) -> BinaryIO | None:
-    """The journal opened to read and append; None where the catalog is not on a local
-    disk (most object stores cannot append) or the file cannot be opened: each step
-    then keeps its own file (a failure to write it fails the step with the reason; if
-    the batch runs again with its journal, those steps run again too)."""
-    if path is None:
-        return None
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return open(path, "a+b")
-    except OSError:
-        return None
-
-
-class Journal:
-    """One task's journal: what it holds from an earlier run of the task (a lost worker,
-    a resumed run), and new checkpoints appended and flushed one at a time."""
-
-    in_driver = False
-
-    def __init__(
-        self, files: FileCheckpoints, earlier: dict[str, Checkpoint], handle: BinaryIO
-    ) -> None:
-        self.files = files
-        self.earlier = earlier
-        self.handle = handle
-
-    def load(self, internal_name: str) -> Checkpoint | None:
-        """From the journal; else from the step's own file, which only a resumed run's
-        steps may have (looking costs a tenth of a trivial step)."""
-        found = self.earlier.get(internal_name)
-        if found is not None or not self.files.resumed:
-            return found
-        return self.files.load(internal_name)
-
-    def keep(self, internal_name: str, checkpoint: Checkpoint) -> None:
-        record = _dumps((internal_name, checkpoint), checkpoint)
-        self.handle.write(_LENGTH.pack(len(record)) + record)
-        self.handle.flush()  # in the operating system's hands: a killed worker loses nothing
-
-    def journal(self, name: str) -> contextlib.AbstractContextManager[Checkpoints]:
-        return contextlib.nullcontext(self)
-
-    def flush(self) -> None:
-        """Each checkpoint is flushed as it is kept."""
 
 
 class InProcessCheckpoints:
@@ -300,9 +211,6 @@ class InProcessCheckpoints:
 
     def keep(self, internal_name: str, checkpoint: Checkpoint) -> None:
         self._new.append((internal_name, checkpoint))  # list.append is atomic across threads
-
-    def journal(self, name: str) -> contextlib.AbstractContextManager[Checkpoints]:
-        return contextlib.nullcontext(self)
 
     def flush(self) -> None:
         """Store what tasks added since the last flush, as one batch file."""

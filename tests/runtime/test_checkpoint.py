@@ -1,6 +1,7 @@
-"""Checkpoints as a cluster keeps them: a file per step (an object store), or a batch's
-journal; what a worker killed while writing one leaves behind is read as not kept (the
-step was not reported, so it runs again), never as an error."""
+"""Checkpoints as a cluster keeps them where it cannot append (a file per step, on an
+object store); what a worker killed while writing one leaves behind is read as not kept
+(the step was not reported, so it runs again), never as an error. Processes' journals
+are tested in ``test_worker_journal``."""
 
 from __future__ import annotations
 
@@ -38,22 +39,3 @@ def test_returned_objects_are_kept_by_value(tmp_path: Path) -> None:
     kept = checkpoint.Checkpoint("next", {"model": Param(kind="object", value=Model())}, {})
     files.keep("fit", kept)
     assert files.load("fit").outputs["model"].value.weights == (1, 2)
-
-
-def test_a_journal_cut_short_keeps_its_whole_records(tmp_path: Path) -> None:
-    """A worker killed while appending a checkpoint leaves half a record: the records
-    before it are kept, and the batch appends after them when it runs again."""
-    catalog = catalog_in(tmp_path)
-    files = checkpoint.FileCheckpoints(catalog)
-    done = DONE
-    with files.journal("batch") as kept:
-        kept.keep("m.0.a", done)
-        kept.keep("m.1.a", done)
-    path = Path(catalog.local_path(f"{checkpoint.JOURNALS}/batch.log") or "")
-    path.write_bytes(path.read_bytes()[:-5])  # the second record cut short
-
-    with files.journal("batch") as kept:
-        assert kept.load("m.0.a") == done
-        assert kept.load("m.1.a") is None
-        kept.keep("m.1.a", done)
-    assert set(checkpoint.load_all(catalog)) == {"m.0.a", "m.1.a"}
