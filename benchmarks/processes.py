@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Python as a user runs it keeps compiled modules (``__pycache__``). Where this process
 # was told not to write them (PYTHONDONTWRITEBYTECODE=1, as in the helpers' sessions),
 # runnable_dask, installed editable from its source folder, was compiled anew by every
-# child (0.08-0.1 s of CPU of a run's imports, seen at load 10), while runnable 0.50.0's
-# wheel came with the compiled modules pip wrote.
+# child (0.08-0.18 s of CPU a seed run, medians at load 10; docs/benchmarks.md), while
+# runnable 0.50.0's wheel came with the compiled modules pip wrote.
 _NOT_PASSED = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")
 
 
