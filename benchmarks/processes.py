@@ -9,12 +9,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Python as a user runs it keeps compiled modules (``__pycache__``). Where this process
+# was told not to write them (PYTHONDONTWRITEBYTECODE=1, as in the helpers' sessions),
+# runnable_dask, installed editable from its source folder, was compiled anew by every
+# child (0.08-0.18 s of CPU a seed run, medians at load 10; docs/benchmarks.md), while
+# runnable 0.50.0's wheel came with the compiled modules pip wrote.
+_NOT_PASSED = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")
+
+
 def clean_env(**extra: str) -> dict[str, str]:
-    """This process's environment without ``RUNNABLE_*`` and ``PYTHONPATH``, plus ``extra``."""
+    """This process's environment without ``RUNNABLE_*``, ``PYTHONPATH`` and
+    ``PYTHONDONTWRITEBYTECODE``, plus ``extra``."""
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith("RUNNABLE_") and name != "PYTHONPATH"
+        if not name.startswith("RUNNABLE_") and name not in _NOT_PASSED
     }
     env.update(extra)
     return env

@@ -54,7 +54,8 @@ CONFIGURATION_ENV = "RUNNABLE_CONFIGURATION_FILE"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Built when first used: a run builds only the sections its configuration names.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class LocalConfig(_Strict):

@@ -9,9 +9,11 @@ lines: :class:`~runnable_dask.console.RunConsole` uses this only when it writes 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+if TYPE_CHECKING:  # rich.progress is imported by the first bar: most runs draw none
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 WIDE_PARALLEL = 10
 """A Parallel of this many branches or more shows as a bar in a terminal."""
@@ -42,6 +44,8 @@ class GroupProgress:
         if name in self._groups:
             return
         if self._progress is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
             self._progress = Progress(
                 TextColumn("  [cyan]running[/] {task.description}"),
                 BarColumn(),

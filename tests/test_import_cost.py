@@ -1,16 +1,26 @@
 """What a run imports before it needs it: a run on a running cluster neither renders a
-dashboard nor runs a notebook in the driving process, so bokeh and papermill stay out."""
+dashboard nor runs a notebook in the driving process, so bokeh and papermill stay out;
+nor does it draw a progress bar in a log, or build the models of steps it does not have."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import runnable_dask.dashboard
 from runnable_dask.executors import standing
 
-# Each costs 0.3-1.5 s of a run's start on a 2-core machine (python -X importtime).
-NOT_AT_START = ("bokeh", "papermill", "nbformat", "nbclient", "distributed.dashboard")
+# Each costs 0.3-1.5 s of a run's start on a 2-core machine (python -X importtime);
+# rich.progress 10 ms, for the bars of a terminal that shows a map or a wide Parallel.
+NOT_AT_START = (
+    "bokeh",
+    "papermill",
+    "nbformat",
+    "nbclient",
+    "distributed.dashboard",
+    "rich.progress",
+)
 
 
 def test_a_run_on_a_running_cluster_imports_no_dashboard_and_no_notebook_runner() -> None:
@@ -23,6 +33,29 @@ def test_a_run_on_a_running_cluster_imports_no_dashboard_and_no_notebook_runner(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == ""
+
+
+def test_a_run_builds_the_models_of_what_it_has_and_names_only() -> None:
+    code = (
+        "from runnable_dask import Conditional, Loop, Map, Pipeline, Stub\n"
+        "from runnable_dask.config import LocalConfig, MockedConfig, load_configuration\n"
+        "from runnable_dask.sdk.steps import BaseTask\n"
+        "Pipeline(steps=[Stub(name='only')])\n"
+        "load_configuration('')\n"
+        "unused = (Conditional, Loop, Map, LocalConfig, MockedConfig, BaseTask)\n"
+        "print(' '.join(m.__name__ for m in unused if m.__pydantic_complete__))\n"
+        "print(Stub.__pydantic_complete__, Pipeline.__pydantic_complete__)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNABLE_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.stdout.splitlines() == ["", "True True"]
 
 
 def test_the_preload_named_by_the_cluster_code_is_the_dashboard_module() -> None:

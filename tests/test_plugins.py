@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from runnable_dask import ConfigurationError, Pipeline, PythonTask, plugins, results
 from runnable_dask.cli import cli
-from runnable_dask.config import load_configuration
+from runnable_dask.config import LocalConfig, load_configuration
 
 EXECUTOR_MODULE = '''
 from pathlib import Path
@@ -220,6 +220,16 @@ def test_an_unknown_type_lists_the_installed_ones_theirs_included(site: Path) ->
     )
     with pytest.raises(ConfigurationError, match=r"valid types: dask, local, mocked, serial\."):
         plugins.config_model("pipeline-executor", "argo")
+
+
+def test_another_package_s_entry_of_a_built_in_name_does_not_replace_it(site: Path) -> None:
+    install(
+        site,
+        "shadow_executor",
+        EXECUTOR_MODULE,
+        {"runnable_dask.executors": {"local": "shadow_executor:SerialConfig"}},
+    )
+    assert plugins.config_model("pipeline-executor", "local") is LocalConfig
 
 
 def test_a_type_whose_module_fails_to_import_is_named(site: Path) -> None:

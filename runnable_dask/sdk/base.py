@@ -21,9 +21,16 @@ _LINE_BREAKING = ("Cc", "Zl", "Zp")
 
 
 class SdkModel(BaseModel):
-    """Pydantic base for what users write: unknown fields are refused, values are frozen."""
+    """Pydantic base for what users write: unknown fields are refused, values are frozen.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    Each model's validator is built when it first validates (``defer_build``), not on
+    import: a pipeline without a Map, Loop or Conditional never builds theirs, nor are the
+    abstract bases built (see ``tests/test_import_cost.py``).
+    """
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, arbitrary_types_allowed=True, defer_build=True
+    )
 
     def __init__(self, /, **data: Any) -> None:
         try:

@@ -19,7 +19,7 @@ Status = Literal["CREATED", "PROCESSING", "SUCCESS", "FAIL"]
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)  # built when first used
 
 
 class _Tree(_Record):
