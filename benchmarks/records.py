@@ -24,6 +24,7 @@ from typing import Any
 from rich.console import Console
 
 from benchmarks.map_child import _rss_mb, _time_writes
+from benchmarks.processes import ROOT, clean_env
 from benchmarks.report import Row, seconds
 from benchmarks.workloads import Workload
 from runnable_dask.console import RunConsole
@@ -122,7 +123,12 @@ def measure(n: int, scratch: Path, repeat: int) -> list[Row]:
     """Rows: recording N items (driver CPU, writes, memory), then show and runs."""
     folder = scratch / f"records-{n}"
     child = [sys.executable, "-m", "benchmarks.records", "record", str(n), str(folder)]
-    done = subprocess.run(child, check=True, capture_output=True, text=True, timeout=3600)
+    environment = clean_env(PYTHONPATH=str(ROOT))  # the bench runs in a scratch folder
+    done = subprocess.run(
+        child, check=False, capture_output=True, text=True, timeout=3600, env=environment
+    )
+    if done.returncode:
+        raise RuntimeError(f"recording {n:,} items failed:\n{done.stderr}")
     recorded = json.loads(done.stdout.strip().splitlines()[-1])
     label = f"map {n:,} items, recorded"
     rows = [
