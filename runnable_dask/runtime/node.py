@@ -185,7 +185,8 @@ def _run_task(
             event = call.event("SUCCESS", attempts=[reused.attempt], data_catalog=records)
             return _keep(ctx, call, reused.outputs, event)
     attempts: list[dict[str, Any]] = []
-    environment = {RUN_ID_ENV: ctx.run_id}
+    # In the driving process the run's scope sets the run id for the whole run.
+    environment = {} if ctx.kept.in_driver else {RUN_ID_ENV: ctx.run_id}
     if ctx.secrets:
         note_secrets(ctx.secrets)
         environment.update((n, ctx.secrets[n]) for n in task.secrets if n in ctx.secrets)
