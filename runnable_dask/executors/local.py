@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from runnable_dask.runtime.kernel_pool import KernelKey
 
 
+_Call = tuple[str, tuple[Any, ...], tuple[str, ...], dict[str, Any]]
+"""A task ready to run: its key, its task tuple, its inputs' keys and their values."""
+
+
 class LocalExecutor:
     """Runs every task in a thread pool of this process; no cluster, no dashboard.
 
@@ -56,6 +60,7 @@ class LocalExecutor:
         self.description = f"{mocked}local threads ({self.threads})"
         self._events = events
         self._lock = threading.Lock()
+        self._finished: queue.SimpleQueue[tuple[str, tuple[str, ...], Any]] = queue.SimpleQueue()
         self._waiting: dict[str, tuple[tuple[Any, ...], tuple[str, ...]]] = {}
         self._pending = PendingInputs()
         self._readers: defaultdict[str, int] = defaultdict(int)
@@ -130,12 +135,14 @@ class LocalExecutor:
                     ready.append(self._take(key))
         for call in ready:
             self._pool.submit(self._run, *call)
+        self._settle()  # tasks that finished while this held the lock
 
     def release(self, keys: Iterable[str]) -> None:
         with self._lock:
             for key in keys:
                 self._keep.discard(key)
                 self._forget_if_unread(key)
+        self._settle()  # tasks that finished while this held the lock
 
     def stop_processes(self, run_id: str) -> list[dict[str, Any]]:
         return processes.stop_run(run_id)
@@ -143,7 +150,7 @@ class LocalExecutor:
     def blamed(self, key: str) -> str:
         return key  # a failing task is reported under its own key
 
-    def _take(self, key: str) -> tuple[str, tuple[Any, ...], tuple[str, ...], dict[str, Any]]:
+    def _take(self, key: str) -> _Call:
         """A task whose inputs are all here, with their values, for :meth:`_run`; under
         the lock, which the caller holds already (taking it again for each task started
         kept the driver waiting on the pool's threads: a third of its time on a map)."""
@@ -160,18 +167,41 @@ class LocalExecutor:
             error = exc
             self._events.put(Resolved(key, lambda: _raise(error)))
             return
-        with self._lock:
+        self._finished.put((key, inputs, result))
+        self._settle()
+
+    def _settle(self) -> None:
+        """Record the finished tasks and start those they make ready, unless another
+        thread holds the lock: that thread records them before it lets go. No pool
+        thread ever waits for the lock: one that lost the interpreter while holding it
+        made every other thread queue behind it, a switch of threads for each task."""
+        while not self._finished.empty():
+            if not self._lock.acquire(blocking=False):
+                return  # its holder looks at ``_finished`` again after releasing
+            try:
+                ready = self._record_finished()
+            finally:
+                self._lock.release()
+            for call in ready:
+                self._pool.submit(self._run, *call)
+
+    def _record_finished(self) -> list[_Call]:
+        """Under the lock: every task finished so far; the tasks now ready."""
+        ready: list[_Call] = []
+        while True:
+            try:
+                key, inputs, result = self._finished.get_nowait()
+            except queue.Empty:
+                return ready
             self._results[key] = result
             for dep in inputs:
                 self._readers[dep] -= 1
                 self._forget_if_unread(dep)
-            ready = [self._take(dependent) for dependent in self._pending.arrived(key)]
+            ready.extend(self._take(dependent) for dependent in self._pending.arrived(key))
             if key in self._watch:
                 self._watch.discard(key)
-                self._events.put(Resolved(key, lambda: result))
+                self._events.put(Resolved(key, _returning(result)))
             self._forget_if_unread(key)
-        for call in ready:
-            self._pool.submit(self._run, *call)
 
     def _forget_if_unread(self, key: str) -> None:
         if key in self._results and self._readers[key] <= 0 and key not in self._keep:
@@ -181,6 +211,10 @@ class LocalExecutor:
 
 def _raise(error: BaseException) -> Any:
     raise error
+
+
+def _returning(result: Any) -> Callable[[], Any]:
+    return lambda: result
 
 
 class DaemonThreadPool:
