@@ -15,6 +15,7 @@ import io
 import json
 import marshal
 import pickle
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +25,7 @@ from runnable_dask.runtime.binding import described
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import BaseTask, NotebookTask, PythonTask, ShellTask
 
-KEY_VERSION = "runnable-dask-cache-2"
+KEY_VERSION = "runnable-dask-cache-3"
 """Part of every key: a change in what keys cover makes old entries unreachable."""
 
 
@@ -80,13 +81,7 @@ def step_key(
     if not isinstance(task, PythonTask):
         names = [name for name in names if name not in map_lists]
     inputs = {name: value_digest(params[name]) for name in sorted(names)}
-    key = _digest_parts(
-        identity,
-        str(len(inputs)),
-        *(f"{name}={digest}" for name, digest in inputs.items()),
-        *(f"get {path}={digest}" for path, digest in sorted(gets.items())),
-    )
-    return key, inputs
+    return _digest_parts(identity, tuple(inputs.items()), tuple(sorted(gets.items()))), inputs
 
 
 def read_names(task: BaseTask, params: dict[str, Param]) -> list[str]:
@@ -160,6 +155,8 @@ def stable_pickle(value: Any) -> bytes:
 
 
 def _callable_identity(function: Callable[..., Any], depth: int, known: dict[Any, str]) -> str:
+    if type(function) is types.FunctionType and function in known:  # the common case first
+        return known[function]
     if isinstance(function, functools.partial):
         return _digest_parts(
             "partial",
@@ -251,7 +248,8 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _digest_parts(*parts: str) -> str:
-    """One digest of several texts, each length-prefixed so no two sequences collide."""
-    encoded = [part.encode("utf-8", "surrogatepass") for part in parts]
-    return hashlib.sha256(b"".join(b"%d:%b" % (len(data), data) for data in encoded)).hexdigest()
+def _digest_parts(*parts: str | tuple[tuple[str, str], ...]) -> str:
+    """One digest of several texts (or tuples of pairs of texts): of their tuple's
+    ``repr``, where each text is quoted and escaped, so no two sequences collide (and one
+    string is encoded, in a third of the time of encoding and joining each part)."""
+    return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()

@@ -71,7 +71,9 @@ store an entry is a warning too. The cache never fails a run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import json
 import os
 import queue
@@ -194,7 +196,8 @@ class StepCache:
             return result.outputs
         outputs = result.outputs
         try:
-            outputs = {name: carrying_digest(param) for name, param in outputs.items()}
+            if outputs:
+                outputs = {name: carrying_digest(param) for name, param in outputs.items()}
             self._keep(task, internal_name, run_id, outputs, result, catalog, defer)
         except Exception as exc:
             self.warnings.append(f"not cached: the entry could not be stored ({_describe(exc)})")
@@ -305,13 +308,13 @@ class StepCache:
             "run_id": run_id,
             "step": internal_name,
             "name": internal_name.rsplit(".", 1)[-1],
-            "created": now(),
+            "created": result.attempt.get("end_time") or now(),  # the attempt just ended
             "inputs": {"parameters": self.inputs, "gets": self.gets},
             "outputs": stored,
             "files": files,
             "log": log,
             "notebook": notebook,
-            "size": sum(len(data) for data in blobs.values()),
+            "size": sum(map(len, blobs.values())),
         }
         pending = _Pending(internal_name, self.store, blobs, encode(entry), self.damaged)
         if defer:
@@ -351,8 +354,7 @@ def _store(batch: list[_Pending]) -> list[tuple[str, str]]:
         except Exception as error:
             failed.extend((p.internal_name, _not_stored(error)) for p in entries)
             continue
-        for pending in entries:
-            _LISTED.stored(store, pending.entry.key, pending.entry.text)
+        _LISTED.stored(store, [pending.entry for pending in entries])
     return failed
 
 
@@ -384,11 +386,11 @@ class _Listed:
                     del self._indexes[next(iter(self._indexes))]
             return index
 
-    def stored(self, store: CacheStore, key: str, text: bytes) -> None:
-        """An entry this process stored: a later step with its key finds it."""
+    def stored(self, store: CacheStore, entries: list[Encoded]) -> None:
+        """Entries this process stored: a later step with one's key finds it."""
         for (location, _), index in list(self._indexes.items()):
             if location == store.location:
-                index.mine[key] = text
+                index.mine.update((entry.key, entry.text) for entry in entries)
 
 
 _LISTED = _Listed()
@@ -412,22 +414,24 @@ class _DeferredWrites:
     GATHER = 0.05
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # taken by each step: a plain lock is the cheapest
+        self._lock = threading.Lock()  # never taken by a step: see ``submit``
         self._idle = threading.Condition(self._lock)
         self._flush = threading.Event()
-        self._pending = 0
+        self._tickets = itertools.count()
+        """One drawn by each entry submitted and by each :meth:`finish` (whose draw,
+        less the earlier finishes', is the number of entries submitted so far)."""
+        self._finishes = 0
+        self._written = 0
         self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._failed: list[tuple[str, str]] = []
 
     def submit(self, pending: _Pending) -> None:
-        with self._lock:
-            self._pending += 1
-            while len(self._threads) < self.THREADS:
-                thread = threading.Thread(target=self._work, name="runnable-dask-cache")
-                thread.daemon = True
-                thread.start()
-                self._threads.append(thread)
+        """Queue an entry; takes no lock (the writers take theirs: a step queueing for
+        a lock whose holder waited for the interpreter stalled every step behind it)."""
+        if len(self._threads) < self.THREADS:
+            self._start_threads()
+        next(self._tickets)  # atomic: ``count`` is a C object
         self._queue.put(pending)
 
     def finish(self) -> list[tuple[str, str]]:
@@ -435,10 +439,20 @@ class _DeferredWrites:
         still gathering is written at once: the run waits on nothing else."""
         self._flush.set()
         with self._idle:
-            self._idle.wait_for(lambda: self._pending == 0)
+            submitted = next(self._tickets) - self._finishes
+            self._finishes += 1
+            self._idle.wait_for(lambda: self._written >= submitted)
             failed, self._failed = self._failed, []
         self._flush.clear()
         return failed
+
+    def _start_threads(self) -> None:
+        with self._lock:
+            while len(self._threads) < self.THREADS:
+                thread = threading.Thread(target=self._work, name="runnable-dask-cache")
+                thread.daemon = True
+                thread.start()
+                self._threads.append(thread)
 
     def _work(self) -> None:
         while True:
@@ -455,9 +469,8 @@ class _DeferredWrites:
                 failed = [(p.internal_name, _not_stored(error)) for p in batch]
             with self._idle:
                 self._failed.extend(failed)
-                self._pending -= len(batch)
-                if not self._pending:
-                    self._idle.notify_all()
+                self._written += len(batch)
+                self._idle.notify_all()
 
 
 _WRITER = _DeferredWrites()
@@ -503,7 +516,13 @@ def prepare(
         cache = StepCache(CacheStore(ctx.cache_location), "", {}, {})
         cache.warnings.append(f"not cached: its inputs cannot be keyed ({_describe(exc)})")
         return cache
-    return StepCache(CacheStore(ctx.cache_location), key, inputs, gets)
+    return StepCache(_store_at(ctx.cache_location), key, inputs, gets)
+
+
+@functools.lru_cache(maxsize=16)
+def _store_at(location: str) -> CacheStore:
+    """One store object per location, not one per step."""
+    return CacheStore(location)
 
 
 def _record(catalog: RunCatalog, path: str, digest: str, stage: str) -> dict[str, Any]:

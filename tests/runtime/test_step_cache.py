@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import re
 import sys
@@ -326,6 +327,34 @@ def test_pickled_returns_and_put_files_are_restored(run: Run, workdir: Path, ste
     ]
     log = step_log("train", run_id="second")
     assert "from the cache; run first printed" in log and "trained at rate 0.5" in log
+
+
+def unusual_values() -> tuple[float, dict[str, Any]]:
+    note("unusual")
+    return float("nan"), {"name": "café ☕", "big": 10**30, "ceiling": float("inf")}
+
+
+def test_values_json_writes_unusually_come_back_from_the_cache_as_they_were(
+    run: Run, workdir: Path
+) -> None:
+    pipeline = Pipeline(
+        steps=[
+            PythonTask(
+                name="unusual",
+                function=unusual_values,
+                returns=[metric("score"), "info"],
+                cache=True,
+            )
+        ]
+    )
+    run(pipeline, run_id="first")
+    second = run(pipeline, run_id="second")
+
+    assert ran(workdir) == ["unusual"]
+    assert cached_from(second, "unusual") == "first"
+    assert math.isnan(second.parameters["score"].value)
+    info = second.parameters["info"].value
+    assert info == {"name": "café ☕", "big": 10**30, "ceiling": float("inf")}
 
 
 @pytest.mark.parametrize("damage", ["entry", "blob"])
