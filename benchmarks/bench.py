@@ -65,6 +65,7 @@ class Bench:
         if args.map_items:
             self.sizes = {**self.sizes, "map": args.map_items}
         self.batch_size = args.batch_size
+        self.quick = args.quick
         self.repeat = args.repeat or (1 if args.quick else 3)
         self.scratch = scratch
         self.timeout = args.runnable_timeout
@@ -498,16 +499,21 @@ def main() -> None:
     previous = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="runnable-dask-bench-") as folder:
         os.chdir(folder)
+        bench = Bench(args, Path(folder))
         try:
-            bench = _measure(args, chosen, Path(folder))
+            _measure(bench, chosen)
+        except BaseException as exc:  # the rows measured so far are minutes of a quiet machine
+            notes = [f"STOPPED by {type(exc).__name__}: {exc}; the rows measured before it:"]
+            render(bench.rows, _title(bench.column is not None), notes + _notes(bench, args.quick))
+            raise
         finally:
             os.chdir(previous)
     render(bench.rows, _title(bench.column is not None), _notes(bench, args.quick))
 
 
-def _measure(args: argparse.Namespace, chosen: list[str], scratch: Path) -> Bench:
-    """Every chosen section, in a scratch folder that holds run logs, catalogs, copies."""
-    bench = Bench(args, scratch)
+def _measure(bench: Bench, chosen: list[str]) -> None:
+    """Every chosen section, in the bench's scratch folder (run logs, catalogs, copies)."""
+    scratch = bench.scratch
     bench.local([k for k in ("chain", "wide", "map") if k in chosen])
     on_cluster = [k for k in ("chain", "wide", "map", "fanout_sleep", "nested") if k in chosen]
     if on_cluster:
@@ -531,9 +537,8 @@ def _measure(args: argparse.Namespace, chosen: list[str], scratch: Path) -> Benc
     if "records" in chosen:
         from benchmarks import records
 
-        size = 1000 if args.quick else 100_000
+        size = 1000 if bench.quick else 100_000
         bench.rows += records.measure(size, scratch, bench.repeat)
-    return bench
 
 
 if __name__ == "__main__":
