@@ -42,7 +42,7 @@ def step_identity(task: BaseTask, known: dict[Any, str] | None = None) -> str:
     if task.catalog is not None:
         parts.append(repr(task.catalog.model_dump()))
     if isinstance(task, PythonTask):
-        parts.append(_callable_identity(task.function, 0, {} if known is None else known))
+        parts.extend(_callable_parts(task.function, 0, {} if known is None else known))
     elif isinstance(task, ShellTask):
         parts.append(task.command)
     elif isinstance(task, NotebookTask):
@@ -158,12 +158,7 @@ def _callable_identity(function: Callable[..., Any], depth: int, known: dict[Any
     if type(function) is types.FunctionType and function in known:  # the common case first
         return known[function]
     if isinstance(function, functools.partial):
-        return _digest_parts(
-            "partial",
-            _callable_identity(function.func, depth + 1, known),
-            *(_carried(a, depth, known) for a in function.args),
-            *(f"{k}={_carried(v, depth, known)}" for k, v in sorted(function.keywords.items())),
-        )
+        return _digest_parts(*_callable_parts(function, depth, known))
     if inspect.ismethod(function):
         return _digest_parts(
             "method",
@@ -180,6 +175,20 @@ def _callable_identity(function: Callable[..., Any], depth: int, known: dict[Any
     if function not in known:
         known[function] = _function_identity(function, depth, known)
     return known[function]
+
+
+def _callable_parts(function: Callable[..., Any], depth: int, known: dict[Any, str]) -> list[str]:
+    """What identifies a callable, as texts to digest: a partial's function and the values
+    it fixes, so that a step's identity digests them with the rest (a wide pipeline's
+    thousand partials of one function: one digest each, not two); any other callable's
+    identity."""
+    if not isinstance(function, functools.partial):
+        return [_callable_identity(function, depth, known)]
+    parts = ["partial", _callable_identity(function.func, depth + 1, known)]
+    parts += [_carried(value, depth, known) for value in function.args]
+    if function.keywords:
+        parts += [f"{k}={_carried(v, depth, known)}" for k, v in sorted(function.keywords.items())]
+    return parts
 
 
 def _function_identity(function: Any, depth: int, known: dict[Any, str]) -> str:

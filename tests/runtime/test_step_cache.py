@@ -6,6 +6,7 @@ can tell a step that ran from one whose outputs came from the cache.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import math
@@ -106,6 +107,28 @@ def test_a_parameter_the_step_does_not_read_is_not_part_of_the_key(run: Run, wor
     run(doubling(), run_id="one", parameters_file=params_file(workdir, x=3, other=1))
     second = run(doubling(), run_id="two", parameters_file=params_file(workdir, x=3, other=2))
     assert cached_from(second, "double") == "one"
+
+
+def scaled(factor: int, x: int) -> int:
+    note(f"scaled {factor} {x}")
+    return factor * x
+
+
+def test_a_partial_is_keyed_by_the_values_it_fixes(run: Run, workdir: Path) -> None:
+    def scaling(function: Callable[..., int]) -> Pipeline:
+        step = PythonTask(name="scale", function=function, returns=["y"], cache=True)
+        return Pipeline(steps=[step])
+
+    params = params_file(workdir, x=3)
+    run(scaling(functools.partial(scaled, 2)), run_id="two", parameters_file=params)
+    again = run(scaling(functools.partial(scaled, 2)), run_id="again", parameters_file=params)
+    three = run(scaling(functools.partial(scaled, 3)), run_id="three", parameters_file=params)
+    keyword = run(scaling(functools.partial(scaled, factor=5)), run_id="kw", parameters_file=params)
+
+    assert ran(workdir) == ["scaled 2 3", "scaled 3 3", "scaled 5 3"]
+    assert cached_from(again, "scale") == "two"
+    assert cached_from(three, "scale") is None and three.parameters["y"].value == 9
+    assert cached_from(keyword, "scale") is None and keyword.parameters["y"].value == 15
 
 
 def test_without_cache_the_step_always_runs(run: Run, workdir: Path) -> None:
