@@ -16,6 +16,7 @@ import re
 import zlib
 from array import array
 from functools import lru_cache
+from itertools import accumulate
 
 STATUSES = ("PROCESSING", "SUCCESS", "FAIL", "CREATED")
 """The statuses an item can have, by their code (the low two bits of :attr:`ItemPack.codes`)."""
@@ -44,12 +45,24 @@ class ItemPack:
     is held elsewhere from then on, and its copy here is no longer read.
     """
 
-    __slots__ = ("_codes", "_compressed", "_ends", "_source", "_starts", "_times", "names")
+    __slots__ = (
+        "_codes",
+        "_compressed",
+        "_ends",
+        "_name_ends",
+        "_names",
+        "_source",
+        "_starts",
+        "_times",
+    )
 
     def __init__(
-        self, names: tuple[str, ...], source: bytes, starts: array[int], ends: array[int]
+        self, names: list[str], source: bytes, starts: array[int], ends: array[int]
     ) -> None:
-        self.names = names
+        # The names as one string: the map's dict holds each name already, and a second
+        # string per item would cost as much as its compressed JSON.
+        self._names = "".join(names)
+        self._name_ends = array("I", accumulate(len(name) for name in names))
         self._source = source
         self._starts = starts
         self._ends = ends
@@ -58,14 +71,10 @@ class ItemPack:
         self._times: tuple[str, str] | None = None
 
     @classmethod
-    def compress(cls, names: tuple[str, ...], items: list[bytes]) -> ItemPack:
+    def compress(cls, names: list[str], items: list[bytes]) -> ItemPack:
         """Items that finished together, as one compressed block."""
         joined = b"".join(items)
-        ends = array("I")
-        at = 0
-        for item in items:
-            at += len(item)
-            ends.append(at)
+        ends = array("I", accumulate(len(item) for item in items))
         starts = array("I", [0])
         starts.extend(ends[:-1])
         pack = cls(names, zlib.compress(joined, _LEVEL), starts, ends)
@@ -74,7 +83,7 @@ class ItemPack:
         return pack
 
     @classmethod
-    def span(cls, names: tuple[str, ...], document: bytes, offsets: list[list[int]]) -> ItemPack:
+    def span(cls, names: list[str], document: bytes, offsets: list[list[int]]) -> ItemPack:
         """Items of a written document, each ``[start, end]`` in it; read lazily."""
         kind = "I" if offsets[-1][1] < 2**32 else "Q"
         starts = array(kind, [o[0] for o in offsets])
@@ -87,16 +96,24 @@ class ItemPack:
         return not self._compressed
 
     def item(self, position: int) -> bytes:
-        """The JSON of the item at ``position`` in :attr:`names`."""
+        """The JSON of the item at ``position`` (in the order they were packed)."""
         return self._buffer()[self._starts[position] : self._ends[position]]
 
+    def name(self, position: int) -> str:
+        """The name of the item at ``position``."""
+        start = self._name_ends[position - 1] if position else 0
+        return self._names[start : self._name_ends[position]]
+
     def position(self, name: str, hint: int = 0) -> int:
-        """Where ``name`` is in :attr:`names` (``hint`` is tried first: items are mostly
-        asked for in the order they were packed)."""
-        names = self.names
-        if hint < len(names) and names[hint] == name:
+        """Where item ``name`` is (``hint`` is tried first: items are mostly asked for in
+        the order they were packed)."""
+        count = len(self._name_ends)
+        if hint < count and self.name(hint) == name:
             return hint
-        return names.index(name)
+        for position in range(count):
+            if self.name(position) == name:
+                return position
+        raise KeyError(name)
 
     @property
     def codes(self) -> bytes:

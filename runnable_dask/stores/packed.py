@@ -112,7 +112,7 @@ class PackedBranches(dict[str, Any]):
                 chosen[name] = self._json(name, value)
         if not chosen:
             return
-        pack = ItemPack.compress(tuple(chosen), list(chosen.values()))
+        pack = ItemPack.compress(list(chosen), list(chosen.values()))
         for name in chosen:
             dict.__setitem__(self, name, pack)
 
@@ -490,7 +490,7 @@ def load_run_log(data: bytes, index: Index | None) -> RunLog:
         packed = PackedBranches()
         for at in range(0, len(offsets), GROUP):
             group = offsets[at : at + GROUP]
-            names = tuple(_name(data, start) for start, _ in group)
+            names = [_name(data, start) for start, _ in group]
             pack = ItemPack.span(names, data, group)
             for name in names:
                 dict.__setitem__(packed, name, pack)
