@@ -46,6 +46,7 @@ class ItemPack:
     """
 
     __slots__ = (
+        "_cached",
         "_codes",
         "_compressed",
         "_ends",
@@ -69,6 +70,7 @@ class ItemPack:
         self._compressed = False
         self._codes: bytes | None = None
         self._times: tuple[str, str] | None = None
+        self._cached = False
 
     @classmethod
     def compress(cls, names: list[str], items: list[bytes]) -> ItemPack:
@@ -136,8 +138,9 @@ class ItemPack:
 
     def cached(self) -> bool:
         """Whether any item came from the step cache (a hint: read the item to be sure)."""
-        buffer = self._buffer()
-        return buffer.find(CACHED, self._starts[0], self._ends[-1]) >= 0
+        if self._codes is None:
+            self._describe(self._buffer())
+        return self._cached
 
     def _buffer(self) -> bytes:
         return _inflated(self) if self._compressed else self._source
@@ -158,6 +161,7 @@ class ItemPack:
         for found in TIME.finditer(buffer, self._starts[0], self._ends[-1]):
             (starts if found.group(1) == b"start" else ends).append(found.group(2))
         self._codes = bytes(codes)
+        self._cached = buffer.find(CACHED, self._starts[0], self._ends[-1]) >= 0
         self._times = (
             min(starts).decode() if starts else "",
             max(ends).decode() if ends else "",

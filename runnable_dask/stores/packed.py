@@ -147,7 +147,7 @@ class PackedBranches(dict[str, Any]):
         if isinstance(value, bytes):
             return value.endswith(_NOT_BEGUN_END)
         if isinstance(value, ItemPack):
-            return not value.codes[value.position(name)] & BEGUN
+            return not value.codes[self._position(name, value)] & BEGUN
         return value is NOT_BEGUN
 
     def touched(self) -> list[str]:

@@ -67,6 +67,7 @@ def finish(branches: PackedBranches, item: int, status: Status = "SUCCESS") -> N
     name = f"sweep.{item}.work"
     stamp = f"2026-01-01T00:{item // 60 % 60:02d}:{item % 60:02d}"
     attempt = Attempt(status=status, start_time=stamp, end_time=stamp)
+    attempt.cached_from = "earlier" if item == 5 else None
     branch.steps[name] = StepLog(name="work", internal_name=name, status=status, attempts=[attempt])
     branch.status = status
     branches.pack(f"sweep.{item}")
@@ -74,7 +75,8 @@ def finish(branches: PackedBranches, item: int, status: Status = "SUCCESS") -> N
 
 def a_big_map() -> RunLog:
     """2,500 items listed: 250 finished (two packs of a hundred, fifty as JSON; items 150
-    and 1999 failed), one running (2400), the others not begun."""
+    and 1999 failed, item 5 from the step cache), one running (2400), the others not
+    begun."""
     run_log = RunLog(run_id="big", status="SUCCESS")
     sweep = run_log.steps["sweep"] = StepLog(name="sweep", internal_name="sweep", step_type="map")
     branches = sweep.branches = PackedBranches()
@@ -143,6 +145,8 @@ def test_finished_items_are_compressed_and_answer_without_being_read(tmp_path: P
         assert held_as["sweep.7"] == branches["sweep.7"]
         assert held_as["sweep.150"].steps["sweep.150.work"].status == "FAIL"
         assert held_as.not_begun("sweep.2000") and not held_as.not_begun("sweep.7")
+        assert held_as.any_cached()
+        assert not dict.__getitem__(held_as, "sweep.150").cached()  # the second pack
     assert read == run_log
     assert spans.unfinished() == ["sweep.2400"]  # begun, not ended: the recorder closes it
     assert dump_run_log(read)[0] == dump_run_log(run_log)[0]
