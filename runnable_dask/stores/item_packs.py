@@ -23,7 +23,7 @@ STATUSES = ("PROCESSING", "SUCCESS", "FAIL", "CREATED")
 FAILED_INSIDE = 4
 """Set in an item's code when a status ``FAIL`` appears anywhere in its JSON."""
 BEGUN = 8
-"""Set in an item's code when it holds steps (a branch listed and not begun holds none)."""
+"""Set in an item's code when it ended or holds steps (one listed and not begun holds none)."""
 
 STATUS = re.compile(rb'"status":"([A-Z]+)"')
 """A record's status; the first one in a branch's JSON is the branch's own (it comes
@@ -152,9 +152,12 @@ class ItemPack:
             code = _CODES.get(found.group(1), 0) if found else 0
             if buffer.find(FAILED, start, end) >= 0:
                 code |= FAILED_INSIDE
-            steps = buffer.find(b'"steps":', start, end)
-            if steps >= 0 and not buffer.startswith(_NO_STEPS, steps):
+            if code:  # ended: begun, whatever it holds
                 code |= BEGUN
+            else:
+                steps = buffer.find(b'"steps":', start, end)
+                if steps >= 0 and not buffer.startswith(_NO_STEPS, steps):
+                    code |= BEGUN
             codes.append(code)
         starts: list[bytes] = []
         ends: list[bytes] = []
