@@ -13,8 +13,6 @@ from runnable_dask.progress import GroupProgress
 from runnable_dask.stores.packed import PackedBranches
 from runnable_dask.stores.runlog import RunLog, StepLog
 
-_CACHED = b'"cached_from":"'
-
 _SILENT_TYPES = ("success", "fail")
 _ANSI = {
     "cyan": "\x1b[36m",
@@ -217,11 +215,11 @@ def _any_cached(run_log: RunLog) -> bool:
         if step.attempts and step.attempts[-1].cached_from:
             return True
         branches = step.branches
-        held = branches.raw() if isinstance(branches, PackedBranches) else branches.items()
-        for _, branch in held:
-            if isinstance(branch, bytes):
-                if _CACHED in branch:  # a hint: the walk that follows is exact
-                    return True
-            else:
-                pending.extend(branch.steps.values())
+        if isinstance(branches, PackedBranches):
+            if branches.any_cached():  # a hint: the walk that follows is exact
+                return True
+            held = branches.live_values()
+        else:
+            held = iter(branches.values())
+        pending.extend(s for branch in held for s in branch.steps.values())
     return False

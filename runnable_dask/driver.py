@@ -39,6 +39,7 @@ from runnable_dask.recorder import RunRecorder
 from runnable_dask.run_id import RUN_ID_ENV
 from runnable_dask.run_report import report_at_end
 from runnable_dask.runtime import step_cache
+from runnable_dask.runtime.composites import MapItems
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.events import Event, Message
 from runnable_dask.runtime.tokens import Param, summarise
@@ -297,6 +298,8 @@ def _drive(
         if item.key == end_key:
             break
         frontier = feed.frontier(item.key)
+        if isinstance(value, MapItems):
+            value = value.values
         if frontier.kind == "map" and value:
             recorder.expand_map(frontier.node.internal_name, frontier.call.items, value)
         for expansion in lowering.expand(frontier, value):

@@ -241,14 +241,16 @@ class RunRecorder:
 
 
 def _packed(step: StepLog) -> PackedBranches:
-    """The map step's branches as a PackedBranches (a resumed run's log has a dict),
-    its ended branches packed."""
+    """The map step's branches as a PackedBranches, its ended branches packed and
+    compressed (a resumed run's log has a dict, or spans of the document it was read
+    from: the driver does not keep that document)."""
     branches = step.branches
     if not isinstance(branches, PackedBranches):
         step.branches = branches = PackedBranches(branches)
         for name, branch in dict.items(branches):
             if branch.status in ("SUCCESS", "FAIL"):
                 branches.pack(name)
+    branches.compact()
     return branches
 
 
@@ -259,19 +261,13 @@ def _live_steps(steps: dict[str, StepLog]) -> Iterator[StepLog]:
         yield step
         branches = step.branches
         if isinstance(branches, PackedBranches):
-            begun = [name for name, value in branches.raw() if _begun_unfinished(value)]
-            chosen = [branch for name in begun if (branch := branches.live(name)) is not None]
+            for name in branches.unfinished():
+                branches.live(name)
+            chosen = list(branches.live_values())
         else:
             chosen = list(branches.values())
         for branch in chosen:
             yield from _live_steps(branch.steps)
-
-
-def _begun_unfinished(value: bytes | BranchLog) -> bool:
-    if not isinstance(value, bytes):
-        return True
-    at = value.find(b'"steps":')  # the branch's own steps come first
-    return b'"status":"PROCESSING"' in value[:at] and value[at + 8 : at + 10] != b"{}"
 
 
 def _parameters(records: dict[str, Any]) -> dict[str, ParameterRecord]:

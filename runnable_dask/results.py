@@ -242,10 +242,8 @@ def attempt_times(steps: Iterable[StepLog]) -> Iterator[tuple[str, str]]:
         if not isinstance(step.branches, PackedBranches):
             pending.extend(s for b in step.branches.values() for s in b.steps.values())
             continue
-        yield step.branches.packed_times()  # a map's finished items: read from JSON
-        for _, branch in step.branches.raw():
-            if not isinstance(branch, bytes):
-                pending.extend(branch.steps.values())
+        yield step.branches.packed_times()  # a map's finished items: known to their packs
+        pending.extend(s for b in step.branches.live_values() for s in b.steps.values())
 
 
 def format_seconds(seconds: float | None) -> str:

@@ -19,6 +19,7 @@ from distributed import LocalCluster
 
 from runnable_dask import ExecutionFailedError, Map, Pipeline, PythonTask
 from runnable_dask.cli import cli
+from runnable_dask.stores.item_packs import ItemPack
 from runnable_dask.stores.packed import PackedBranches
 from runnable_dask.stores.runlog_store import RunLogStore
 
@@ -116,14 +117,18 @@ def test_a_failing_item_is_named_kept_compact_and_alone_run_again(
     assert [(a.attempt_number, a.status) for a in attempts] == [(1, "FAIL"), (2, "SUCCESS")]
     assert resumed.parameters["out"].value == [i * 2 for i in range(N_ITEMS)]
 
-    # What the driver returns holds finished items as their JSON, read back on access.
+    # What the driver returns holds finished items compressed a hundred at a time (not
+    # spans of the document it read), read back on access.
     held = resumed.steps["m"].branches
     assert isinstance(held, PackedBranches)
-    assert all(isinstance(value, bytes) for value in dict.values(held))
+    packs = {id(value): value for value in dict.values(held) if isinstance(value, ItemPack)}
+    assert len(packs) == N_ITEMS // 100
+    assert not any(pack.spanned for pack in packs.values())
     assert [b.status for b in held.values()] == ["SUCCESS"] * N_ITEMS
+    assert list(held.statuses()) == [(f"m.{i}", "SUCCESS") for i in range(N_ITEMS)]
     assert resumed == store.read("big")
     per_item = len(pickle.dumps(resumed)) / N_ITEMS
-    assert per_item < 3000, per_item
+    assert per_item < 400, per_item
 
 
 @pytest.mark.timeout(300)

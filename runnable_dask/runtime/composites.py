@@ -14,8 +14,10 @@ from __future__ import annotations
 import importlib
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from runnable_dask.compact import Compact
 from runnable_dask.runtime.cache_keys import listed_digest
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.node import StepCall, join_branches
@@ -45,12 +47,21 @@ def run_probe(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
     return Token(target=call.node.internal_name, params=token.params, changed=token.changed)
 
 
-def map_items(call: StepCall, probe: Token) -> tuple[str, ...] | None:
+@dataclass(frozen=True, slots=True)
+class MapItems(Compact):
+    """A map's items as text, in one object. Dask sends a tuple of strings to the driver
+    string by string (a tuple of 100,000: 5 s and 30 MB more in the driver, 100 MB
+    while it arrived); an object goes as one pickle (0.04 s)."""
+
+    values: tuple[str, ...]
+
+
+def map_items(call: StepCall, probe: Token) -> MapItems | None:
     """What the driver needs to lower a map: each item's text (it names the branch), or
     None when control did not enter the map."""
     if probe.target != call.node.internal_name:
         return None
-    return tuple(str(item) for item in probe.params[call.node.step.iterate_on].value)
+    return MapItems(tuple(str(item) for item in probe.params[call.node.step.iterate_on].value))
 
 
 def run_map_join(

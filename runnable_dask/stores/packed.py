@@ -1,12 +1,14 @@
-"""A map's branches kept as their JSON, so a map of 100,000 items fits a small driver.
+"""A map's branches kept as their JSON, so a map of a million items fits a small driver.
 
 As pydantic objects, a finished map item (its branch, steps, attempts and parameter
 records) took about 13 KB of the driver's memory; as the JSON the run log stores, about
-1 KB. :class:`PackedBranches` is the dict a map step's ``branches`` is: a branch still
-running is an object the recorder updates, a finished one is its JSON, read back into a
-:class:`BranchLog` each time it is asked for (and not kept), so ``walk()``, ``step()`` and
-``failures()`` work on it as on any run log. Written to a store, the JSON goes out as it
-is (:func:`dump_run_log`): a write no longer serialises every item again.
+1.3 KB; compressed a hundred at a time (:mod:`runnable_dask.stores.item_packs`), about
+75 bytes. :class:`PackedBranches` is the dict a map step's ``branches`` is: a branch
+still running is an object the recorder updates, a branch listed and not begun is
+:data:`NOT_BEGUN`, a finished one is its JSON, then part of an :class:`ItemPack`; each
+is read back into a :class:`BranchLog` when asked for (and not kept), so ``walk()``,
+``step()`` and ``failures()`` work on it as on any run log. Written to a store, the JSON
+goes out as it is (:func:`dump_run_log`): a write never serialises every item again.
 """
 
 from __future__ import annotations
@@ -14,60 +16,148 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from array import array
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
 
 from pydantic import BaseModel
+
+from runnable_dask.stores.item_packs import (
+    BEGUN,
+    CACHED,
+    FAILED,
+    FAILED_INSIDE,
+    STATUS,
+    STATUSES,
+    TIME,
+    ItemPack,
+)
 
 if TYPE_CHECKING:
     from runnable_dask.stores.runlog import BranchLog, RunLog, StepLog
 
-Offsets = list[tuple[int, int]]
+Offsets = array
+"""Where a map's branches are in a written document: start, end, start, end, ... (a
+list of pairs took 120 bytes an item while the last write of a million items went on)."""
+
+GROUP = 100
+"""Finished items compressed together: as small as a thousand would be (75 against 72
+bytes an item), and one item read back costs a hundred's decompression (about 0.15 ms)."""
+
+
+class _NotBegun:
+    """The value of a branch listed and not begun (one object for all of them)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_BEGUN"
+
+    def __reduce__(self) -> str:
+        return "NOT_BEGUN"  # unpickled as this module's one object
+
+
+NOT_BEGUN: Final = _NotBegun()
 
 
 class PackedBranches(dict[str, Any]):
-    """Branches by internal name, in item order; finished ones held as JSON bytes.
+    """Branches by internal name, in item order; finished ones held as JSON.
 
     It notes which branches were set or handed out to be updated, so that a write of
     what changed (:mod:`runnable_dask.stores.parts`) need not look at every item.
     """
 
-    __slots__ = ("_times", "_touched")
+    __slots__ = ("_cursor", "_fresh", "_times", "_touched")
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._touched: dict[str, None] = {}  # a dict: in the order they were touched
         self._times: tuple[str, str] | None = None
+        self._fresh: list[str] = []
+        """Items packed as JSON since the last group was compressed."""
+        self._cursor: tuple[ItemPack | None, int] = (None, 0)
+        """The pack and position of the last item read from a pack: the next is tried
+        first."""
 
     def pack(self, name: str) -> None:
-        """Keep branch ``name`` as its JSON from now on (it will not change again)."""
+        """Keep branch ``name`` as its JSON from now on (it will not change again); every
+        :data:`GROUP` items packed are compressed together."""
         value = dict.__getitem__(self, name)
-        if not isinstance(value, bytes):
-            self[name] = dump_json(value)
+        if _is_held(value):
+            return
+        self[name] = dump_json(value)
+        self._fresh.append(name)
+        if len(self._fresh) >= GROUP:
+            self._compress(self._fresh)
+            self._fresh = []
+
+    def compact(self) -> None:
+        """Compress every item held as JSON not yet in a compressed pack (a run log read
+        back, then resumed: its items spans of the document, or plain JSON)."""
+        group: list[str] = []
+        for name, value in dict.items(self):
+            if isinstance(value, bytes) or (isinstance(value, ItemPack) and value.spanned):
+                group.append(name)
+                if len(group) == GROUP:
+                    self._compress(group)
+                    group = []
+        if group:
+            self._compress(group)
+        self._fresh = []
+
+    def _compress(self, names: list[str]) -> None:
+        chosen: dict[str, bytes] = {}
+        for name in names:
+            value = dict.get(self, name)
+            if isinstance(value, bytes):
+                chosen[name] = value
+            elif isinstance(value, ItemPack):
+                chosen[name] = self._json(name, value)
+        if not chosen:
+            return
+        pack = ItemPack.compress(list(chosen), list(chosen.values()))
+        for name in chosen:
+            dict.__setitem__(self, name, pack)
 
     def placeholders(self, names: list[str]) -> None:
-        """Branches listed before any of them reports: each as the JSON of an empty one."""
+        """Branches listed before any of them reports."""
         for name in names:
             if name not in self:
-                self[name] = empty_branch(name)
+                self[name] = NOT_BEGUN
 
     def live(self, name: str) -> BranchLog | None:
         """The branch as an object the recorder may update (unpacked if it was packed)."""
         value = dict.get(self, name)
-        if isinstance(value, bytes):
-            # An item's first report finds its placeholder: made, not parsed (a third
-            # of the time).
-            value = _empty(name) if value == empty_branch(name) else _branch(value)
+        if value is NOT_BEGUN:
+            # An item's first report: its branch is made, not parsed.
+            value = self[name] = _empty(name)
+        elif isinstance(value, (bytes, ItemPack)):
+            data = self._json(name, value)
+            value = _empty(name) if data == empty_branch(name) else _branch(data)
             self[name] = value
         elif value is not None:
             self._touched[name] = None
         return value
 
+    def json(self, name: str) -> bytes | None:
+        """The JSON of branch ``name`` if it is held packed (None while it is an object)."""
+        value = dict.__getitem__(self, name)
+        return None if not _is_held(value) else self._json(name, value)
+
+    def not_begun(self, name: str) -> bool:
+        """Whether branch ``name`` is listed and not begun."""
+        value = dict.__getitem__(self, name)
+        if isinstance(value, bytes):
+            return value.endswith(_NOT_BEGUN_END)
+        if isinstance(value, ItemPack):
+            return not value.codes[self._position(name, value)] & BEGUN
+        return value is NOT_BEGUN
+
     def touched(self) -> list[str]:
         """The branches set or handed out for update since the last call, in that order;
         those still held as objects (they may change again) stay noted for the next."""
         names = list(self._touched)
-        self._touched = {n: None for n in names if not isinstance(dict.get(self, n), bytes)}
+        self._touched = {n: None for n in names if not _is_held(dict.get(self, n))}
         return names
 
     def __setitem__(self, name: str, value: Any) -> None:
@@ -77,37 +167,83 @@ class PackedBranches(dict[str, Any]):
 
     def packed_times(self) -> tuple[str, str]:
         """The earliest start and latest end of the attempts in the packed branches
-        ("" where there is none), from their JSON in one pass, kept until one changes.
-        ISO times in UTC, as recorded, compare as text."""
+        ("" where there is none), kept until one changes: a pack's are known to it, the
+        others' read from their JSON. ISO times in UTC, as recorded, compare as text."""
         if self._times is None:
-            starts: list[bytes] = []
-            ends: list[bytes] = []
-            packed = [v for v in dict.values(self) if isinstance(v, bytes)]
-            for at in range(0, len(packed), 1000):  # a thousand items per search: few calls
-                for kind, stamp in _TIME.findall(b"".join(packed[at : at + 1000])):
+            found: list[tuple[str, str]] = []
+            loose: list[bytes] = []
+            last = None
+            for value in dict.values(self):
+                if isinstance(value, ItemPack):
+                    if value is not last:
+                        found.append(value.times)
+                        last = value
+                elif isinstance(value, bytes):
+                    loose.append(value)
+            for at in range(0, len(loose), 1000):  # a thousand items per search: few calls
+                starts: list[bytes] = []
+                ends: list[bytes] = []
+                for kind, stamp in TIME.findall(b"".join(loose[at : at + 1000])):
                     (starts if kind == b"start" else ends).append(stamp)
-            self._times = (
-                min(starts).decode() if starts else "",
-                max(ends).decode() if ends else "",
-            )
+                found.append(
+                    (min(starts).decode() if starts else "", max(ends).decode() if ends else "")
+                )
+            starts_ = [start for start, _ in found if start]
+            ends_ = [end for _, end in found if end]
+            self._times = (min(starts_, default=""), max(ends_, default=""))
         return self._times
 
     def raw(self) -> Iterator[tuple[str, bytes | BranchLog]]:
-        """Names with packed JSON or live objects, as held (for writing)."""
-        return iter(dict.items(self))
+        """Names with their JSON, or the live object, in order (for writing)."""
+        for name, value in dict.items(self):
+            yield name, self._json(name, value) if _is_held(value) else value
+
+    def live_values(self) -> Iterator[BranchLog]:
+        """The branches held as objects (begun and not yet ended, in the driver)."""
+        return (value for value in dict.values(self) if not _is_held(value))
+
+    def unfinished(self) -> list[str]:
+        """The branches held as JSON that had begun and not ended (a run stopped while
+        they ran): the recorder closes their running steps."""
+        found = []
+        for name, value in dict.items(self):
+            if isinstance(value, bytes):
+                at = value.find(b'"steps":')  # the branch's own steps come first
+                if b'"status":"PROCESSING"' in value[:at] and value[at + 8 : at + 10] != b"{}":
+                    found.append(name)
+            elif isinstance(value, ItemPack):
+                code = value.codes[self._position(name, value)]
+                if code & BEGUN and STATUSES[code & 3] == "PROCESSING":
+                    found.append(name)
+        return found
+
+    def any_cached(self) -> bool:
+        """Whether an item held as JSON came from the step cache (a hint: read it to be
+        sure); the live ones are the caller's to look at."""
+        last = None
+        for value in dict.values(self):
+            if isinstance(value, bytes):
+                if CACHED in value:
+                    return True
+            elif isinstance(value, ItemPack) and value is not last:
+                last = value
+                if value.cached():
+                    return True
+        return False
 
     def __getitem__(self, name: str) -> BranchLog:
-        return _unpacked(dict.__getitem__(self, name))
+        return self._read(name, dict.__getitem__(self, name))
 
     def get(self, name: str, default: Any = None) -> Any:
-        value = dict.get(self, name, default)
-        return _unpacked(value) if isinstance(value, bytes) else value
+        if name not in self:
+            return default
+        return self._read(name, dict.__getitem__(self, name))
 
     def values(self) -> Iterator[BranchLog]:  # type: ignore[override]
-        return (_unpacked(value) for value in dict.values(self))
+        return (self._read(name, value) for name, value in dict.items(self))
 
     def items(self) -> Iterator[tuple[str, BranchLog]]:  # type: ignore[override]
-        return ((name, _unpacked(value)) for name, value in dict.items(self))
+        return ((name, self._read(name, value)) for name, value in dict.items(self))
 
     def setdefault(self, name: str, default: BranchLog) -> BranchLog:  # type: ignore[override]
         found = self.live(name)
@@ -119,20 +255,47 @@ class PackedBranches(dict[str, Any]):
     def statuses(self) -> Iterator[tuple[str, str]]:
         """(name, status) of each branch, read without unpacking it."""
         for name, value in dict.items(self):
-            if isinstance(value, bytes):
-                found = _STATUS.search(value)
+            if isinstance(value, ItemPack):
+                yield name, STATUSES[value.codes[self._position(name, value)] & 3]
+            elif isinstance(value, bytes):
+                found = STATUS.search(value)
                 yield name, found.group(1).decode() if found else "PROCESSING"
+            elif value is NOT_BEGUN:
+                yield name, "PROCESSING"
             else:
                 yield name, value.status
 
     def with_failures(self) -> Iterator[BranchLog]:
         """The branches with a failed step or a failed status anywhere inside; the
         others are not unpacked."""
-        for value in dict.values(self):
-            if not isinstance(value, bytes):
+        for name, value in dict.items(self):
+            if isinstance(value, ItemPack):
+                if value.codes[self._position(name, value)] & FAILED_INSIDE:
+                    yield _branch(self._json(name, value))
+            elif isinstance(value, bytes):
+                if FAILED in value:
+                    yield _branch(value)
+            elif value is not NOT_BEGUN:
                 yield value
-            elif _FAILED in value:
-                yield _branch(value)
+
+    def _position(self, name: str, pack: ItemPack) -> int:
+        """Where ``name`` is in ``pack``; the item after the last one asked for is
+        tried first."""
+        last, position = self._cursor
+        position = pack.position(name, position + 1 if pack is last else 0)
+        self._cursor = (pack, position)
+        return position
+
+    def _json(self, name: str, value: Any) -> bytes:
+        """The JSON of a branch held packed."""
+        if isinstance(value, ItemPack):
+            return value.item(self._position(name, value))
+        if value is NOT_BEGUN:
+            return empty_branch(name)
+        return cast(bytes, value)
+
+    def _read(self, name: str, value: Any) -> Any:
+        return _branch(self._json(name, value)) if _is_held(value) else value
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, dict) and dict(self.items()) == dict(other.items())
@@ -149,15 +312,22 @@ class PackedBranches(dict[str, Any]):
         copied = PackedBranches()
         dict.update(copied, dict.items(self))
         copied._touched = dict(self._touched)
+        copied._fresh = list(self._fresh)
         return copied
+
+
+def _is_held(value: Any) -> bool:
+    """Whether a branch's value is held packed (JSON, a pack, or not begun)."""
+    return isinstance(value, (bytes, ItemPack)) or value is NOT_BEGUN
+
+
+_NOT_BEGUN_END = b',"status":"PROCESSING","steps":{},"parameters":{}}'
+"""How a branch listed and not begun ends (only its name comes before)."""
 
 
 def empty_branch(name: str) -> bytes:
     """The JSON of a branch listed and not begun."""
-    return (
-        b'{"internal_name":' + json.dumps(name).encode() + b',"status":"PROCESSING",'
-        b'"steps":{},"parameters":{}}'
-    )
+    return b'{"internal_name":' + json.dumps(name).encode() + _NOT_BEGUN_END
 
 
 def _branch(data: bytes) -> BranchLog:
@@ -172,13 +342,10 @@ def _empty(name: str) -> BranchLog:
     return BranchLog(internal_name=name)
 
 
-def _unpacked(value: Any) -> Any:
-    return _branch(value) if isinstance(value, bytes) else value
-
-
 Index = dict[str, Any]
 """Where each packed map's branches are in a written document: ``{"size": bytes,
-"maps": {map internal name: [[start, end] of each branch's JSON]}}``."""
+"maps": {map internal name: [[start, end] of each branch's JSON]}}`` as read, the
+pairs as :data:`Offsets` as written (:func:`index_json` writes them as pairs)."""
 
 _MARK = "runnable-dask:packed"
 """The key of the one-entry dict that stands for a packed map's branches while pydantic
@@ -203,6 +370,15 @@ def write_run_log(run_log: RunLog, handle: BinaryIO) -> Index:
         handle.write(piece)
         size += len(piece)
     return {"size": size, "maps": maps}
+
+
+def index_json(index: Index) -> bytes:
+    """The index written by :func:`dump_run_log` or :func:`write_run_log` as JSON."""
+    maps = []
+    for name, flat in index["maps"].items():
+        pairs = ",".join(f"[{flat[at]},{flat[at + 1]}]" for at in range(0, len(flat), 2))
+        maps.append(f"{json.dumps(name)}:[{pairs}]")
+    return f'{{"size":{index["size"]},"maps":{{{",".join(maps)}}}}}'.encode()
 
 
 def dump_json(model: BaseModel) -> bytes:
@@ -284,13 +460,14 @@ def _pieces(
         at = data.index(mark, done)
         out = bytearray(data[done:at])
         done = at + len(mark)
-        offsets = maps[owner.internal_name] = []
+        offsets = maps[owner.internal_name] = array("Q")
         out += b"{"
         for index, (name, value) in enumerate(branches.raw()):
             out += (b',"' if index else b'"') + json.dumps(name).encode()[1:] + b":"
             start = position + len(out)
             out += value if isinstance(value, bytes) else dump_json(value)
-            offsets.append((start, position + len(out)))
+            offsets.append(start)
+            offsets.append(position + len(out))
             if index % _PIECE == _PIECE - 1:
                 position += len(out)
                 yield bytes(out)
@@ -318,33 +495,35 @@ def load_run_log(data: bytes, index: Index | None) -> RunLog:
     done = 0
     for _, offsets in sorted(spans, key=lambda span: span[1][0][0]):
         first = offsets[0][0]
-        key = json.dumps(_name(data[first : first + 4096])).encode()
+        key = json.dumps(_name(data, first)).encode()
         trunk += data[done : first - len(key) - 2] + b"{}"  # the object, its key, its colon
         done = offsets[-1][1] + 1
     trunk += data[done:]
     run_log = RunLog.model_validate_json(bytes(trunk))
     for owner, offsets in spans:
         packed = PackedBranches()
-        for start, end in offsets:
-            value = data[start:end]
-            dict.__setitem__(packed, _name(value), value)
+        for at in range(0, len(offsets), GROUP):
+            group = offsets[at : at + GROUP]
+            names = [_name(data, start) for start, _ in group]
+            pack = ItemPack.span(names, data, group)
+            for name in names:
+                dict.__setitem__(packed, name, pack)
         run_log.step(owner).branches = packed
     return run_log
 
 
 _NAME = re.compile(rb'\{"internal_name":("(?:[^"\\]|\\.)*")')
 _NAME_KEY = b'{"internal_name":"'
-_STATUS = re.compile(rb'"status":"([A-Z]+)"')
-_TIME = re.compile(rb'"(start|end)_time":"([^"]+)"')
-_FAILED = b'"status":"FAIL"'
 
 
-def _name(value: bytes) -> str:
-    if value.startswith(_NAME_KEY):  # the common case, without a regex
-        raw = value[len(_NAME_KEY) : value.find(b'"', len(_NAME_KEY))]
+def _name(data: bytes, start: int = 0) -> str:
+    """The internal name of the branch whose JSON begins at ``start`` in ``data``."""
+    if data.startswith(_NAME_KEY, start):  # the common case, without a regex
+        begin = start + len(_NAME_KEY)
+        raw = data[begin : data.find(b'"', begin)]
         if b"\\" not in raw:
             return raw.decode()
-    found = _NAME.match(value)
+    found = _NAME.match(data, start)
     if found is None:
         raise ValueError("a packed branch without its internal name")
     quoted = found.group(1)

@@ -30,8 +30,6 @@ from runnable_dask.stores.runlog import BranchLog, RunLog, StepLog
 
 _SAMPLE = 65536
 _LINES = 1000
-_NOT_BEGUN = b',"status":"PROCESSING","steps":{},"parameters":{}}'
-"""How a branch listed and not begun ends (only its name comes before)."""
 
 
 def base_token(document: bytes) -> str:
@@ -98,16 +96,17 @@ class Journal:
         else:
             names = list(branches)
         listed: list[str] = []
+        packed = branches if isinstance(branches, PackedBranches) else None
         for name in names:
-            value = dict.__getitem__(branches, name)
-            if isinstance(value, bytes):  # a map item set since the last write
+            if packed is not None and packed.not_begun(name):
+                written.pop(name, None)
+                listed.append(name)  # a map's items listed: one part for them all
+                continue
+            data = packed.json(name) if packed is not None else None
+            if data is not None:  # a map item set since the last write
                 written.pop(name, None)  # only branches still changing are kept here
-                data = value
-                if value.endswith(_NOT_BEGUN):
-                    listed.append(name)  # a map's items listed: one part for them all
-                    continue
             else:
-                data = dump_json(value)
+                data = dump_json(dict.__getitem__(branches, name))
                 if written.get(name) == data:
                     continue
                 written[name] = data

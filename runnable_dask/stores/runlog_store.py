@@ -41,7 +41,13 @@ from runnable_dask.exceptions import (
     RunLogStoreError,
     RunnableDaskError,
 )
-from runnable_dask.stores.packed import Index, dump_run_log, load_run_log, write_run_log
+from runnable_dask.stores.packed import (
+    Index,
+    dump_run_log,
+    index_json,
+    load_run_log,
+    write_run_log,
+)
 from runnable_dask.stores.parts import Journal, base_token, file_token, fold, header_line
 from runnable_dask.stores.run_lock import RunLock
 from runnable_dask.stores.runlog import RunLog
@@ -237,7 +243,7 @@ class RunLogStore:
             if self._fs.exists(path):
                 self._fs.rm_file(path)
             return
-        self._fs.pipe_file(path, json.dumps(index, separators=(",", ":")).encode())
+        self._fs.pipe_file(path, index_json(index))
 
     def _index_path(self, run_id: str) -> str:
         return f"{self._root.rstrip('/')}/.{run_id}.index"

@@ -3,11 +3,14 @@ packed through the index, and read whole when the index does not match."""
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from pathlib import Path
 
-from runnable_dask.stores.packed import PackedBranches, dump_run_log
-from runnable_dask.stores.runlog import Attempt, RunLog, StepLog
+from runnable_dask.stores.item_packs import ItemPack
+from runnable_dask.stores.packed import NOT_BEGUN, PackedBranches, dump_run_log, index_json
+from runnable_dask.stores.runlog import Attempt, RunLog, Status, StepLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
 ITEMS = ["0", "1", 'odd "name" {with} \\ braces', "3"]
@@ -57,31 +60,101 @@ def test_packed_branches_are_stored_whole_and_read_back_packed(tmp_path: Path) -
     assert [s.internal_name for s in read.walk()][-1] == "after"
 
 
-def test_a_big_map_is_written_piece_by_piece_as_one_document(tmp_path: Path) -> None:
-    """A local store writes the document in pieces of a thousand items (never the whole
-    log in memory at once): the file and its index are what one dump would make."""
+def finish(branches: PackedBranches, item: int, status: Status = "SUCCESS") -> None:
+    """Map item ``item`` ends with one attempt that ran at second ``item % 60``."""
+    branch = branches.live(f"sweep.{item}")
+    assert branch is not None
+    name = f"sweep.{item}.work"
+    stamp = f"2026-01-01T00:{item // 60 % 60:02d}:{item % 60:02d}"
+    attempt = Attempt(status=status, start_time=stamp, end_time=stamp)
+    attempt.cached_from = "earlier" if item == 5 else None
+    branch.steps[name] = StepLog(name="work", internal_name=name, status=status, attempts=[attempt])
+    branch.status = status
+    branches.pack(f"sweep.{item}")
+
+
+def a_big_map() -> RunLog:
+    """2,500 items listed: 250 finished (two packs of a hundred, fifty as JSON; items 150
+    and 1999 failed, item 5 from the step cache), one running (2400), the others not
+    begun."""
     run_log = RunLog(run_id="big", status="SUCCESS")
     sweep = run_log.steps["sweep"] = StepLog(name="sweep", internal_name="sweep", step_type="map")
     branches = sweep.branches = PackedBranches()
+    branches.placeholders([f"sweep.{item}" for item in range(2500)])
+    for item in [*range(249), 1999]:
+        finish(branches, item, "FAIL" if item in (150, 1999) else "SUCCESS")
+    running = branches.live("sweep.2400")  # one still running, as an object
+    assert running is not None
+    running.steps["sweep.2400.work"] = StepLog(name="work", internal_name="sweep.2400.work")
+    return run_log
+
+
+def test_a_big_map_is_written_piece_by_piece_as_one_document(tmp_path: Path) -> None:
+    """A local store writes the document in pieces of a thousand items (never the whole
+    log in memory at once): the file and its index are what one dump would make."""
+    run_log = a_big_map()
     names = [f"sweep.{item}" for item in range(2500)]
-    branches.placeholders(names)
-    failed = branches.live("sweep.1999")
-    assert failed is not None
-    failed.status = "FAIL"
-    branches.pack("sweep.1999")
-    assert branches.live("sweep.2400") is not None  # one still running, as an object
     store = RunLogStore(tmp_path)
     store.create(RunLog(run_id="big"))
     store.write(run_log)
 
     data, index = dump_run_log(run_log)
     assert (tmp_path / "big.json").read_bytes() == data
-    assert json.loads((tmp_path / ".big.index").read_text()) == json.loads(json.dumps(index))
+    written = json.loads((tmp_path / ".big.index").read_text())
+    assert written == json.loads(index_json(index))
+    start, end = written["maps"]["sweep"][1]
+    assert json.loads(data[start:end]) == json.loads(
+        run_log.steps["sweep"].branches["sweep.1"].model_dump_json()
+    )
+    assert json.loads(data) == json.loads(run_log.model_dump_json())  # as pydantic dumps it
     read = store.read("big")
     assert isinstance(read.steps["sweep"].branches, PackedBranches)
     assert list(read.steps["sweep"].branches) == names
     assert read.steps["sweep"].branches["sweep.1999"].status == "FAIL"
     assert read == run_log
+
+
+def test_finished_items_are_compressed_and_answer_without_being_read(tmp_path: Path) -> None:
+    """Packs of a hundred finished items know each one's status, whether a failure is
+    inside and the attempts' times; a read log's items are spans of its document, which
+    a resumed run compresses in turn: every way of holding an item reads the same."""
+    run_log = a_big_map()
+    branches = run_log.steps["sweep"].branches
+    assert isinstance(branches, PackedBranches)
+    held = [dict.__getitem__(branches, f"sweep.{item}") for item in (0, 199, 200, 1999, 2400)]
+    assert isinstance(held[0], ItemPack) and held[0] is not held[1] is not held[2]
+    assert isinstance(held[1], ItemPack) and not held[1].spanned
+    assert [type(value).__name__ for value in held[2:]] == ["bytes", "bytes", "BranchLog"]
+    assert dict.__getitem__(branches, "sweep.2000") is NOT_BEGUN
+    store = RunLogStore(tmp_path)
+    store.create(RunLog(run_id="big"))
+    store.write(run_log)
+    read = store.read("big")
+    spans = read.steps["sweep"].branches
+    assert isinstance(spans, PackedBranches)
+    assert isinstance(dict.__getitem__(spans, "sweep.0"), ItemPack)
+    assert dict.__getitem__(spans, "sweep.0").spanned
+    compressed = copy.copy(spans)
+    compressed.compact()
+    assert not dict.__getitem__(compressed, "sweep.2499").spanned
+    unpickled = pickle.loads(pickle.dumps(branches))
+    assert dict.__getitem__(unpickled, "sweep.2000") is NOT_BEGUN
+
+    statuses = [("SUCCESS" if i < 249 else "PROCESSING", i) for i in range(2500)]
+    statuses[150] = statuses[1999] = ("FAIL", 0)
+    for held_as in (branches, spans, compressed, unpickled):
+        assert [status for _, status in held_as.statuses()] == [s for s, _ in statuses]
+        failed = [b.internal_name for b in held_as.with_failures() if b.status != "PROCESSING"]
+        assert failed == ["sweep.150", "sweep.1999"]
+        assert held_as.packed_times() == ("2026-01-01T00:00:00", "2026-01-01T00:33:19")
+        assert held_as["sweep.7"] == branches["sweep.7"]
+        assert held_as["sweep.150"].steps["sweep.150.work"].status == "FAIL"
+        assert held_as.not_begun("sweep.2000") and not held_as.not_begun("sweep.7")
+        assert held_as.any_cached()
+        assert not dict.__getitem__(held_as, "sweep.150").cached()  # the second pack
+    assert read == run_log
+    assert spans.unfinished() == ["sweep.2400"]  # begun, not ended: the recorder closes it
+    assert dump_run_log(read)[0] == dump_run_log(run_log)[0]
 
 
 def test_an_index_that_does_not_match_means_a_whole_read(tmp_path: Path) -> None:
