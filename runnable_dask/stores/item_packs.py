@@ -101,6 +101,14 @@ class ItemPack:
         """The JSON of the item at ``position`` (in the order they were packed)."""
         return self._buffer()[self._starts[position] : self._ends[position]]
 
+    def by_name(self) -> dict[str, bytes]:
+        """Every item's JSON by name, from one read of the pack."""
+        buffer = self._buffer()
+        return {
+            self.name(position): buffer[start:end]
+            for position, (start, end) in enumerate(zip(self._starts, self._ends, strict=True))
+        }
+
     def name(self, position: int) -> str:
         """The name of the item at ``position``."""
         start = self._name_ends[position - 1] if position else 0
@@ -109,13 +117,9 @@ class ItemPack:
     def position(self, name: str, hint: int = 0) -> int:
         """Where item ``name`` is (``hint`` is tried first: items are mostly asked for in
         the order they were packed)."""
-        count = len(self._name_ends)
-        if hint < count and self.name(hint) == name:
+        if hint < len(self._name_ends) and self.name(hint) == name:
             return hint
-        for position in range(count):
-            if self.name(position) == name:
-                return position
-        raise KeyError(name)
+        return _positions(self)[name]
 
     @property
     def codes(self) -> bytes:
@@ -171,8 +175,17 @@ class ItemPack:
         )
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=64)
 def _inflated(pack: ItemPack) -> bytes:
-    """A compressed pack's JSON; the last few are kept, as a write reads a pack's items
-    one after the other."""
+    """A compressed pack's JSON; the last 64 are kept (9 MB) for readers that ask item by
+    item in the map's order, while a pack holds items in the order they finished, spread
+    over the map on a cluster (a whole write reads each pack once: ``PackedBranches.raw``)."""
     return zlib.decompress(pack._source)
+
+
+@lru_cache(maxsize=64)
+def _positions(pack: ItemPack) -> dict[str, int]:
+    """Where each of a pack's items is, by name, for the packs read last (a pack keeps
+    its names as one string; searching them went through half a pack for every item
+    read out of its packing order)."""
+    return {pack.name(position): position for position in range(len(pack._name_ends))}

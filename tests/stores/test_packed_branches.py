@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import random
 from pathlib import Path
 
 from runnable_dask.stores.item_packs import ItemPack
@@ -155,6 +156,37 @@ def test_finished_items_are_compressed_and_answer_without_being_read(tmp_path: P
     assert read == run_log
     assert spans.unfinished() == ["sweep.2400"]  # begun, not ended: the recorder closes it
     assert dump_run_log(read)[0] == dump_run_log(run_log)[0]
+
+
+def test_items_that_finished_in_any_order_are_written_in_the_maps_order(tmp_path: Path) -> None:
+    """On a cluster a map's items finish in no particular order, so each pack of a
+    hundred holds items from all over the map: the document still lists them in the
+    map's order, each with its own record."""
+    run_log = RunLog(run_id="shuffled", status="SUCCESS")
+    sweep = run_log.steps["sweep"] = StepLog(name="sweep", internal_name="sweep", step_type="map")
+    branches = sweep.branches = PackedBranches()
+    names = [f"sweep.{item}" for item in range(1000)]
+    branches.placeholders(names)
+    order = list(range(1000))
+    random.Random(15).shuffle(order)
+    for item in order:
+        finish(branches, item, "FAIL" if item == 321 else "SUCCESS")
+    packs = {id(dict.__getitem__(branches, f"sweep.{item}")) for item in range(0, 1000, 97)}
+    assert len(packs) > 5  # the packs are spread over the map
+    store = RunLogStore(tmp_path)
+    store.create(RunLog(run_id="shuffled"))
+    store.write(run_log)
+
+    document = json.loads((tmp_path / "shuffled.json").read_text())
+    stored = document["steps"]["sweep"]["branches"]
+    assert list(stored) == names
+    assert stored["sweep.321"]["status"] == "FAIL"
+    assert document == json.loads(run_log.model_dump_json())
+    assert [
+        name
+        for name, status in store.read("shuffled").steps["sweep"].branches.statuses()
+        if status == "FAIL"
+    ] == ["sweep.321"]
 
 
 def test_an_index_that_does_not_match_means_a_whole_read(tmp_path: Path) -> None:
