@@ -28,7 +28,6 @@ import contextlib
 import functools
 import hashlib
 import io
-import json
 import os
 import secrets
 import threading
@@ -39,7 +38,7 @@ from typing import Any, NamedTuple
 import fsspec
 from fsspec.core import url_to_fs
 from fsspec.implementations.local import LocalFileSystem
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from runnable_dask.exceptions import RunnableDaskError
 
@@ -314,8 +313,8 @@ def _lines(data: bytes) -> list[Place]:
 
 
 def _entry(key: str, data: bytes) -> dict[str, Any]:
-    try:
-        entry = json.loads(data)
+    try:  # pydantic's parser: a third of ``json.loads``'s time, which sniffs bytes' encoding
+        entry = from_json(data)
     except ValueError as exc:
         raise CorruptEntryError(f"entry {key[:12]} is not valid JSON ({exc})") from None
     if not isinstance(entry, dict) or entry.get("key") != key:
