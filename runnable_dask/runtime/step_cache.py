@@ -80,7 +80,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import cloudpickle
 
@@ -261,37 +261,11 @@ class StepCache:
     ) -> None:
         secrets = {n: os.environ[n] for n in task.secrets if os.environ.get(n)}
         blobs: dict[str, bytes] = {}
-
-        def blob(data: bytes, what: str) -> str:
-            _check_secrets(secrets, data, what)
-            digest = hashlib.sha256(data).hexdigest()
-            blobs[digest] = data
-            return digest
-
         # Everything is read and pickled now: later steps may change the values or files.
         try:
-            stored: dict[str, Any] = {}
-            for name, param in outputs.items():
-                if param.kind == "object":
-                    digest = blob(cloudpickle.dumps(param.value), f"return {name!r}")
-                    stored[name] = {"kind": "object", "blob": digest, "digest": param.digest}
-                else:
-                    text = json.dumps(param.value, ensure_ascii=False).encode("utf-8")
-                    _check_secrets(secrets, text, f"return {name!r}")
-                    stored[name] = {"kind": param.kind, "value": param.value}
-            files = []
-            if task.catalog is not None and task.catalog.store_copy:
-                for record in result.data_catalog:
-                    if record["stage"] == "put":
-                        with open(record["name"], "rb") as handle:
-                            digest = blob(handle.read(), f"put file {record['name']!r}")
-                        files.append({"path": record["name"], "blob": digest})
-            notebook = None
-            if isinstance(task, NotebookTask):
-                from runnable_dask.runtime.notebook_task import executed_notebook_name
-
-                data = catalog.read_bytes(executed_notebook_name(task, internal_name))
-                notebook = blob(data, "the executed notebook") if data else None
+            stored = {name: _stored(param, name, secrets, blobs) for name, param in outputs.items()}
+            files = _put_files(task, result, secrets, blobs)
+            notebook = _notebook(task, internal_name, catalog, secrets, blobs)
         except _HoldsSecret as exc:
             self.warnings.append(f"not cached: {exc}; secrets are never stored")
             return
@@ -300,21 +274,20 @@ class StepCache:
             data = result.output
             for value in secrets.values():
                 data = data.replace(value.encode("utf-8"), b"***")
-            log = hashlib.sha256(data).hexdigest()
-            blobs[log] = data
+            log = _blob(data, {}, blobs)
         entry = {
             "format": FORMAT,
             "key": self.key,
             "run_id": run_id,
             "step": internal_name,
-            "name": internal_name.rsplit(".", 1)[-1],
+            "name": internal_name.rpartition(".")[2],
             "created": result.attempt.get("end_time") or now(),  # the attempt just ended
             "inputs": {"parameters": self.inputs, "gets": self.gets},
             "outputs": stored,
             "files": files,
             "log": log,
             "notebook": notebook,
-            "size": sum(map(len, blobs.values())),
+            "size": sum(map(len, blobs.values())) if blobs else 0,
         }
         pending = _Pending(internal_name, self.store, blobs, encode(entry), self.damaged)
         if defer:
@@ -323,9 +296,61 @@ class StepCache:
             self.warnings.extend(warning for _, warning in _store([pending]))
 
 
-@dataclass
-class _Pending:
-    """An entry to store, with the blobs it names."""
+def _blob(data: bytes, secrets: dict[str, str], blobs: dict[str, bytes], what: str = "") -> str:
+    """Add ``data`` to the blobs an entry names, once checked for the step's secrets."""
+    _check_secrets(secrets, data, what)
+    digest = hashlib.sha256(data).hexdigest()
+    blobs[digest] = data
+    return digest
+
+
+def _stored(
+    param: Param, name: str, secrets: dict[str, str], blobs: dict[str, bytes]
+) -> dict[str, Any]:
+    """A returned value as its entry holds it: inline, or pickled as a blob."""
+    if param.kind == "object":
+        pickled = cloudpickle.dumps(param.value)
+        digest = _blob(pickled, secrets, blobs, f"return {name!r}")
+        return {"kind": "object", "blob": digest, "digest": param.digest}
+    if secrets:
+        text = json.dumps(param.value, ensure_ascii=False).encode("utf-8")
+        _check_secrets(secrets, text, f"return {name!r}")
+    return {"kind": param.kind, "value": param.value}
+
+
+def _put_files(
+    task: BaseTask, result: AttemptResult, secrets: dict[str, str], blobs: dict[str, bytes]
+) -> list[dict[str, str]]:
+    """The files the step put into the catalog, each as a blob (if it keeps copies)."""
+    if task.catalog is None or not task.catalog.store_copy:
+        return []
+    files = []
+    for record in result.data_catalog:
+        if record["stage"] == "put":
+            with open(record["name"], "rb") as handle:
+                digest = _blob(handle.read(), secrets, blobs, f"put file {record['name']!r}")
+            files.append({"path": record["name"], "blob": digest})
+    return files
+
+
+def _notebook(
+    task: BaseTask,
+    internal_name: str,
+    catalog: RunCatalog,
+    secrets: dict[str, str],
+    blobs: dict[str, bytes],
+) -> str | None:
+    """A notebook step's executed notebook, as a blob."""
+    if not isinstance(task, NotebookTask):
+        return None
+    from runnable_dask.runtime.notebook_task import executed_notebook_name
+
+    data = catalog.read_bytes(executed_notebook_name(task, internal_name))
+    return _blob(data, secrets, blobs, "the executed notebook") if data else None
+
+
+class _Pending(NamedTuple):
+    """An entry to store, with the blobs it names (a tuple: one is made per step)."""
 
     internal_name: str
     store: CacheStore
