@@ -33,13 +33,23 @@ class RunLogStoreError(RunnableDaskError):
 
 
 class ExecutionFailedError(RunnableDaskError):
-    """The pipeline ran and ended in FAIL; the run log says which step failed and why."""
+    """The pipeline ran and ended in FAIL; the run log says which step failed and why.
+
+    The message names the first :attr:`NAMED` failures (a sweep whose thousand branches
+    all failed the same way gave a message of a hundred kilobytes); ``failures`` holds
+    every one.
+    """
+
+    NAMED = 5
 
     def __init__(self, run_id: str, failures: list[tuple[str, str]], run_log_path: str) -> None:
         self.run_id = run_id
         self.failures = failures
         self.run_log_path = run_log_path
-        detail = "; ".join(f"{name}: {message}" for name, message in failures) or "see the run log"
+        named = [f"{name}: {message}" for name, message in failures[: self.NAMED]]
+        if len(failures) > self.NAMED:
+            named.append(f"and {len(failures) - self.NAMED} more steps")
+        detail = "; ".join(named) or "see the run log"
         super().__init__(f"Run {run_id!r} failed ({detail}). Run log: {run_log_path}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -199,6 +200,25 @@ def test_a_failing_branch_does_not_stop_its_siblings(
     assert "fan.b.more" not in fan.branches["fan.b"].steps
     assert "fan.b.fail" in fan.branches["fan.b"].steps
     assert "after" not in run_log.steps
+
+
+def test_a_run_whose_many_branches_failed_names_a_few_and_counts_the_rest(run: Run) -> None:
+    def broken(position: int) -> None:
+        raise ValueError(f"branch {position} broke")
+
+    branches = {
+        f"b{i}": Pipeline(steps=[PythonTask(name="work", function=functools.partial(broken, i))])
+        for i in range(12)
+    }
+    with pytest.raises(ExecutionFailedError) as caught:
+        run(Pipeline(steps=[Parallel(name="fan", branches=branches)]))
+    failed = sorted(name for name, _ in caught.value.failures)
+    assert failed == sorted(f"fan.b{i}.work" for i in range(12))
+    message = str(caught.value)
+    named = [name for name in failed if f"{name}: ValueError: branch" in message]
+    assert len(named) == ExecutionFailedError.NAMED
+    assert f"and {12 - ExecutionFailedError.NAMED} more steps" in message
+    assert message.endswith(f"Run log: {caught.value.run_log_path}")
 
 
 def test_nested_three_levels_deep_all_recorded(run: Run) -> None:
