@@ -544,7 +544,7 @@ def test_many_failed_items_are_listed_up_to_ten(
         run(pipeline, parameters_file=write_params(workdir, f"items: {items}\n"))
     m = stored_run_log().steps["m"]
     assert m.message.startswith("17 of 20 iterations failed: 3, 4, 5")
-    assert m.message.endswith("12 ...")
+    assert m.message.endswith("12 and 7 more")
     assert len(m.branches) == 20
 
 

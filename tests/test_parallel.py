@@ -202,7 +202,9 @@ def test_a_failing_branch_does_not_stop_its_siblings(
     assert "after" not in run_log.steps
 
 
-def test_a_run_whose_many_branches_failed_names_a_few_and_counts_the_rest(run: Run) -> None:
+def test_a_run_whose_many_branches_failed_names_a_few_and_counts_the_rest(
+    run: Run, stored_run_log: Callable[..., Any]
+) -> None:
     def broken(position: int) -> None:
         raise ValueError(f"branch {position} broke")
 
@@ -219,6 +221,9 @@ def test_a_run_whose_many_branches_failed_names_a_few_and_counts_the_rest(run: R
     assert len(named) == ExecutionFailedError.NAMED
     assert f"and {12 - ExecutionFailedError.NAMED} more steps" in message
     assert message.endswith(f"Run log: {caught.value.run_log_path}")
+    fan = stored_run_log().steps["fan"]
+    assert fan.message == f"branches failed: {', '.join(f'b{i}' for i in range(10))} and 2 more"
+    assert all(branch.status == "FAIL" for branch in fan.branches.values())
 
 
 def test_nested_three_levels_deep_all_recorded(run: Run) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from runnable_dask.compact import Compact
 from runnable_dask.runtime.cache_keys import listed_digest
 from runnable_dask.runtime.context import RunContext
-from runnable_dask.runtime.node import StepCall, join_branches
+from runnable_dask.runtime.node import MAX_LISTED, StepCall, join_branches, listed
 from runnable_dask.runtime.tokens import (
     NOT_REACHED,
     BranchEnd,
@@ -30,8 +30,6 @@ from runnable_dask.runtime.tokens import (
     arrived,
 )
 from runnable_dask.timestamps import now
-
-MAX_LISTED = 10
 
 
 def run_probe(ctx: RunContext, call: StepCall, *incoming: Token) -> Token:
@@ -83,8 +81,7 @@ def run_map_join(
     items = [str(item) for item in probe.params[step.iterate_on].value]
     failed = [item for item, end in zip(items, ends, strict=True) if end.status != "SUCCESS"]
     if failed:
-        shown = ", ".join(failed[:MAX_LISTED]) + (" ..." if len(failed) > MAX_LISTED else "")
-        message = f"{len(failed)} of {len(items)} iterations failed: {shown}"
+        message = f"{len(failed)} of {len(items)} iterations failed: {listed(failed)}"
         ctx.report(call.event("FAIL", message))
         return Token(target=call.node.on_failure, params=probe.params, changed=probe.changed)
     try:

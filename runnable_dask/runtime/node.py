@@ -273,7 +273,7 @@ def join_branches(
     """Record a composite's end and route: on success, the branches' values merge back
     in order; on failure, control goes to the step's failure path."""
     node = call.node
-    message = f"branches failed: {', '.join(failed)}" if failed else ""
+    message = f"branches failed: {listed(failed)}" if failed else ""
     ctx.report(call.event("FAIL" if failed else "SUCCESS", message))
     if failed:
         return Token(target=node.on_failure, params=token.params, changed=token.changed)
@@ -283,6 +283,17 @@ def join_branches(
         params.update(end.params)
         changed = changed | end.changed
     return Token(target=node.on_success, params=params, changed=changed)
+
+
+MAX_LISTED = 10
+"""Names a composite's message lists; its branches' records hold every one."""
+
+
+def listed(names: list[str]) -> str:
+    """The first :data:`MAX_LISTED` names, and how many more there are."""
+    shown = ", ".join(names[:MAX_LISTED])
+    more = len(names) - MAX_LISTED
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def run_branch_end(ctx: RunContext, call: EndCall, *incoming: Token) -> BranchEnd:
