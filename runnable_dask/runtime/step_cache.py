@@ -538,7 +538,7 @@ def prepare(
     except CatalogError:
         return None
     except Exception as exc:  # a value neither pickle takes: run it, uncached
-        cache = StepCache(CacheStore(ctx.cache_location), "", {}, {})
+        cache = StepCache(_store_at(ctx.cache_location), "", {}, {})
         cache.warnings.append(f"not cached: its inputs cannot be keyed ({_describe(exc)})")
         return cache
     return StepCache(_store_at(ctx.cache_location), key, inputs, gets)
