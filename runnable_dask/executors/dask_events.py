@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import queue
+import weakref
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,22 +37,69 @@ class TopicReporter(Compact):
     def sender(self) -> Send:
         from distributed import get_worker
 
-        return functools.partial(_log_packed, get_worker(), self.topic)
+        return functools.partial(_outbox(get_worker()).put, self.topic)
 
 
 RIDE = 0.05
 """Seconds an event waits, at most, for the worker's next message to the scheduler."""
 
 
-def _log_packed(worker: Any, topic: str, events: list[Event]) -> None:
-    """One message of bytes: Dask checks, sizes and copies a nested message field by
-    field, which cost a worker more than running a trivial step."""
-    message = {"op": "log-event", "topic": topic, "msg": pack(events)}
-    worker.loop.add_callback(_with_next_batch, worker.loop, worker.batched_stream, message)
+class _Outbox:
+    """A worker's events on their way to its event loop, which sends those that came
+    while it was busy as one message per topic.
+
+    A message per task made the scheduler handle, and forward to the driver, one more
+    message for each task than bare Dask, and made each task wake the worker's loop once
+    more: the tasks of a wide pipeline finish several at a time on a worker's threads.
+
+    Lock-free: a task appends its events, then schedules a drain unless one is due; a
+    drain first says none is due, then takes everything appended. An append the drain
+    misses saw no drain due, so it schedules the next one. A task's events are appended
+    before its completion is handed to the loop, so the drain that takes them runs first
+    and they reach the scheduler no later than the completion.
+    """
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self.pending: deque[tuple[str, list[Event]]] = deque()
+        self.due = False
+
+    def put(self, topic: str, events: list[Event]) -> None:
+        self.pending.append((topic, events))
+        if not self.due:
+            self.due = True
+            self.worker.loop.add_callback(self._drain)
+
+    def _drain(self) -> None:
+        self.due = False
+        by_topic: dict[str, list[Event]] = {}
+        while self.pending:
+            topic, events = self.pending.popleft()
+            by_topic.setdefault(topic, []).extend(events)
+        if not by_topic:
+            return
+        stream = self.worker.batched_stream
+        for topic, events in by_topic.items():
+            # One message of bytes: Dask checks, sizes and copies a nested message field
+            # by field, which cost a worker more than running a trivial step.
+            _with_next_batch(stream, {"op": "log-event", "topic": topic, "msg": pack(events)})
+        self.worker.loop.call_later(RIDE, _flush, stream)
 
 
-def _with_next_batch(loop: Any, stream: BatchedSend, message: dict[str, Any]) -> None:
-    """Queue ``message`` for the worker's next batch to the scheduler, sent within RIDE s.
+_OUTBOXES: weakref.WeakKeyDictionary[Any, _Outbox] = weakref.WeakKeyDictionary()
+
+
+def _outbox(worker: Any) -> _Outbox:
+    """The worker's outbox (two made at once by two threads both deliver theirs)."""
+    found = _OUTBOXES.get(worker)
+    if found is None:
+        found = _OUTBOXES.setdefault(worker, _Outbox(worker))
+    return found
+
+
+def _with_next_batch(stream: BatchedSend, message: dict[str, Any]) -> None:
+    """Queue ``message`` for the worker's next batch to the scheduler (the caller makes
+    sure it is sent within RIDE s).
 
     A task's events come just before its completion. Sent at once (``Worker.log_event``),
     an event goes alone and the completion, a millisecond later, waits out the stream's
@@ -64,7 +113,6 @@ def _with_next_batch(loop: Any, stream: BatchedSend, message: dict[str, Any]) ->
     """
     stream.buffer.append(message)
     stream.message_count += 1
-    loop.call_later(RIDE, _flush, stream)
 
 
 def _flush(stream: BatchedSend) -> None:

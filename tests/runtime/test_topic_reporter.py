@@ -68,5 +68,7 @@ def test_events_of_quick_tasks_all_arrive_in_order(client: Client) -> None:
     got = _received(client, "quick-tasks")
     assert client.submit(_report_each, "quick-tasks", 50, pure=False).result() == 50
 
-    names = [got.get(timeout=30).events()[0].internal_name for _ in range(50)]
+    names: list[str] = []
+    while len(names) < 50:  # events that came close together share a message
+        names.extend(event.internal_name for event in got.get(timeout=30).events())
     assert names == [f"s{index}" for index in range(50)]
