@@ -14,6 +14,7 @@ import cloudpickle
 import pytest
 
 from runnable_dask.executors.dask_events import TopicReporter
+from runnable_dask.pickled_once import KEPT
 from runnable_dask.plan import Node
 from runnable_dask.runtime.context import RunContext
 from runnable_dask.runtime.node import StepCall
@@ -56,6 +57,32 @@ def test_the_run_context_round_trips_as_one_record_per_process() -> None:
     assert first.run_id == "run-1" and first.secrets == {"TOKEN": "x"}
     assert first.project_dir == ctx.project_dir and first.catalog_location == ctx.catalog_location
     assert first is second
+
+
+class Counted:
+    """A field that counts how often it is pickled."""
+
+    reduced = 0
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        Counted.reduced += 1
+        return Counted, ()
+
+
+def test_a_record_unpickled_again_goes_out_as_the_bytes_it_came_with() -> None:
+    # A rerun on a LocalCluster: the scheduler, in the driving process, unpickles the
+    # rerun's nodes as the last run's records, after the driver pickled thousands of others.
+    node = Node(internal_name="wide.b0.s0", name="s0", kind="task", step=Counted())
+    data = pickle.dumps(StepCall(node=node, entry=Entry("wide.b0.s0")))
+    first = pickle.loads(data)
+    others = [Node(internal_name=f"o{i}", name=f"o{i}", kind="task") for i in range(KEPT + 1)]
+    pickle.dumps([c for o in others for c in calls(o, 1)])
+    Counted.reduced = 0
+
+    again = pickle.loads(data)
+    assert again.node is first.node
+    assert pickle.dumps(again) == data
+    assert Counted.reduced == 0  # its bytes were kept, not made again
 
 
 @pytest.fixture
