@@ -166,3 +166,29 @@ def test_a_journal_kept_before_the_list_existed_is_found(tmp_path: Path) -> None
     [path] = journals(location)
     (path.parent / worker_journal.LIST).unlink()
     assert checkpoint.FileCheckpoints(RunCatalog(str(location), "r")).load("a") is not None
+
+
+def test_threads_first_looking_at_once_at_long_journals_find_every_record(
+    tmp_path: Path,
+) -> None:
+    """A resumed run's journals are long: eight threads whose first looks come at once
+    (one reads each journal, the others wait for it) find every record whole."""
+    location = tmp_path / "catalog"
+    names = [f"s{i}" for i in range(3000)]
+    keep_in_a_child(location, *names[:1500])
+    keep_in_a_child(location, *names[1500:])
+    files = checkpoint.FileCheckpoints(RunCatalog(str(location), "r"))
+    missing: list[str] = []
+
+    def look(thread: int) -> None:
+        for name in names[thread::8]:
+            kept = files.load(name)
+            if kept is None or kept.event != {"kept by": name}:
+                missing.append(name)
+
+    threads = [threading.Thread(target=look, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert missing == []
