@@ -32,11 +32,12 @@ their steps. How each promise is kept without them:
   back (as any other) when a step of that name is looked for, or when many are noted.
   A process killed in a ``write`` writes nothing after it (its other threads' writes
   stop at the kill too), so a record cut short by a kill is the journal's last.
-  A ``write`` the system cuts short otherwise (the disk full) fails the step's keeping
-  and ends that journal: later records go to a new one. A record another thread wrote
-  in the same instant lies behind the cut one, where no reader reaches it; its step
-  runs again if Dask runs its task again, as with the previous scheme (which wrote the
-  rest of a cut record after a failed retry) and as on a full disk anyway.
+  A ``write`` the system cuts short otherwise (the disk full, a file size limit) fails
+  the step's keeping and ends that journal: later records go to a new one. A record
+  another thread wrote in the same instant lands behind the cut one, and a reader takes
+  it as the rest of the cut record, whose payload then does not unpickle (read as not
+  kept: its step runs again if Dask runs its task again). The previous scheme did the
+  same with whatever its process appended after a cut record.
 * *Finding the journals.* A process names its journal in the folder's list
   (:data:`LIST`, appended the same way, each name on a line of its own) after creating
   it and before writing its first record. A look reads what the list gained, so a

@@ -192,3 +192,38 @@ def test_threads_first_looking_at_once_at_long_journals_find_every_record(
     for t in threads:
         t.join()
     assert missing == []
+
+
+CUT_SHORT_IN_A_CHILD = """
+import resource, sys
+from runnable_dask.runtime import worker_journal
+
+journals = worker_journal.of(sys.argv[1])
+journals.append("a", b"a" * 100)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))  # Python ignores SIGXFSZ
+try:
+    journals.append("b", b"b" * 2000)
+except OSError as exc:
+    print("cut:", exc)
+journals.append("c", b"c" * 100)
+"""
+
+
+def test_a_write_cut_short_ends_its_journal(tmp_path: Path) -> None:
+    """A write the system cuts short (here a file size limit; a full disk alike) fails
+    the step's keeping, and the process's later records go to a new journal, where
+    every other process reads them."""
+    folder = tmp_path / "workers"
+    done = subprocess.run(
+        [sys.executable, "-c", CUT_SHORT_IN_A_CHILD, str(folder)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.startswith("cut: the journal's write was cut short")
+    assert len(list(folder.glob("*.journal"))) == 2
+    journals = worker_journal.Journals(str(folder))
+    assert journals.find("a") == b"a" * 100
+    assert journals.find("b") is None
+    assert journals.find("c") == b"c" * 100
+    journals.close()
