@@ -35,9 +35,11 @@ their steps. How each promise is kept without them:
   A ``write`` the system cuts short otherwise (the disk full, a file size limit) fails
   the step's keeping and ends that journal: later records go to a new one. A record
   another thread wrote in the same instant lands behind the cut one, and a reader takes
-  it as the rest of the cut record, whose payload then does not unpickle (read as not
-  kept: its step runs again if Dask runs its task again). The previous scheme did the
-  same with whatever its process appended after a cut record.
+  it as the rest of the cut record, whose payload is then a pickle cut short followed by
+  other bytes: it fails to unpickle (but for a freak of those bytes) and reads as not
+  kept, so its step runs again if Dask runs its task again. The previous scheme did the
+  same with whatever its process appended after a cut record whose rest it could not
+  write either.
 * *Finding the journals.* A process names its journal in the folder's list
   (:data:`LIST`, appended the same way, each name on a line of its own) after creating
   it and before writing its first record. A look reads what the list gained, so a
