@@ -64,23 +64,12 @@ def _with_next_batch(loop: Any, stream: BatchedSend, message: dict[str, Any]) ->
     """
     stream.buffer.append(message)
     stream.message_count += 1
-    if id(stream) not in _FLUSH_DUE:
-        _FLUSH_DUE.add(id(stream))
-        loop.call_later(RIDE, _flush, stream)
-
-
-_FLUSH_DUE: set[int] = set()
-"""The streams (by ``id``) whose :func:`_flush` is scheduled: a message queued meanwhile
-goes with it, sooner than RIDE, so a worker keeps one timer, not one per event (a timer
-and its call were 3% of a wide run's worker time, py-spy ``--gil``). Touched only on the
-worker's event loop; the timer holds its stream, so an ``id`` is not reused before it
-is discarded."""
+    loop.call_later(RIDE, _flush, stream)
 
 
 def _flush(stream: BatchedSend) -> None:
     """Send what is queued, if the task's completion did not carry it already (an empty
     send would still wake the stream's sender, once for every event of the run)."""
-    _FLUSH_DUE.discard(id(stream))
     if not stream.buffer:
         return
     from distributed.comm import CommClosedError

@@ -57,21 +57,6 @@ def test_an_event_reaches_the_driver_while_its_task_still_runs(
     assert future.result(timeout=30) == "done"
 
 
-def test_each_of_two_long_tasks_in_turn_has_its_event_sent_while_it_runs(
-    client: Client, tmp_path: Path
-) -> None:
-    """The worker keeps one flush due at a time: the first task's flush must not leave
-    the second task's event waiting for a completion."""
-    for turn in ("one", "two"):
-        got = _received(client, f"turn-{turn}")
-        release = tmp_path / f"release-{turn}"
-        future = client.submit(_report_then_wait, f"turn-{turn}", release, pure=False)
-        assert got.get(timeout=30).events() == [_started("first")]
-        assert not future.done()
-        release.touch()
-        assert future.result(timeout=30) == "done"
-
-
 def _report_each(topic: str, count: int) -> int:
     report = TopicReporter(topic)
     for index in range(count):
