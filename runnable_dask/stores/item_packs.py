@@ -109,6 +109,19 @@ class ItemPack:
             for position, (start, end) in enumerate(zip(self._starts, self._ends, strict=True))
         }
 
+    def codes_by_name(self) -> dict[str, int]:
+        """Every item's code (see :attr:`codes`) by name, without reading the items."""
+        return {self.name(position): code for position, code in enumerate(self.codes)}
+
+    def failed_by_name(self) -> dict[str, bytes]:
+        """The JSON of each item with a failure inside, by name; a pack with none is not
+        read."""
+        failed = [position for position, code in enumerate(self.codes) if code & FAILED_INSIDE]
+        if not failed:
+            return {}
+        buffer = self._buffer()
+        return {self.name(p): buffer[self._starts[p] : self._ends[p]] for p in failed}
+
     def name(self, position: int) -> str:
         """The name of the item at ``position``."""
         start = self._name_ends[position - 1] if position else 0

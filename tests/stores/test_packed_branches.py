@@ -173,6 +173,11 @@ def test_items_that_finished_in_any_order_are_written_in_the_maps_order(tmp_path
         finish(branches, item, "FAIL" if item == 321 else "SUCCESS")
     packs = {id(dict.__getitem__(branches, f"sweep.{item}")) for item in range(0, 1000, 97)}
     assert len(packs) > 5  # the packs are spread over the map
+    statuses = list(branches.statuses())  # each pack read once, the map's order kept
+    assert [name for name, _ in statuses] == names
+    assert [name for name, status in statuses if status != "SUCCESS"] == ["sweep.321"]
+    assert [branch.internal_name for branch in branches.with_failures()] == ["sweep.321"]
+    assert branches.unfinished() == []
     store = RunLogStore(tmp_path)
     store.create(RunLog(run_id="shuffled"))
     store.write(run_log)
