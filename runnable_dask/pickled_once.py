@@ -55,7 +55,7 @@ def reduce_once(record: Compact) -> tuple[Any, tuple[bytes]]:
     remade when the modules shipped by value change, so a record never goes out in the
     form it had before they were registered.
     """
-    shipped = frozenset(cloudpickle.list_registry_pickle_by_value())
+    shipped = _shipped()
     held = _blobs.get(id(record))
     if held is None or held[0] is not record or held[1][0] != shipped:
         blob = cloudpickle.dumps(Compact.__reduce__(record), protocol=pickle.HIGHEST_PROTOCOL)
@@ -79,9 +79,13 @@ def _loaded(blob: bytes) -> Any:
         _remember(_records, blob, record)
     held = _blobs.get(id(record))
     if held is None or held[0] is not record:
-        shipped = frozenset(cloudpickle.list_registry_pickle_by_value())
-        _remember(_blobs, id(record), (record, (shipped, blob)))
+        _remember(_blobs, id(record), (record, (_shipped(), blob)))
     return record
+
+
+def _shipped() -> frozenset[str]:
+    """The modules cloudpickle ships by value now."""
+    return frozenset(cloudpickle.list_registry_pickle_by_value())
 
 
 def _remember(kept: dict[Any, Any], key: Any, value: Any) -> None:
