@@ -26,28 +26,19 @@ from runnable_dask.compact import Compact
 KEPT = 4096
 """Records remembered each way per process; the oldest is forgotten first."""
 
-Held = tuple[Any, tuple[frozenset[str], bytes]]
-"""A record (kept alive, so its id is not reused), the modules shipped by value then, its bytes."""
+Reduced = tuple[Any, tuple[bytes]]
+"""A record's ``__reduce__`` value: the function that rebuilds it, and its bytes."""
+Held = tuple[Any, frozenset[str], Reduced]
+"""A record (kept alive, so its id is not reused), the modules shipped by value when its
+bytes were made, and its ``__reduce__`` value (the same tuple each time: a graph that
+carries the record many times pickles it once, and adds no object per task)."""
 
 _blobs: dict[int, Held] = {}
 _records: dict[bytes, Any] = {}
 _lock = threading.Lock()
 
 
-class Once:
-    """Stands in for ``record`` as an argument of another record's ``__reduce__``: it
-    unpickles as the record itself."""
-
-    __slots__ = ("record",)
-
-    def __init__(self, record: Compact) -> None:
-        self.record = record
-
-    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
-        return reduce_once(self.record)
-
-
-def reduce_once(record: Compact) -> tuple[Any, tuple[bytes]]:
+def reduce_once(record: Compact) -> Reduced:
     """``record``'s ``__reduce__`` value, its fields pickled once in this process.
 
     Pickled by cloudpickle, as Dask pickles what the standard pickler cannot (a step's
@@ -57,11 +48,11 @@ def reduce_once(record: Compact) -> tuple[Any, tuple[bytes]]:
     """
     shipped = _shipped()
     held = _blobs.get(id(record))
-    if held is None or held[0] is not record or held[1][0] != shipped:
+    if held is None or held[0] is not record or held[1] != shipped:
         blob = cloudpickle.dumps(Compact.__reduce__(record), protocol=pickle.HIGHEST_PROTOCOL)
-        held = (record, (shipped, blob))
+        held = (record, shipped, (_loaded, (blob,)))
         _remember(_blobs, id(record), held)
-    return _loaded, (held[1][1],)
+    return held[2]
 
 
 def _loaded(blob: bytes) -> Any:
@@ -79,7 +70,7 @@ def _loaded(blob: bytes) -> Any:
         _remember(_records, blob, record)
     held = _blobs.get(id(record))
     if held is None or held[0] is not record:
-        _remember(_blobs, id(record), (record, (_shipped(), blob)))
+        _remember(_blobs, id(record), (record, _shipped(), (_loaded, (blob,))))
     return record
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runnable_dask.compact import Compact
+from runnable_dask.pickled_once import Reduced, reduce_once
 from runnable_dask.sdk import (
     BaseTask,
     Conditional,
@@ -77,6 +78,11 @@ class Node(Compact):
     branches: tuple[Branch, ...] = ()
     cache: str = ""
     """A cached task's identity (see :mod:`runnable_dask.runtime.step_cache`), else empty."""
+
+    def __reduce__(self) -> Reduced:
+        # Every item of a map carries the same node, with the step's definition inside:
+        # its bytes are made once per process (see runnable_dask.pickled_once).
+        return reduce_once(self)
 
 
 @dataclass(frozen=True, slots=True)
