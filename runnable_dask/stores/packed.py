@@ -69,7 +69,7 @@ class PackedBranches(dict[str, Any]):
     what changed (:mod:`runnable_dask.stores.parts`) need not look at every item.
     """
 
-    __slots__ = ("_cursor", "_fresh", "_times", "_touched")
+    __slots__ = ("_cursor", "_fresh", "_times", "_touched", "_unwritten")
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -77,6 +77,9 @@ class PackedBranches(dict[str, Any]):
         self._times: tuple[str, str] | None = None
         self._fresh: list[str] = []
         """Items packed as JSON since the last group was compressed."""
+        self._unwritten: dict[str, bytes] = {}
+        """The JSON of items compressed since they were touched, until a write of what
+        changed takes it: read back from their pack, each cost a decompression."""
         self._cursor: tuple[ItemPack | None, int] = (None, 0)
         """The pack and position of the last item read from a pack: the next is tried
         first."""
@@ -118,7 +121,9 @@ class PackedBranches(dict[str, Any]):
         if not chosen:
             return
         pack = ItemPack.compress(list(chosen), list(chosen.values()))
-        for name in chosen:
+        for name, data in chosen.items():
+            if name in self._touched:
+                self._unwritten[name] = data
             dict.__setitem__(self, name, pack)
 
     def placeholders(self, names: list[str]) -> None:
@@ -143,11 +148,16 @@ class PackedBranches(dict[str, Any]):
 
     def json(self, name: str) -> bytes | None:
         """The JSON of branch ``name`` if it is held packed (None while it is an object)."""
+        unwritten = self._unwritten.pop(name, None)
+        if unwritten is not None:
+            return unwritten
         value = dict.__getitem__(self, name)
         return None if not _is_held(value) else self._json(name, value)
 
     def not_begun(self, name: str) -> bool:
         """Whether branch ``name`` is listed and not begun."""
+        if name in self._unwritten:
+            return False
         value = dict.__getitem__(self, name)
         if isinstance(value, bytes):
             return value.endswith(_NOT_BEGUN_END)
@@ -165,6 +175,7 @@ class PackedBranches(dict[str, Any]):
     def __setitem__(self, name: str, value: Any) -> None:
         dict.__setitem__(self, name, value)
         self._touched[name] = None
+        self._unwritten.pop(name, None)
         self._times = None
 
     def packed_times(self) -> tuple[str, str]:
@@ -343,6 +354,7 @@ class PackedBranches(dict[str, Any]):
         dict.update(copied, dict.items(self))
         copied._touched = dict(self._touched)
         copied._fresh = list(self._fresh)
+        copied._unwritten = dict(self._unwritten)
         return copied
 
 

@@ -97,6 +97,7 @@ class Journal:
             names = list(branches)
         listed: list[str] = []
         packed = branches if isinstance(branches, PackedBranches) else None
+        head = b'{"branch":[' + json.dumps(step).encode() + b","  # _line's, made once
         for name in names:
             if packed is not None and packed.not_begun(name):
                 written.pop(name, None)
@@ -113,7 +114,7 @@ class Journal:
             if listed:
                 yield _line({"listed": step}, json.dumps(listed).encode())
                 listed = []
-            yield _line({"branch": [step, name]}, data)
+            yield head + json.dumps(name).encode() + b"]}\t" + data + b"\n"
         if listed:
             yield _line({"listed": step}, json.dumps(listed).encode())
 

@@ -166,3 +166,37 @@ def test_a_parallel_steps_branches_are_written_one_by_one(tmp_path: Path) -> Non
     read = store.read("parts")
     assert [b.status for b in read.steps["wide"].branches.values()].count("SUCCESS") == 1
     assert read == run_log
+
+
+def test_items_compressed_between_writes_are_written_once_each(tmp_path: Path) -> None:
+    """Every hundred finished items are compressed together; a write of what changed
+    takes each item finished since the last write once, packed or not, and an item
+    taken out of its pack again (a retry) is written as it stands now."""
+    store = RunLogStore(tmp_path)
+    run_log = RunLog(run_id="parts", status="PROCESSING")
+    store.create(run_log)
+    sweep = run_log.steps["sweep"] = StepLog(name="sweep", internal_name="sweep", step_type="map")
+    branches = sweep.branches = PackedBranches()
+    branches.placeholders([f"sweep.{item}" for item in range(250)])
+    store.write_changes(run_log)
+    written = len(parts(tmp_path))
+
+    for item in range(150):  # items 0-99 compressed, 100-149 still apart
+        finish(run_log, str(item))
+    retried = branches.live("sweep.42")  # out of its pack before the write
+    assert retried is not None
+    retried.status = "FAIL"
+    store.write_changes(run_log)
+    added = parts(tmp_path)[written:]
+    assert added == [{"branch": ["sweep", f"sweep.{item}"]} for item in range(150)]
+    assert store.read("parts") == run_log
+
+    branches.pack("sweep.42")
+    for item in range(150, 250):
+        finish(run_log, str(item))
+    store.write_changes(run_log)
+    added = parts(tmp_path)[written + 150 :]
+    assert added == [{"branch": ["sweep", f"sweep.{item}"]} for item in [42, *range(150, 250)]]
+    read = store.read("parts")
+    assert read == run_log
+    assert read.steps["sweep"].branches["sweep.42"].status == "FAIL"
