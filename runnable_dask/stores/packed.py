@@ -45,6 +45,9 @@ T = TypeVar("T")
 GROUP = 100
 """Finished items compressed together: as small as a thousand would be (75 against 72
 bytes an item), and one item read back costs a hundred's decompression (about 0.15 ms)."""
+UNWRITTEN = 10 * GROUP
+"""Items whose JSON is kept for the next write of what changed (about 1.3 MB): as many as
+finish between two writes of a big map on a cluster, where writes come every second."""
 
 
 class _NotBegun:
@@ -78,8 +81,9 @@ class PackedBranches(dict[str, Any]):
         self._fresh: list[str] = []
         """Items packed as JSON since the last group was compressed."""
         self._unwritten: dict[str, bytes] = {}
-        """The JSON of items compressed since they were touched, until a write of what
-        changed takes it: read back from their pack, each cost a decompression."""
+        """The JSON of the items last compressed since they were touched (at most
+        :data:`UNWRITTEN`), until a write of what changed takes it: read back from their
+        pack, each cost a decompression."""
         self._cursor: tuple[ItemPack | None, int] = (None, 0)
         """The pack and position of the last item read from a pack: the next is tried
         first."""
@@ -125,6 +129,8 @@ class PackedBranches(dict[str, Any]):
             if name in self._touched:
                 self._unwritten[name] = data
             dict.__setitem__(self, name, pack)
+        while len(self._unwritten) > UNWRITTEN:  # writes far apart: the oldest are read back
+            del self._unwritten[next(iter(self._unwritten))]
 
     def placeholders(self, names: list[str]) -> None:
         """Branches listed before any of them reports."""

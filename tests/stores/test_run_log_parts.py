@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runnable_dask.stores.packed import PackedBranches
+from runnable_dask.stores.packed import UNWRITTEN, PackedBranches
 from runnable_dask.stores.runlog import Attempt, BranchLog, RunLog, StepLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
@@ -200,3 +200,25 @@ def test_items_compressed_between_writes_are_written_once_each(tmp_path: Path) -
     read = store.read("parts")
     assert read == run_log
     assert read.steps["sweep"].branches["sweep.42"].status == "FAIL"
+
+
+def test_more_items_between_two_writes_than_are_kept_for_them(tmp_path: Path) -> None:
+    """Items finished between two writes beyond the JSON kept for the next write are read
+    back from their packs: each is still written once, as it stands."""
+    store = RunLogStore(tmp_path)
+    run_log = RunLog(run_id="parts", status="PROCESSING")
+    store.create(run_log)
+    sweep = run_log.steps["sweep"] = StepLog(name="sweep", internal_name="sweep", step_type="map")
+    count = UNWRITTEN + 500
+    sweep.branches = PackedBranches()
+    sweep.branches.placeholders([f"sweep.{item}" for item in range(count)])
+    store.write_changes(run_log)
+    written = len(parts(tmp_path))
+    for item in range(count):
+        finish(run_log, str(item), "FAIL" if item == 3 else "SUCCESS")
+    store.write_changes(run_log)
+    added = parts(tmp_path)[written:]
+    assert added == [{"branch": ["sweep", f"sweep.{item}"]} for item in range(count)]
+    read = store.read("parts")
+    assert read == run_log
+    assert read.failures() == [("sweep.3.work", "")]
