@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +33,12 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="runnable-dask-tests-")
     for name in ("DASK_SCHEDULER_ADDRESS", "RUNNABLE_DASK_CLUSTER_FILE"):
         os.environ.pop(name, None)
+    # A suite started in the background by a non-interactive shell (``cmd &``) has SIGINT
+    # ignored, and the processes it starts inherit that: the tests that interrupt a run
+    # with SIGINT then waited for a run that never heard it (seven failed so). Handled
+    # here, SIGINT is back to its default in every process the tests start.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
