@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import cloudpickle
@@ -33,26 +34,40 @@ Held = tuple[Any, frozenset[str], Reduced]
 bytes were made, and its ``__reduce__`` value (the same tuple each time: a graph that
 carries the record many times pickles it once, and adds no object per task)."""
 
-_blobs: dict[int, Held] = {}
-_records: dict[bytes, Any] = {}
+_blobs: OrderedDict[int, Held] = OrderedDict()
+_records: OrderedDict[bytes, Any] = OrderedDict()
 _lock = threading.Lock()
 
 
 def reduce_once(record: Compact) -> Reduced:
     """``record``'s ``__reduce__`` value, its fields pickled once in this process.
 
-    Pickled by cloudpickle, as Dask pickles what the standard pickler cannot (a step's
-    function defined in ``__main__``, or in a module shipped by value). The bytes are
-    remade when the modules shipped by value change, so a record never goes out in the
-    form it had before they were registered.
+    The bytes are remade when the modules shipped by value change, so a record never
+    goes out in the form it had before they were registered.
     """
     shipped = _shipped()
     held = _blobs.get(id(record))
     if held is None or held[0] is not record or held[1] != shipped:
-        blob = cloudpickle.dumps(Compact.__reduce__(record), protocol=pickle.HIGHEST_PROTOCOL)
+        blob = _pickled(Compact.__reduce__(record), shipped)
         held = (record, shipped, (_loaded, (blob,)))
         _remember(_blobs, id(record), held)
     return held[2]
+
+
+def _pickled(value: Any, shipped: frozenset[str]) -> bytes:
+    """``value`` by the standard pickler, unless its bytes would name what a worker may not
+    import (``__main__``: a script's or a notebook's function; a module shipped by value)
+    or it cannot pickle it (a lambda, a function defined in a function): then by
+    cloudpickle, which pickles those by value. Dask chooses the same way
+    (``distributed.protocol.pickle.dumps``). cloudpickle alone took three times as long
+    (21 against 6.5 us for a step of wide 1000), for every step of every run."""
+    try:
+        blob = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    if b"__main__" in blob or any(module.encode() in blob for module in shipped):
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    return blob
 
 
 def _loaded(blob: bytes) -> Any:
@@ -79,8 +94,10 @@ def _shipped() -> frozenset[str]:
     return frozenset(cloudpickle.list_registry_pickle_by_value())
 
 
-def _remember(kept: dict[Any, Any], key: Any, value: Any) -> None:
+def _remember(kept: OrderedDict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value``; forget the oldest past :data:`KEPT` (``popitem``: a plain dict's
+    first key is found by walking past the slots its deletions left, 3.7 against 0.6 us)."""
     with _lock:
         kept[key] = value
         while len(kept) > KEPT:
-            del kept[next(iter(kept))]
+            kept.popitem(last=False)

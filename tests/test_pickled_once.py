@@ -136,3 +136,32 @@ def test_a_node_pickled_again_after_its_module_is_shipped_by_value_carries_the_c
     shipped = loads_elsewhere(by_value, tmp_path)
     assert shipped.returncode == 0, shipped.stderr
     assert shipped.stdout.strip() == "42"
+
+
+def test_a_node_whose_function_lives_in_main_carries_its_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A script's or a notebook's function: the standard pickler would name it as
+    # ``__main__.score_in_main``, which a worker's ``__main__`` does not have.
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    exec("def score_in_main(x):\n    return x * 7\n", namespace)
+    score = namespace["score_in_main"]
+    monkeypatch.setattr(sys.modules["__main__"], "score_in_main", score, raising=False)
+    node = Node(internal_name="step", name="step", kind="task", step=score)
+
+    loaded = loads_elsewhere(pickle.dumps(StepCall(node=node, entry=Entry("step"))), tmp_path)
+
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "42"
+
+
+def test_a_node_whose_function_is_defined_in_a_function_carries_its_code(tmp_path: Path) -> None:
+    def score(x: int) -> int:
+        return x * 7
+
+    node = Node(internal_name="step", name="step", kind="task", step=score)
+
+    loaded = loads_elsewhere(pickle.dumps(StepCall(node=node, entry=Entry("step"))), tmp_path)
+
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "42"
