@@ -53,6 +53,12 @@ SECTIONS = (*KINDS, "standing", "notebook", "seed", "import", "security", "cache
 MAIN_CLUSTER = (2, 4)  # worker processes x threads: 8 threads, as fanout_sleep 8 needs
 
 
+def _issue_15_too(ours: float, bare: float) -> list[str]:
+    """Issue 5's target for the graph on a cluster, and issue 15's looser one for wide 1000
+    and the map (10,000 and 100,000 items), which is still open."""
+    return [within_ratio(ours, bare), within_ratio(ours, bare, 1.3)]
+
+
 def _cluster_label(workers: int, threads: int) -> str:
     return f"dask (LocalCluster {workers} proc x {threads} thr)"
 
@@ -140,7 +146,7 @@ class Bench:
                 best = runs.ours_and_bare(workload, config, bare, self.repeat, self.scratch)
                 targets = {
                     "chain": [within_ratio(best["ours"], best["bare"])],
-                    "wide": [within_ratio(best["ours"], best["bare"])],
+                    "wide": _issue_15_too(best["ours"], best["bare"]),
                     "fanout_sleep": [target("execute() < 0.65 s", best["ours"] < 0.65)],
                 }.get(kind, [])
                 self.add(workload, executor, best["ours"], best["bare"], targets)
@@ -157,7 +163,7 @@ class Bench:
         batched = min(run["seconds"] for run in measured["batched"])
         executor = f"{_cluster_label(*MAIN_CLUSTER)}, driver in its own process"
         best_ours, best_bare = min(ours["seconds"]), min(bare["seconds"])
-        self.add(workload, executor, best_ours, best_bare, [within_ratio(best_ours, best_bare)])
+        self.add(workload, executor, best_ours, best_bare, _issue_15_too(best_ours, best_bare))
         self.rows.append(
             Row(
                 f"{workload.label}, batch_size={self.batch_size}",
