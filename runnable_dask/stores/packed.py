@@ -17,7 +17,7 @@ import contextlib
 import json
 import re
 from array import array
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, TypeVar, cast
 
@@ -80,7 +80,7 @@ class PackedBranches(dict[str, Any]):
         self._times: tuple[str, str] | None = None
         self._fresh: list[str] = []
         """Items packed as JSON since the last group was compressed."""
-        self._unwritten: dict[str, bytes] = {}
+        self._unwritten: OrderedDict[str, bytes] = OrderedDict()
         """The JSON of the items last compressed since they were touched (at most
         :data:`UNWRITTEN`), until a write of what changed takes it: read back from their
         pack, each cost a decompression."""
@@ -130,7 +130,7 @@ class PackedBranches(dict[str, Any]):
                 self._unwritten[name] = data
             dict.__setitem__(self, name, pack)
         while len(self._unwritten) > UNWRITTEN:  # writes far apart: the oldest are read back
-            del self._unwritten[next(iter(self._unwritten))]
+            self._unwritten.popitem(last=False)  # O(1), unlike a dict's first key
 
     def placeholders(self, names: list[str]) -> None:
         """Branches listed before any of them reports."""
@@ -360,7 +360,7 @@ class PackedBranches(dict[str, Any]):
         dict.update(copied, dict.items(self))
         copied._touched = dict(self._touched)
         copied._fresh = list(self._fresh)
-        copied._unwritten = dict(self._unwritten)
+        copied._unwritten = OrderedDict(self._unwritten)
         return copied
 
 
