@@ -16,7 +16,7 @@ import re
 import zlib
 from array import array
 from functools import lru_cache
-from itertools import accumulate
+from itertools import accumulate, chain, pairwise
 
 STATUSES = ("PROCESSING", "SUCCESS", "FAIL", "CREATED")
 """The statuses an item can have, by their code (the low two bits of :attr:`ItemPack.codes`)."""
@@ -104,14 +104,17 @@ class ItemPack:
     def by_name(self) -> dict[str, bytes]:
         """Every item's JSON by name, from one read of the pack."""
         buffer = self._buffer()
-        return {
-            self.name(position): buffer[start:end]
-            for position, (start, end) in enumerate(zip(self._starts, self._ends, strict=True))
-        }
+        spans = zip(self._starts, self._ends, strict=True)
+        return dict(zip(self.names(), [buffer[start:end] for start, end in spans], strict=True))
 
     def codes_by_name(self) -> dict[str, int]:
         """Every item's code (see :attr:`codes`) by name, without reading the items."""
-        return {self.name(position): code for position, code in enumerate(self.codes)}
+        return dict(zip(self.names(), self.codes, strict=True))
+
+    def names(self) -> list[str]:
+        """The items' names, in the order they were packed."""
+        names = self._names
+        return [names[start:end] for start, end in pairwise(chain((0,), self._name_ends))]
 
     def failed_by_name(self) -> dict[str, bytes]:
         """The JSON of each item with a failure inside, by name; a pack with none is not
@@ -201,4 +204,4 @@ def _positions(pack: ItemPack) -> dict[str, int]:
     """Where each of a pack's items is, by name, for the packs read last (a pack keeps
     its names as one string; searching them went through half a pack for every item
     read out of its packing order)."""
-    return {pack.name(position): position for position in range(len(pack._name_ends))}
+    return {name: position for position, name in enumerate(pack.names())}
