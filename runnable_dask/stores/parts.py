@@ -25,7 +25,7 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from runnable_dask.stores.packed import PackedBranches, dump_json
+from runnable_dask.stores.packed import PackedBranches, dump_json, json_string
 from runnable_dask.stores.runlog import BranchLog, RunLog, StepLog
 
 _SAMPLE = 65536
@@ -99,11 +99,11 @@ class Journal:
         packed = branches if isinstance(branches, PackedBranches) else None
         head = _branch_head(step)
         for name in names:
-            if packed is not None and packed.not_begun(name):
+            data = packed.stored_json(name) if packed is not None else None
+            if data == b"":
                 written.pop(name, None)
                 listed.append(name)  # a map's items listed: one part for them all
                 continue
-            data = packed.json(name) if packed is not None else None
             if data is not None:  # a map item set since the last write
                 written.pop(name, None)  # only branches still changing are kept here
             else:
@@ -114,7 +114,7 @@ class Journal:
             if listed:
                 yield _line({"listed": step}, json.dumps(listed).encode())
                 listed = []
-            yield head + json.dumps(name).encode() + b"]}\t" + data + b"\n"  # as _line's
+            yield head + json_string(name) + b"]}\t" + data + b"\n"  # as _line's
         if listed:
             yield _line({"listed": step}, json.dumps(listed).encode())
 

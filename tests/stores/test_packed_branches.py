@@ -14,7 +14,7 @@ from runnable_dask.stores.packed import NOT_BEGUN, PackedBranches, dump_run_log,
 from runnable_dask.stores.runlog import Attempt, RunLog, Status, StepLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
-ITEMS = ["0", "1", 'odd "name" {with} \\ braces', "3"]
+ITEMS = ["0", "1 café\tünï", 'odd "name" {with} \\ braces', "3"]
 
 
 def a_map_run() -> RunLog:
@@ -57,7 +57,7 @@ def test_packed_branches_are_stored_whole_and_read_back_packed(tmp_path: Path) -
     assert isinstance(read.steps["sweep"].branches, PackedBranches)
     assert read == run_log
     assert read.failures() == [(f"sweep.{ITEMS[2]}.work", "ValueError: broken")]
-    assert read.step("sweep.1.work").status == "SUCCESS"
+    assert read.step(f"sweep.{ITEMS[1]}.work").status == "SUCCESS"
     assert [s.internal_name for s in read.walk()][-1] == "after"
 
 
@@ -150,7 +150,8 @@ def test_finished_items_are_compressed_and_answer_without_being_read(tmp_path: P
         assert held_as.packed_times() == ("2026-01-01T00:00:00", "2026-01-01T00:33:19")
         assert held_as["sweep.7"] == branches["sweep.7"]
         assert held_as["sweep.150"].steps["sweep.150.work"].status == "FAIL"
-        assert held_as.not_begun("sweep.2000") and not held_as.not_begun("sweep.7")
+        assert held_as.stored_json("sweep.2000") == b""  # listed, not begun
+        assert json.loads(held_as.stored_json("sweep.7") or b"") == branches["sweep.7"].model_dump()
         assert held_as.any_cached()
         assert not dict.__getitem__(held_as, "sweep.150").cached()  # the second pack
     assert read == run_log
