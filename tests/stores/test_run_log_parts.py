@@ -91,13 +91,16 @@ def test_parts_go_on_from_a_document_written_in_pieces(tmp_path: Path) -> None:
     sweep.branches = PackedBranches()
     many = [str(i) for i in range(2500)]
     sweep.branches.placeholders([f"sweep.{item}" for item in many])
-    finish(run_log, "0")
+    for item in many[:150]:  # a pack of a hundred compressed, fifty apart
+        finish(run_log, item)
     store.write(run_log)  # whole, as a store does when it cannot go on from its parts
 
-    for item in many[1:]:
+    for item in many[150:]:
         finish(run_log, item, "FAIL" if item == "1234" else "SUCCESS")
     store.write_changes(run_log)
-    assert len([p for p in parts(tmp_path) if "branch" in p]) == 2499
+    assert [p for p in parts(tmp_path) if "branch" in p] == [
+        {"branch": ["sweep", f"sweep.{item}"]} for item in many[150:]
+    ]
     read = store.read("parts")
     assert read == run_log
     assert read.failures() == [("sweep.1234.work", "")]
