@@ -51,7 +51,8 @@ UNWRITTEN = 100 * GROUP
 """Items whose JSON is kept for the next write of what changed (about 13 MB): as many as
 finish between two writes of a big map on a busy cluster (every 5-10 s, at 700-1,000
 items a second). Read back from their packs instead, they made its writes of changes
-cost twice as much (0.65 s against 0.27 s over 100,000 items)."""
+cost twice as much (0.65 s against 0.27 s over 100,000 items). It is per map: big maps
+running at once keep up to this each."""
 
 
 class _NotBegun:
