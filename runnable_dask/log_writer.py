@@ -23,8 +23,8 @@ from runnable_dask.timestamps import now
 WRITE_COST_FACTOR = 200
 """Whatever a write costs, writes spaced so take 1/201 of a long run's time (a write of
 what changed costs in proportion to what changed, so a cheaper one only comes sooner).
-At 100 a 100,000-item map's writes of changes took 1% of its 130 s, as long as its final
-write of the whole log."""
+At 100, a 100,000-item map's writes of changes took 1% of its 130 s: about as long as its
+final write of the whole log."""
 
 
 class LogWriter:

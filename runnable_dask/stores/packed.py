@@ -175,8 +175,9 @@ class PackedBranches(dict[str, Any]):
         return None
 
     def written_whole(self) -> None:
-        """Every branch was just written whole: the JSON kept for the next write of
-        changes is let go (such a write reads it back from the packs, if it comes)."""
+        """Every branch was just serialised whole (a whole write, or a record that holds
+        the map): the JSON kept for the next write of changes is let go (such a write
+        reads it back from the packs, if it comes)."""
         self._unwritten.clear()
 
     def touched(self) -> list[str]:
@@ -383,7 +384,7 @@ _NOT_BEGUN_END = b',"status":"PROCESSING","steps":{},"parameters":{}}'
 
 def empty_branch(name: str) -> bytes:
     """The JSON of a branch listed and not begun."""
-    return b'{"internal_name":' + json.dumps(name).encode() + _NOT_BEGUN_END
+    return b'{"internal_name":' + json_string(name) + _NOT_BEGUN_END
 
 
 def _branch(data: bytes) -> BranchLog:
