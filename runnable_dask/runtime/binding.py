@@ -8,7 +8,7 @@ import inspect
 import json
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -28,14 +28,10 @@ class ReturnError(Exception):
 
 def bind(function: Callable[..., Any], params: dict[str, Param]) -> dict[str, Any]:
     """Keyword arguments for ``function``: by name, cast by annotation, rest to ``**kwargs``."""
-    signature, hints = described(function)
+    signature, hints, _, takes_rest = described(function)
     arguments: dict[str, Any] = {}
-    takes_rest = False
     for parameter in signature.parameters.values():
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            takes_rest = True
-            continue
-        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+        if parameter.kind in _NOT_BY_NAME:
             continue
         if parameter.name in params:
             param = params[parameter.name]
@@ -146,12 +142,24 @@ def callable_shape(function: Callable[..., Any]) -> Any:
     return function
 
 
-_DESCRIPTIONS: dict[Any, tuple[inspect.Signature, dict[str, Any]]] = {}
+class Described(NamedTuple):
+    """What binding needs to know of a function, read once per shape of function."""
+
+    signature: inspect.Signature
+    hints: dict[str, Any]
+    names: tuple[str, ...]
+    """The arguments bound by name (not ``*args`` or ``**kwargs``), in order."""
+    takes_rest: bool
+    """It takes ``**kwargs``: every other parameter is passed too."""
+
+
+_NOT_BY_NAME = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+_DESCRIPTIONS: dict[Any, Described] = {}
 _DESCRIPTIONS_KEPT = 1024
 
 
-def described(function: Callable[..., Any]) -> tuple[inspect.Signature, dict[str, Any]]:
-    """Signature and annotations, read once per shape of function (see
+def described(function: Callable[..., Any]) -> Described:
+    """Signature, annotations and argument names, read once per shape of function (see
     :func:`callable_shape`). A partial's signature gives the arguments it fixes by keyword
     as defaults: binding asks only whether there is one, never which."""
     shape = callable_shape(function)
@@ -166,12 +174,19 @@ def described(function: Callable[..., Any]) -> tuple[inspect.Signature, dict[str
     return found
 
 
-def _description(function: Callable[..., Any]) -> tuple[inspect.Signature, dict[str, Any]]:
+def _description(function: Callable[..., Any]) -> Described:
     try:  # ``from __future__ import annotations`` leaves strings to resolve
         hints = typing.get_type_hints(function)
     except Exception:
         hints = {}
-    return inspect.signature(function), hints
+    signature = inspect.signature(function)
+    parameters = signature.parameters.values()
+    return Described(
+        signature,
+        hints,
+        names=tuple(p.name for p in parameters if p.kind not in _NOT_BY_NAME),
+        takes_rest=any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters),
+    )
 
 
 def _name(function: Callable[..., Any]) -> str:

@@ -78,16 +78,17 @@ def step_key(
     the lists of the maps around them (``map_lists``): their item counts instead.
     """
     names = read_names(task, params)
-    if not isinstance(task, PythonTask):
+    if names and not isinstance(task, PythonTask):
         names = [name for name in names if name not in map_lists]
-    inputs = {name: value_digest(params[name]) for name in sorted(names)}
-    return _digest_parts(identity, tuple(inputs.items()), tuple(sorted(gets.items()))), inputs
+    inputs = {name: value_digest(params[name]) for name in sorted(names)} if names else {}
+    listed_gets = tuple(sorted(gets.items())) if gets else ()
+    return _digest_parts(identity, tuple(inputs.items()), listed_gets), inputs
 
 
 def read_names(task: BaseTask, params: dict[str, Param]) -> list[str]:
     """The parameters a run of ``task`` can read."""
     if isinstance(task, PythonTask):
-        names, takes_rest = _arguments(task.function)
+        _, _, names, takes_rest = described(task.function)
         if takes_rest:
             return list(params)
         return [name for name in names if name in params]
@@ -118,18 +119,6 @@ def listed_digest(params: list[Param]) -> str:
     if not digests or len(digests) < len(params) or not all(digests):
         return ""
     return f"object-list:{_digest_parts(*digests)}"
-
-
-def _arguments(function: Callable[..., Any]) -> tuple[tuple[str, ...], bool]:
-    """The names a function's arguments are bound by, and whether it takes ``**kwargs``."""
-    signature, _ = described(function)  # read once per shape of function
-    names = []
-    for parameter in signature.parameters.values():
-        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
-            return (), True
-        if parameter.kind is not inspect.Parameter.VAR_POSITIONAL:
-            names.append(parameter.name)
-    return tuple(names), False
 
 
 def stable_pickle(value: Any) -> bytes:
