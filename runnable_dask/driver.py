@@ -29,6 +29,7 @@ from runnable_dask.executors.kernels import warm_kernels
 from runnable_dask.executors.report import PerformanceReport
 from runnable_dask.feed import GraphFeed
 from runnable_dask.frozen_heap import frozen_heap
+from runnable_dask.interrupts import Interrupts, noted_interrupts
 from runnable_dask.log_writer import LogWriter
 from runnable_dask.lower import Lowering
 from runnable_dask.mocking import mock_patches
@@ -95,7 +96,10 @@ def execute(
     lowering: Lowering | None = None
     interrupted: BaseException | None = None
     try:
-        with open_executor(config.pipeline_executor, events, plan) as executor:
+        with (
+            noted_interrupts() as interrupts,
+            open_executor(config.pipeline_executor, events, plan) as executor,
+        ):
             dashboard = executor.dashboard_link
             _announce(console, executor, run_log.run_id, log_path, resumed)
             _start_tracking(tracking, recorder, resumed, catalog, log_path)
@@ -108,7 +112,7 @@ def execute(
                 executor.run_scope(run_log.run_id),
                 warm_kernels(executor, plan, lowering.ctx),
             ):
-                _run_graph(executor, events, lowering, recorder, params, catalog)
+                _run_graph(executor, events, lowering, recorder, params, catalog, interrupts)
     except Exception as exc:  # the cluster or the graph broke, not a step
         keys = lowering.step_keys() if lowering is not None else {}
         recorder.fail_run(_describe(exc), keys.get(str(getattr(exc, "task", ""))))
@@ -245,12 +249,13 @@ def _run_graph(
     recorder: RunRecorder,
     params: dict[str, Param],
     catalog: RunCatalog,
+    interrupts: Interrupts,
 ) -> None:
     """Drive the run, with Dask's performance report kept in the catalog if asked for."""
     report = PerformanceReport()
     try:
         with executor.performance_report(catalog, _calling_code(recorder.run_log)) as report:
-            _drive(events, GraphFeed(executor), lowering, recorder, params)
+            _drive(events, GraphFeed(executor), lowering, recorder, params, interrupts)
     except BaseException as exc:  # the run stops early: so does what its steps started
         if isinstance(exc, Exception):  # what siblings finished stays recorded
             _wait_for_stragglers(events, recorder)
@@ -273,12 +278,14 @@ def _drive(
     lowering: Lowering,
     recorder: RunRecorder,
     params: dict[str, Any],
+    interrupts: Interrupts,
 ) -> None:
     """Submit the graph part by part and record events until the root's end is known;
     then wait briefly for events that are still on their way."""
     part, end_key = lowering.first(params)
     feed.add(part, watch={end_key})
     while True:
+        interrupts.raise_if_received()  # one that Python dropped on its way
         try:
             item = events.get(timeout=recorder.writer.min_interval)
         except queue.Empty:  # draw what the console held back, write what is pending

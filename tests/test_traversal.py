@@ -479,3 +479,74 @@ def test_an_interrupted_run_keeps_what_it_recorded(local_config: Path, workdir: 
     assert run_log.steps["long_step"].status == "FAIL"
     assert run_log.steps["long_step"].message == "stopped while running: KeyboardInterrupt"
     assert "after" not in run_log.steps
+
+
+DROPPED_INTERRUPT_SCRIPT = """
+import gc, os, signal, threading, time
+from runnable_dask import Pipeline, PythonTask
+
+running = threading.Event()
+sent = threading.Event()
+
+def long_step():
+    running.set()
+    gc.set_threshold(1)  # collections from now on in every thread, the main one too
+    time.sleep(60)
+
+def interrupt_during_a_collection(phase, info):
+    # SIGINT reaches the main thread while it runs a collection's callback (distributed's
+    # GC diagnostics register one): Python drops the KeyboardInterrupt raised there.
+    if phase == "start" and running.is_set() and not sent.is_set():
+        if threading.current_thread() is threading.main_thread():
+            sent.set()
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(100):  # the handler runs here, inside the callback
+                pass
+
+if __name__ == "__main__":
+    gc.callbacks.append(interrupt_during_a_collection)
+    Pipeline(steps=[PythonTask(name="long_step", function=long_step)]).execute(
+        configuration_file="local.yaml", run_id="dropped"
+    )
+"""
+
+
+def test_an_interrupt_python_dropped_still_stops_the_run(local_config: Path, workdir: Path) -> None:
+    (workdir / "dropped.py").write_text(DROPPED_INTERRUPT_SCRIPT)
+    process = subprocess.run(
+        [sys.executable, "dropped.py"],
+        check=False,
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=40,  # the step sleeps 60 s: a run that missed the interrupt would finish it
+    )
+
+    assert "Exception ignored" in process.stdout  # Python dropped it inside the callback
+    assert "interrupt_during_a_collection" in process.stdout
+    assert process.returncode != 0
+    assert "Interrupted: run dropped stopped" in process.stdout
+    run_log = RunLogStore(workdir / ".run_log_store").read("dropped")
+    assert run_log.status == "FAIL"
+    assert run_log.steps["long_step"].message == "stopped while running: KeyboardInterrupt"
+
+
+def test_a_programs_own_interrupt_handler_is_left_as_it_is(run: Run) -> None:
+    def own_handler(signum: int, frame: Any) -> None:
+        """What a program does on Ctrl-C, its own way."""
+
+    def handler_during_the_run() -> str:
+        return signal.getsignal(signal.SIGINT).__name__  # type: ignore[union-attr]
+
+    step = PythonTask(name="look", function=handler_during_the_run, returns=["handler"])
+    run(Pipeline(steps=[step]), run_id="python-handler")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's, back
+    previous = signal.signal(signal.SIGINT, own_handler)
+    try:
+        own_run = run(Pipeline(steps=[step]), run_id="own-handler")
+        assert signal.getsignal(signal.SIGINT) is own_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+    assert own_run.parameters["handler"].value == "own_handler"
