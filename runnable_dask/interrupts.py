@@ -38,8 +38,8 @@ class Interrupts:
 def noted_interrupts() -> Iterator[Interrupts]:
     """While the block runs, SIGINT is noted as well as raised.
 
-    Only where Python's own handler is in place, in the main thread: a program's or a
-    notebook kernel's handler is left as it is (nothing is noted then).
+    Only where Python's own handler is in place, in the main thread: a handler the
+    program installed is left as it is (nothing is noted then).
     """
     interrupts = Interrupts()
     if (
