@@ -9,8 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import traceback
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,8 +69,7 @@ _environment_users: dict[str, tuple[int, str | None]] = {}
 """Per name set by running tasks: how many of them set it, and its value before the first."""
 
 
-@contextmanager
-def task_environment(values: dict[str, str]) -> Iterator[None]:
+def task_environment(values: dict[str, str]) -> _TaskEnvironment:
     """Set environment variables while a task runs, as runnable does (``RUNNABLE_RUN_ID``,
     a loop's index).
 
@@ -84,34 +82,57 @@ def task_environment(values: dict[str, str]) -> Iterator[None]:
     cost a tenth of a trivial step, and its holder losing the interpreter queued every
     other thread behind it (thousands of thread switches in a run of 3000 steps).
     """
-    if not values or (
-        not _environment_users and all(os.environ.get(n) == v for n, v in values.items())
-    ):
-        yield
-        return
-    with _environment_lock:
-        names = [
-            name
-            for name, value in values.items()
-            if name in _environment_users or os.environ.get(name) != value
-        ]
-        for name in names:
-            count, before = _environment_users.get(name, (0, os.environ.get(name)))
-            _environment_users[name] = (count + 1, before)
-            if os.environ.get(name) != values[name]:
-                os.environ[name] = values[name]
-    try:
-        yield
-    finally:
+    return _TaskEnvironment(values)
+
+
+class _TaskEnvironment:
+    """:func:`task_environment`'s context: a class, not a generator, since it wraps every
+    step a worker runs (entering and leaving a generator's context cost more than the
+    check that usually finds nothing to set)."""
+
+    __slots__ = ("names", "values")
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.names: list[str] = []
+
+    def __enter__(self) -> None:
+        values = self.values
+        if not values:
+            return
+        environ = os.environ
+        if not _environment_users:
+            for name, value in values.items():
+                if environ.get(name) != value:
+                    break
+            else:
+                return
+        names = self.names
         with _environment_lock:
-            for name in names:
+            for name, value in values.items():
+                current = environ.get(name)
+                users = _environment_users.get(name)
+                if users is None and current == value:
+                    continue
+                count, before = users or (0, current)
+                _environment_users[name] = (count + 1, before)
+                if current != value:
+                    environ[name] = value
+                names.append(name)
+
+    def __exit__(self, *_: object) -> None:
+        if not self.names:
+            return
+        environ = os.environ
+        with _environment_lock:
+            for name in self.names:
                 count, before = _environment_users.pop(name)
                 if count > 1:
                     _environment_users[name] = (count - 1, before)
                 elif before is None:
-                    os.environ.pop(name, None)
+                    environ.pop(name, None)
                 else:
-                    os.environ[name] = before
+                    environ[name] = before
 
 
 _secret_names: set[str] = set()
