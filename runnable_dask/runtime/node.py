@@ -337,13 +337,16 @@ def run_branch_end(ctx: RunContext, call: EndCall, *incoming: Token) -> BranchEn
     status: Literal["SUCCESS", "FAIL"] = "SUCCESS" if kind == "success" else "FAIL"
     changed = token.changed
     own = {name: token.params[name] for name in changed}
-    terminal = StepCall(
-        node=Node(internal_name=template, name=template.rsplit(".", 1)[-1], kind=kind),  # type: ignore[arg-type]
-        entry=Entry(template),
-        items=call.items,
-    )
     attempt = attempt_record(now(), _shown(token.params, call.hidden))
-    ended = terminal.event("SUCCESS", attempts=[attempt])
+    ended = StepEnded(  # the terminal's record, as StepCall.event makes a step's
+        fill(template, call.items),
+        template,
+        call.items,
+        template.rsplit(".", 1)[-1],
+        kind,
+        "SUCCESS",
+        attempts=[attempt],
+    )
     if call.is_root:
         ctx.report(RunEnded(ended, status, summarise(token.params)))
     else:
