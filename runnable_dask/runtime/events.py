@@ -104,8 +104,7 @@ _ENDS = (BranchEnded, RunEnded)
 
 
 def _wire(event: Event) -> list[Any]:
-    values: list[Any] = [_CODE[type(event)]]
-    values.extend(getattr(event, name) for name in event.__slots__)
+    values: list[Any] = [_CODE[type(event)], *event.__reduce__()[1]]  # its fields, in order
     if isinstance(event, _ENDS):
         values[1] = _wire(event.terminal)
     return values
