@@ -40,12 +40,17 @@ def timed_out(limit: float) -> StepTimeoutError:
     )
 
 
-@contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
+_NO_LIMIT = contextlib.nullcontext()
+"""The context of an attempt without a limit (most): one shared, nothing made per step."""
+
+
+def time_limit(seconds: float | None) -> contextlib.AbstractContextManager[None]:
     """Run the body as one attempt of at most ``seconds`` (no limit when None)."""
-    if seconds is None:
-        yield
-        return
+    return _NO_LIMIT if seconds is None else _limited(seconds)
+
+
+@contextmanager
+def _limited(seconds: float) -> Iterator[None]:
     deadline = time.monotonic() + seconds
     previous = getattr(_local, "limit", None)
     _local.limit = (deadline, seconds)
