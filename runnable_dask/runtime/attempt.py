@@ -184,7 +184,8 @@ def run_attempt(
     message = ""
     with capture_output() as log:
         try:
-            _check_secrets(task)
+            if task.secrets:
+                _check_secrets(task)
             if task.catalog is not None:
                 records.extend(catalog.get(task.catalog.get))
             with time_limit(task.timeout):

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from pydantic import BaseModel, TypeAdapter
 
 from runnable_dask.runtime.tokens import Param
-from runnable_dask.sdk import TaskReturn
+from runnable_dask.sdk import PythonTask, TaskReturn
 
 _BUILTIN_CASTS = (int, float, str, list, dict, tuple, set)
 _JSON_SCALARS = frozenset({int, float, str, bool, type(None)})
@@ -58,8 +58,10 @@ def bind(function: Callable[..., Any], params: dict[str, Param]) -> dict[str, An
     return arguments
 
 
-def collect_returns(result: Any, returns: list[TaskReturn], who: str) -> dict[str, Param]:
-    """Match ``result`` to ``returns`` in order; JSON values are checked and copied."""
+def collect_returns(result: Any, task: PythonTask) -> dict[str, Param]:
+    """Match ``result`` to the task's ``returns`` in order; JSON values are checked and
+    copied."""
+    returns = task.returns
     if not returns:
         return {}
     if len(returns) == 1:
@@ -69,7 +71,7 @@ def collect_returns(result: Any, returns: list[TaskReturn], who: str) -> dict[st
     else:
         got = f"{len(result)} values" if isinstance(result, (tuple, list)) else "1 value"
         raise ReturnError(
-            f"{who} declares {len(returns)} returns ({', '.join(r.name for r in returns)}) "
+            f"{task.who} declares {len(returns)} returns ({', '.join(r.name for r in returns)}) "
             f"but returned {got}; return a tuple with one value per name"
         )
     return {spec.name: to_param(spec, value) for spec, value in zip(returns, values, strict=True)}

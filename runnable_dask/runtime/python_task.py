@@ -19,4 +19,4 @@ def run_python(task: PythonTask, params: dict[str, Param]) -> dict[str, Param]:
         result = call_in_child(task.function, kwargs)
     else:
         result = task.function(**kwargs)
-    return collect_returns(result, task.returns, task.who)
+    return collect_returns(result, task)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from runnable_dask import json, metric, pickled
 from runnable_dask.runtime.binding import BindingError, ReturnError, bind, collect_returns
 from runnable_dask.runtime.tokens import Param
-from runnable_dask.sdk import TaskReturn
+from runnable_dask.sdk import PythonTask, TaskReturn
 
 
 class Config(BaseModel):
@@ -151,18 +151,22 @@ def test_json_values_are_private_copies() -> None:
 RETURNS = [json("a"), TaskReturn(name="b")]
 
 
+def _task(returns: list[TaskReturn]) -> PythonTask:
+    return PythonTask(name="t", function=print, returns=returns)
+
+
 def test_returns_are_matched_in_order() -> None:
-    collected = collect_returns((1, "two"), RETURNS, "PythonTask 't'")
+    collected = collect_returns((1, "two"), _task(RETURNS))
     assert collected == {"a": Param(kind="json", value=1), "b": Param(kind="json", value="two")}
 
 
 def test_a_single_return_takes_the_whole_result() -> None:
-    collected = collect_returns((1, 2), [json("pair")], "PythonTask 't'")
+    collected = collect_returns((1, 2), _task([json("pair")]))
     assert collected == {"pair": Param(kind="json", value=[1, 2])}
 
 
 def test_no_returns_ignores_the_result() -> None:
-    assert collect_returns(42, [], "PythonTask 't'") == {}
+    assert collect_returns(42, _task([])) == {}
 
 
 @pytest.mark.parametrize(
@@ -173,7 +177,7 @@ def test_a_count_mismatch_fails(result: Any, got: str) -> None:
     with pytest.raises(
         ReturnError, match=rf"PythonTask 't' declares 2 returns \(a, b\) but returned {got}"
     ):
-        collect_returns(result, RETURNS, "PythonTask 't'")
+        collect_returns(result, _task(RETURNS))
 
 
 def test_a_non_json_value_for_a_json_return_fails_with_the_fix() -> None:
@@ -182,17 +186,17 @@ def test_a_non_json_value_for_a_json_return_fails_with_the_fix() -> None:
         match=r"return 'thing' is json\(\) but its value of type object is not "
         r"JSON-serialisable.*declare it pickled\('thing'\)",
     ):
-        collect_returns(object(), [json("thing")], "PythonTask 't'")
+        collect_returns(object(), _task([json("thing")]))
 
 
 def test_a_pydantic_model_return_is_dumped_to_a_dict() -> None:
-    collected = collect_returns(Config(x=3), [json("config")], "PythonTask 't'")
+    collected = collect_returns(Config(x=3), _task([json("config")]))
     assert collected["config"] == Param(kind="json", value={"x": 3, "name": "default"})
 
 
 def test_metric_and_pickled_returns_keep_their_kind() -> None:
     thing = object()
-    collected = collect_returns((0.9, thing), [metric("score"), pickled("thing")], "t")
+    collected = collect_returns((0.9, thing), _task([metric("score"), pickled("thing")]))
     assert collected["score"] == Param(kind="metric", value=0.9)
     assert collected["thing"].kind == "object"
     assert collected["thing"].value is thing
