@@ -48,6 +48,20 @@ class Checkpoint(Compact):
     outputs: dict[str, Param]
     event: StepEnded
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Flat, under one name: a pickler looks up each class it names, every time it
+        # writes one (a step's checkpoint named three: its own, its event's, a value's).
+        outputs = tuple((name, p.kind, p.value, p.digest) for name, p in self.outputs.items())
+        return _checkpoint, (self.target, outputs, self.event.__reduce__()[1])
+
+
+def _checkpoint(
+    target: str, outputs: tuple[tuple[str, Any, Any, str], ...], event: tuple[Any, ...]
+) -> Checkpoint:
+    """A :class:`Checkpoint` from its flat pickled form."""
+    values = {name: Param(kind, value, digest) for name, kind, value, digest in outputs}
+    return Checkpoint(target, values, StepEnded(*event))
+
 
 class Checkpoints(Protocol):
     """Where a run's tasks keep their successes and find those of earlier attempts."""

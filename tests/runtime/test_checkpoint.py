@@ -8,10 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from runnable_dask.runtime import checkpoint
+from runnable_dask.runtime.events import StepEnded
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.stores.catalog import RunCatalog
 
-DONE = checkpoint.Checkpoint(target="next", outputs={}, event={"status": "SUCCESS"})
+ENDED = StepEnded("a", "a", (), "a", "task", "SUCCESS")
+DONE = checkpoint.Checkpoint(target="next", outputs={}, event=ENDED)
 
 
 def catalog_in(folder: Path) -> RunCatalog:
@@ -36,6 +38,6 @@ def test_returned_objects_are_kept_by_value(tmp_path: Path) -> None:
         weights = (1, 2)
 
     files = checkpoint.FileCheckpoints(catalog_in(tmp_path))
-    kept = checkpoint.Checkpoint("next", {"model": Param(kind="object", value=Model())}, {})
+    kept = checkpoint.Checkpoint("next", {"model": Param(kind="object", value=Model())}, ENDED)
     files.keep("fit", kept)
     assert files.load("fit").outputs["model"].value.weights == (1, 2)

@@ -10,18 +10,21 @@ import threading
 from pathlib import Path
 
 from runnable_dask.runtime import checkpoint, worker_journal
+from runnable_dask.runtime.events import StepEnded
 from runnable_dask.stores.catalog import RunCatalog
 
-DONE = checkpoint.Checkpoint(target="next", outputs={}, event={"status": "SUCCESS"})
+DONE = checkpoint.Checkpoint("next", {}, StepEnded("mine", "mine", (), "mine", "task", "SUCCESS"))
 
 KEEP_IN_A_CHILD = """
 import sys
 from runnable_dask.runtime import checkpoint, worker_journal
+from runnable_dask.runtime.events import StepEnded
 from runnable_dask.stores.catalog import RunCatalog
 
 files = checkpoint.FileCheckpoints(RunCatalog(sys.argv[1], "r"))
 for name in sys.argv[2:]:
-    files.keep(name, checkpoint.Checkpoint("next", {}, {"kept by": name}))
+    ended = StepEnded(name, name, (), name, "task", "SUCCESS")
+    files.keep(name, checkpoint.Checkpoint("next", {}, ended))
 """
 
 
@@ -43,7 +46,7 @@ def test_a_step_kept_by_another_process_is_found(tmp_path: Path) -> None:
 
     assert len(journals(location)) == 3  # one per process
     assert files.load("mine") == DONE
-    assert [files.load(n).event for n in "abc"] == [{"kept by": n} for n in "abc"]  # type: ignore[union-attr]
+    assert [files.load(n).event.internal_name for n in "abc"] == ["a", "b", "c"]  # type: ignore[union-attr]
     assert files.load("d") is None
     assert set(checkpoint.load_all(files.catalog)) == {"mine", "a", "b", "c"}
 
@@ -183,7 +186,7 @@ def test_threads_first_looking_at_once_at_long_journals_find_every_record(
     def look(thread: int) -> None:
         for name in names[thread::8]:
             kept = files.load(name)
-            if kept is None or kept.event != {"kept by": name}:
+            if kept is None or kept.event.internal_name != name:
                 missing.append(name)
 
     threads = [threading.Thread(target=look, args=(t,)) for t in range(8)]
