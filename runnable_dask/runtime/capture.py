@@ -26,8 +26,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -205,18 +203,27 @@ def _install() -> None:
         os.system = _system
 
 
-@contextmanager
-def capture_output() -> Iterator[StepOutput]:
+def capture_output() -> _Capture:
     """Route this thread's stdout, stderr, log records and children's output into a
     fresh :class:`StepOutput` (the caller closes it once it has read it)."""
-    # Checked each time: user code may replace the streams or the root's handlers.
-    routed = isinstance(sys.stdout, _Router) and isinstance(sys.stderr, _Router)
-    if not routed or _handler not in logging.root.handlers:
-        _install()
-    sink = StepOutput()
-    previous = getattr(_local, "sink", None)
-    _local.sink = sink
-    try:
-        yield sink
-    finally:
-        _local.sink = previous
+    return _Capture()
+
+
+class _Capture:
+    """:func:`capture_output`'s context: a class, not a generator, since it wraps every
+    attempt of every step."""
+
+    __slots__ = ("previous",)
+
+    def __enter__(self) -> StepOutput:
+        # Checked each time: user code may replace the streams or the root's handlers.
+        routed = isinstance(sys.stdout, _Router) and isinstance(sys.stderr, _Router)
+        if not routed or _handler not in logging.root.handlers:
+            _install()
+        sink = StepOutput()
+        self.previous = getattr(_local, "sink", None)
+        _local.sink = sink
+        return sink
+
+    def __exit__(self, *_: object) -> None:
+        _local.sink = self.previous
