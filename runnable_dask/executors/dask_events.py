@@ -63,6 +63,9 @@ class _Outbox:
         self.worker = worker
         self.pending: deque[tuple[str, list[Event]]] = deque()
         self.due = False
+        self.flush_due = False
+        """A flush of the stream is set for later (one at a time: it sends whatever is
+        queued then, and a drain sets the next; one per drain was a timer per task)."""
 
     def put(self, topic: str, events: list[Event]) -> None:
         self.pending.append((topic, events))
@@ -83,7 +86,13 @@ class _Outbox:
             # One message of bytes: Dask checks, sizes and copies a nested message field
             # by field, which cost a worker more than running a trivial step.
             _with_next_batch(stream, {"op": "log-event", "topic": topic, "msg": pack(events)})
-        self.worker.loop.call_later(RIDE, _flush, stream)
+        if not self.flush_due:
+            self.flush_due = True
+            self.worker.loop.call_later(RIDE, self._flush)
+
+    def _flush(self) -> None:
+        self.flush_due = False
+        _flush(self.worker.batched_stream)
 
 
 _OUTBOXES: weakref.WeakKeyDictionary[Any, _Outbox] = weakref.WeakKeyDictionary()
