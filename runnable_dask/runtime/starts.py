@@ -16,8 +16,6 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from runnable_dask.runtime.context import Event, Send
 
@@ -117,11 +115,23 @@ _ANNOUNCER = _Announcer()
 os.register_at_fork(after_in_child=_ANNOUNCER.forget_thread)
 
 
-@contextmanager
-def announced(send: Send, event: Event) -> Iterator[None]:
+def announced(send: Send, event: Event) -> _Announced:
     """While the block runs, ``event`` is sent once it has run for :data:`DELAY` seconds."""
-    handle = _ANNOUNCER.begin(send, event)
-    try:
-        yield
-    finally:
-        _ANNOUNCER.end(handle)
+    return _Announced(send, event)
+
+
+class _Announced:
+    """:func:`announced`'s context: a class, not a generator, since it wraps every step."""
+
+    __slots__ = ("event", "handle", "send")
+
+    def __init__(self, send: Send, event: Event) -> None:
+        self.send = send
+        self.event = event
+        self.handle = 0
+
+    def __enter__(self) -> None:
+        self.handle = _ANNOUNCER.begin(self.send, self.event)
+
+    def __exit__(self, *_: object) -> None:
+        _ANNOUNCER.end(self.handle)
