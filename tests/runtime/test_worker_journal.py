@@ -4,6 +4,9 @@ record cut short (its writer killed while appending) is read as not kept."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
 import subprocess
 import sys
 import threading
@@ -150,6 +153,61 @@ def test_threads_append_and_look_at_once_while_another_process_appends(tmp_path:
         assert [n for n, i in ours if look.find(n) != payload(n, i)] == []
     journals.close()
     later.close()
+
+
+def test_journals_closed_while_threads_append_and_look_lose_nothing(tmp_path: Path) -> None:
+    """A standing worker closes an old run's journals while its threads may still use
+    them: no thread reads or writes a closed file, the files are closed once, when the
+    last user leaves, and what is kept after the close goes to a journal of its own."""
+    folder = str(tmp_path / "catalog" / "r" / checkpoint.WORKERS)
+    journals = worker_journal.Journals(folder)
+    closed = threading.Event()
+    kept: list[list[str]] = [[] for _ in range(8)]
+    wrong: list[str] = []
+
+    def work(thread: int) -> None:
+        after_close = 0
+        for i in itertools.count():
+            name = f"t{thread}-{i}"
+            try:
+                journals.append(name, payload(name, i))
+                kept[thread].append(name)
+                if journals.find(name) != payload(name, i):
+                    wrong.append(name)
+            except OSError as exc:  # a closed file, or a number given to another
+                wrong.append(f"{name}: {exc}")
+            after_close += closed.is_set()
+            if after_close > 100:
+                return
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    while journals.find("t7-20") is None:  # every thread is at it
+        pass
+    journals.close()
+    closed.set()
+    for t in threads:
+        t.join()
+
+    assert wrong == []
+    later = worker_journal.Journals(folder)
+    every = [name for names in kept for name in names]
+    lost = [n for n in every if later.find(n) != payload(n, int(n.split("-")[1]))]
+    assert lost == []
+    assert len(list(Path(folder).glob("*.journal"))) == 2  # the closed one, and the next
+    later.close()
+    worker_journal.of(folder).close()  # the one that took the steps after the close
+    assert open_files_in(tmp_path) == []  # each closed (twice would have raised)
+
+
+def open_files_in(folder: Path) -> list[str]:
+    """The files under ``folder`` this process holds open."""
+    paths = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed since listed
+            paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return [p for p in paths if p.startswith(str(folder))]
 
 
 def test_a_name_cut_short_in_the_list_hides_no_later_journal(tmp_path: Path) -> None:
