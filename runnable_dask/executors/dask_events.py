@@ -88,9 +88,9 @@ class _Outbox:
             _with_next_batch(stream, {"op": "log-event", "topic": topic, "msg": pack(events)})
         if not self.flush_due:
             self.flush_due = True
-            self.worker.loop.call_later(RIDE, self._flush)
+            self.worker.loop.call_later(RIDE, self._flush_later)
 
-    def _flush(self) -> None:
+    def _flush_later(self) -> None:
         self.flush_due = False
         _flush(self.worker.batched_stream)
 

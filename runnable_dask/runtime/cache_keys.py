@@ -88,10 +88,10 @@ def step_key(
 def read_names(task: BaseTask, params: dict[str, Param]) -> list[str]:
     """The parameters a run of ``task`` can read."""
     if isinstance(task, PythonTask):
-        _, _, names, takes_rest = described(task.function)
-        if takes_rest:
+        description = described(task.function)
+        if description.takes_rest:
             return list(params)
-        return [name for name in names if name in params]
+        return [name for name in description.names if name in params]
     return [name for name, param in params.items() if param.kind != "object"]
 
 
