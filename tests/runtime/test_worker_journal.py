@@ -174,8 +174,9 @@ def test_journals_closed_while_threads_append_and_look_lose_nothing(tmp_path: Pa
                 kept[thread].append(name)
                 if journals.find(name) != payload(name, i):
                     wrong.append(name)
-            except OSError as exc:  # a closed file, or a number given to another
-                wrong.append(f"{name}: {exc}")
+            except Exception as exc:  # a closed file (OSError), a number given to another
+                wrong.append(f"{name}: {exc!r}")
+                return
             after_close += closed.is_set()
             if after_close > 100:
                 return
@@ -183,8 +184,8 @@ def test_journals_closed_while_threads_append_and_look_lose_nothing(tmp_path: Pa
     threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
     for t in threads:
         t.start()
-    while journals.find("t7-20") is None:  # every thread is at it
-        pass
+    while journals.find("t7-20") is None and all(t.is_alive() for t in threads):
+        pass  # until every thread is at it (one that stopped on an error says so below)
     journals.close()
     closed.set()
     for t in threads:
