@@ -445,10 +445,13 @@ def _linear(branch: Branch, steps: list[Node]) -> bool:
 
 
 def _light(node: Node) -> Node:
-    """The node as a task carries it: its branches' names, not their whole sub-plans."""
+    """The node as a task carries it: its branches' names, not their whole sub-plans, nor
+    a Parallel's definition (its join reads none of it; wide 1000's was 324 KB, pickled
+    by the driver and unpickled by the scheduler and a worker in every run)."""
     if not node.branches:
         return node
-    return replace(node, branches=tuple(replace(b, nodes=()) for b in node.branches))
+    step = None if node.kind == "parallel" else node.step
+    return replace(node, step=step, branches=tuple(replace(b, nodes=()) for b in node.branches))
 
 
 def _returned(node: Node) -> tuple[tuple[str, ParamKind], ...]:

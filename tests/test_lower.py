@@ -69,6 +69,16 @@ def test_nested_pipeline_counts() -> None:
     assert "outer.x.inner.z.leaf2" in step_keys(graph)
 
 
+def test_a_parallel_s_join_carries_its_branches_names_not_their_definitions() -> None:
+    branches = {f"b{i}": Pipeline(steps=[Stub(name="s0"), Stub(name="s1")]) for i in range(100)}
+    graph, _ = graph_for(Pipeline(steps=[Parallel(name="wide", branches=branches)]))
+    node = graph[step_keys(graph)["wide"]][2].node
+
+    assert [branch.key for branch in node.branches] == list(branches)
+    assert all(branch.nodes == () for branch in node.branches)
+    assert node.step is None  # the Parallel holds every branch's pipeline: none travels
+
+
 def test_key_split_of_each_step_key_is_the_step_name(fan_out_fan_in: Pipeline) -> None:
     pipeline = Pipeline(
         steps=[
