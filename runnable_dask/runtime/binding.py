@@ -16,7 +16,7 @@ from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import PythonTask, TaskReturn
 
 _BUILTIN_CASTS = (int, float, str, list, dict, tuple, set)
-_JSON_SCALARS = frozenset({int, float, str, bool, type(None)})
+JSON_SCALARS = frozenset({int, float, str, bool, type(None)})
 """Values a JSON round trip returns unchanged (the exact types: a subclass, such as an
 enum, comes back as its base type), so a step returning one skips the trip."""
 
@@ -81,7 +81,7 @@ def to_param(spec: TaskReturn, value: Any) -> Param:
     """Keep ``value`` as the return's kind says; JSON kinds are dumped and round-tripped."""
     if spec.kind == "object":
         return Param(kind="object", value=value)
-    if type(value) in _JSON_SCALARS:  # JSON gives them back as they are
+    if type(value) in JSON_SCALARS:  # JSON gives them back as they are
         return Param(kind=spec.kind, value=value)
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
@@ -100,7 +100,7 @@ def _private_copy(param: Param) -> Any:
     """JSON values are copied so sibling branches in one process never share them (a
     scalar cannot be changed in place: it is passed as it is)."""
     value = param.value
-    if param.kind == "object" or type(value) in _JSON_SCALARS:
+    if param.kind == "object" or type(value) in JSON_SCALARS:
         return value
     return copy.deepcopy(value)
 

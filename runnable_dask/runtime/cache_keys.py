@@ -21,7 +21,7 @@ from typing import Any
 
 import cloudpickle
 
-from runnable_dask.runtime.binding import described
+from runnable_dask.runtime.binding import JSON_SCALARS, described
 from runnable_dask.runtime.tokens import Param
 from runnable_dask.sdk import BaseTask, NotebookTask, PythonTask, ShellTask
 
@@ -215,12 +215,9 @@ def _cell(cell: Any) -> Any:
         return None
 
 
-_SCALARS = (int, float, str, bool, type(None))
-
-
 def _carried(value: Any, depth: int, known: dict[Any, str]) -> str:
     """A value a callable carries with it (bound ``self``, partial args, closure cells)."""
-    if type(value) in _SCALARS:
+    if type(value) in JSON_SCALARS:
         return f"{type(value).__name__}:{value!r}"
     if callable(value) and not isinstance(value, type) and depth < 8:
         try:
