@@ -23,7 +23,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 _local = threading.local()
@@ -49,7 +48,7 @@ def time_limit(seconds: float | None) -> contextlib.AbstractContextManager[None]
     return _NO_LIMIT if seconds is None else _limited(seconds)
 
 
-@contextmanager
+@contextlib.contextmanager
 def _limited(seconds: float) -> Iterator[None]:
     deadline = time.monotonic() + seconds
     previous = getattr(_local, "limit", None)
