@@ -7,6 +7,8 @@ Where a run's cluster comes from, in this order (the console names it):
 - ``cluster_class`` in the configuration: any Dask cluster manager by dotted path
   (``dask_jobqueue.SLURMCluster``, ``dask_kubernetes.operator.KubeCluster``,
   ``distributed.LocalCluster``), closed after;
+- the Dask client this process made its default (``client = Client(...)`` in a
+  notebook, as ``dask.compute`` would use it): used as it is, and left open;
 - Dask's own default address, ``DASK_SCHEDULER_ADDRESS`` (the dask config
   ``scheduler-address``); left running;
 - a running ``runnable-dask cluster`` (:mod:`runnable_dask.executors.standing`); left
@@ -85,7 +87,8 @@ class Connection(NamedTuple):
     """What the executor needs: the client, a line for the console naming the cluster and
     where it came from, the dashboard; whether the workers may lack the user's project
     (``ship_code``); a note for the console (a cluster found gone); the kernels every
-    worker started as it started (``preloaded``: the cluster started early for the run)."""
+    worker started as it started (``preloaded``: the cluster started early for the run);
+    whether the cluster is the LocalCluster started for the run (``own``)."""
 
     client: Client
     description: str
@@ -93,6 +96,7 @@ class Connection(NamedTuple):
     ship_code: bool = True
     note: str = ""
     preloaded: frozenset[KernelKey] = frozenset()
+    own: bool = False
 
 
 SCHEDULER_ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
@@ -116,6 +120,10 @@ def connect(config: DaskConfig, stack: ExitStack) -> Connection:
         return _from(_start_manager(config, security, stack), "the configuration's cluster_class")
     note = ""
     if not _asks_for_its_own(config):
+        current = current_client()
+        if current is not None:
+            address = str(current.scheduler.address)
+            return _from(_reached(current, address, None), "this process's Dask client")
         ambient = _dask_default_address()
         if ambient is not None:
             return _connect_ambient(*ambient, config, stack)
@@ -135,6 +143,7 @@ def connect(config: DaskConfig, stack: ExitStack) -> Connection:
         ship_code=False,
         note=note,
         preloaded=started.kernels if started is not None else frozenset(),
+        own=True,
     )
 
 
@@ -167,6 +176,20 @@ def _asks_for_its_own(config: DaskConfig) -> bool:
     worker resources the steps ask for, which a running cluster's workers may not offer)."""
     sized = (config.n_workers, config.threads_per_worker, config.processes, config.resources)
     return any(v is not None for v in sized) or bool(config.dashboard_address or config.security)
+
+
+def current_client() -> Client | None:
+    """The client this process made its default, if it is connected and can be called
+    from this thread (an asynchronous one cannot: the run then ignores it)."""
+    if "distributed" not in sys.modules:  # no client without it
+        return None
+    from distributed.client import default_client
+
+    try:
+        client = default_client()
+    except ValueError:  # none
+        return None
+    return client if client.status == "running" and not client.asynchronous else None
 
 
 def _dask_default_address() -> tuple[str, str] | None:
@@ -281,10 +304,12 @@ def _connect_address(config: DaskConfig, security: Security | None, stack: ExitS
     return _reached(client, address, stack)
 
 
-def _reached(client: Client, address: str, stack: ExitStack) -> Connection:
+def _reached(client: Client, address: str, stack: ExitStack | None) -> Connection:
     """A scheduler someone else started, reached: its versions checked, the client closed
-    with ``stack`` (the scheduler is left running)."""
-    stack.callback(_close_client, client)
+    with ``stack`` (the scheduler is left running; no ``stack``: the client is the user's,
+    left open)."""
+    if stack is not None:
+        stack.callback(_close_client, client)
     workers = check_versions(client, f"the Dask cluster at {address}")
     return Connection(
         client,

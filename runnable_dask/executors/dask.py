@@ -56,6 +56,7 @@ class DaskExecutor:
         self._run = "runnable-dask"
         self._span_ids: dict[tuple[str, ...], str] = {}
         self._resource_check: ResourceCheck | None = None
+        self._own_cluster = False
 
     def __enter__(self) -> DaskExecutor:
         own_cluster = not (self.config.address or self.config.cluster_class)
@@ -67,6 +68,7 @@ class DaskExecutor:
             raise
         self._client, self.description, self.dashboard_link = connection[:3]
         self._preloaded = connection.preloaded
+        self._own_cluster = connection.own
         if connection.note:  # a cluster found gone, said under the run's first lines
             self.notices(f"note {connection.note}")
         # Workers the run did not start may not have the user's project, or hold an older
@@ -118,6 +120,10 @@ class DaskExecutor:
             # for its last events first): the subscription went with it.
             with suppress(ClosedClientError):
                 self._client.unsubscribe_topic(topic)
+        # A client left open (the user's) lets the scheduler drop the run's results only
+        # once nothing here holds their futures.
+        self._held.clear()
+        self._watched.clear()
         self._stack.close()
 
     def reporter(self, run_id: str, events: queue.SimpleQueue) -> Reporter:
@@ -247,8 +253,8 @@ class DaskExecutor:
             return []
         try:
             found = self._client.run(stop_run, run_id)
-            if not (self.config.address or self.config.cluster_class):
-                self._client.run(closing_quietly)  # ours: its closing is not news
+            if self._own_cluster:
+                self._client.run(closing_quietly)  # its closing is not news
         except Exception:  # the workers are gone or unreachable: they end theirs
             return []
         return [record for records in found.values() for record in records]

@@ -8,7 +8,8 @@ plan is known (the secrets tasks name are withheld from the workers, as in
 notebooks as they start, see :mod:`~runnable_dask.executors.worker_setup`), and
 :func:`~runnable_dask.executors.cluster.connect` takes it over (:func:`take`). Only the
 case that surely ends in a LocalCluster for the run starts early: no ``address`` or
-``cluster_class``, no ``DASK_SCHEDULER_ADDRESS``, no ``runnable-dask cluster`` state file
+``cluster_class``, no default Dask client in this process, no ``DASK_SCHEDULER_ADDRESS``,
+no ``runnable-dask cluster`` state file
 (a stale one is left for ``connect`` to say and clean), or options only such a cluster
 honours. The block ends when the cluster is up (or failed: ``connect`` says why); a run
 that fails within it closes the cluster it started.
@@ -90,13 +91,17 @@ def _starts_own(config: DaskConfig) -> bool:
     """Whether :func:`~runnable_dask.executors.cluster.connect` will surely start a
     LocalCluster for a run with ``config`` (see the module's docstring)."""
     from runnable_dask.executors import standing
-    from runnable_dask.executors.cluster import _asks_for_its_own, _dask_default_address
+    from runnable_dask.executors.cluster import (
+        _asks_for_its_own,
+        _dask_default_address,
+        current_client,
+    )
 
     if config.address or config.cluster_class:
         return False
     if _asks_for_its_own(config):
         return True
-    if _dask_default_address() is not None:
+    if current_client() is not None or _dask_default_address() is not None:
         return False
     try:
         return not standing.state_path().exists()

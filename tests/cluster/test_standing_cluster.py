@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -240,6 +241,53 @@ def test_dask_scheduler_address_wins_over_a_running_cluster(
     assert (
         f"on Dask scheduler {tcp_cluster.address} (2 workers), from DASK_SCHEDULER_ADDRESS" in line
     )
+
+
+def test_this_processes_dask_client_wins_over_the_environment_and_is_left_open(
+    uses: standing.ClusterState,
+    tcp_cluster: DaskProcesses,
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A notebook's ``client = Client(...)``: runs that name no cluster use it, as
+    ``dask.compute`` would, and leave it open with nothing of theirs held."""
+    from distributed import Client
+
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", uses.address)
+    with Client(tcp_cluster.address, timeout=10) as client:  # the default client
+        workers = set(client.run(os.getpid).values())
+        run_log = where_pipeline(workdir).execute()
+        line, _ = first_line(capsys)
+        assert (
+            f"on Dask scheduler {tcp_cluster.address} (2 workers), from this process's Dask "
+            "client" in line
+        )
+        assert run_log.parameters["pid"].value in workers
+        assert client.status == "running"
+        assert client.submit(sum, [1, 2]).result() == 3
+        unwanted = lambda dask_scheduler: [  # noqa: E731  (by value, to the scheduler)
+            key for key, ts in dask_scheduler.tasks.items() if not ts.who_wants
+        ]
+        deadline = time.monotonic() + 10
+        while (left := client.run_on_scheduler(unwanted)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert left == []  # the run's results were let go
+
+
+def test_the_configurations_address_wins_over_this_processes_client(
+    uses: standing.ClusterState,
+    tcp_cluster: DaskProcesses,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from distributed import Client
+
+    with Client(tcp_cluster.address, timeout=10):
+        run(workdir, address=uses.address)
+    line, _ = first_line(capsys)
+    assert f"on Dask scheduler {uses.address}" in line
+    assert "from the configuration's address" in line
 
 
 def test_an_unreachable_dask_scheduler_address_fails_the_run_naming_it(
