@@ -59,9 +59,9 @@ class DaskExecutor:
         self._own_cluster = False
 
     def __enter__(self) -> DaskExecutor:
-        own_cluster = not (self.config.address or self.config.cluster_class)
+        may_start_one = not (self.config.address or self.config.cluster_class)
         try:
-            with workers_without(self.secret_names) if own_cluster else nullcontext():
+            with workers_without(self.secret_names) if may_start_one else nullcontext():
                 connection = connect(self.config, self._stack)
         except BaseException:
             self._stack.close()
