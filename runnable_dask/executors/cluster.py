@@ -118,21 +118,26 @@ def connect(config: DaskConfig, stack: ExitStack) -> Connection:
         return _from(_connect_address(config, security, stack), "the configuration's address")
     if config.cluster_class:
         return _from(_start_manager(config, security, stack), "the configuration's cluster_class")
-    note = ""
+    note = passed_over = ""
     if not _asks_for_its_own(config):
-        current = current_client()
+        current = process_client()
         if current is not None:
             address = str(current.scheduler.address)
-            return _from(_reached(current, address, None), "this process's Dask client")
+            why = _unusable(current)
+            if not why:
+                return _from(_reached(current, address, None), "this process's Dask client")
+            passed_over = (
+                f"this process's Dask client ({address}) is {why}: the run does not use it"
+            )
         ambient = _dask_default_address()
         if ambient is not None:
-            return _connect_ambient(*ambient, config, stack)
+            return _connect_ambient(*ambient, config, stack)._replace(note=passed_over)
         found = standing.find()
         note = found.note
         if found.state is not None:
             connection = _connect_standing(found.state, stack)
             if isinstance(connection, Connection):
-                return connection
+                return connection._replace(note=passed_over)
             # A scheduler that died since it was found is said (and cleaned up) as gone.
             note = standing.find().note or connection
     if started is None and not _resource_tracker_running():  # called after the cluster's close
@@ -141,7 +146,7 @@ def connect(config: DaskConfig, stack: ExitStack) -> Connection:
     return own._replace(
         description=f"{own.description}, started for this run",
         ship_code=False,
-        note=note,
+        note="; ".join(n for n in (passed_over, note) if n),
         preloaded=started.kernels if started is not None else frozenset(),
         own=True,
     )
@@ -178,18 +183,30 @@ def _asks_for_its_own(config: DaskConfig) -> bool:
     return any(v is not None for v in sized) or bool(config.dashboard_address or config.security)
 
 
-def current_client() -> Client | None:
-    """The client this process made its default, if it is connected and can be called
-    from this thread (an asynchronous one cannot: the run then ignores it)."""
+def process_client() -> Client | None:
+    """The client this process made its default (``Client(...)``), if any."""
     if "distributed" not in sys.modules:  # no client without it
         return None
     from distributed.client import default_client
 
     try:
-        client = default_client()
+        return default_client()
     except ValueError:  # none
         return None
-    return client if client.status == "running" and not client.asynchronous else None
+
+
+def usable_client() -> Client | None:
+    """This process's default client, if a run can use it."""
+    client = process_client()
+    return client if client is not None and not _unusable(client) else None
+
+
+def _unusable(client: Client) -> str:
+    """Why a run cannot use ``client`` (``""``: it can): not connected (its scheduler
+    lost), or asynchronous (it cannot be called from the run's thread)."""
+    if client.asynchronous:
+        return "asynchronous"
+    return "" if client.status == "running" else f"{client.status}, not running"
 
 
 def _dask_default_address() -> tuple[str, str] | None:

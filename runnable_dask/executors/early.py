@@ -94,14 +94,14 @@ def _starts_own(config: DaskConfig) -> bool:
     from runnable_dask.executors.cluster import (
         _asks_for_its_own,
         _dask_default_address,
-        current_client,
+        usable_client,
     )
 
     if config.address or config.cluster_class:
         return False
     if _asks_for_its_own(config):
         return True
-    if current_client() is not None or _dask_default_address() is not None:
+    if usable_client() is not None or _dask_default_address() is not None:
         return False
     try:
         return not standing.state_path().exists()

@@ -28,7 +28,7 @@ from runnable_dask import Pipeline, PythonTask
 from runnable_dask.exceptions import RunnableDaskError
 from runnable_dask.executors import standing
 
-from .conftest import DaskProcesses
+from .conftest import DaskProcesses, start_scheduler, stop
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -273,6 +273,32 @@ def test_this_processes_dask_client_wins_over_the_environment_and_is_left_open(
         while (left := client.run_on_scheduler(unwanted)) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert left == []  # the run's results were let go
+
+
+def test_a_client_whose_scheduler_is_gone_is_passed_over_and_said(
+    uses: standing.ClusterState,
+    tmp_path: Path,
+    workdir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from distributed import Client
+
+    lost = start_scheduler(tmp_path)
+    try:
+        with Client(lost.address, timeout=60) as client:  # reconnecting for 60 s
+            os.kill(lost.processes[0].pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while client.status == "running" and time.monotonic() < deadline:
+                time.sleep(0.05)
+            run(workdir)
+            line, out = first_line(capsys)
+            assert f"on runnable-dask cluster {uses.address}" in line
+            assert (
+                f"note     this process's Dask client ({lost.address}) is connecting, not "
+                "running: the run does not use it" in out
+            )
+    finally:
+        stop(lost.processes)
 
 
 def test_the_configurations_address_wins_over_this_processes_client(
