@@ -120,7 +120,7 @@ def connect(config: DaskConfig, stack: ExitStack) -> Connection:
         return _from(_start_manager(config, security, stack), "the configuration's cluster_class")
     note = passed_over = ""
     if not _asks_for_its_own(config):
-        current = process_client()
+        current = _process_client()
         if current is not None:
             address = str(current.scheduler.address)
             why = _unusable(current)
@@ -183,7 +183,7 @@ def _asks_for_its_own(config: DaskConfig) -> bool:
     return any(v is not None for v in sized) or bool(config.dashboard_address or config.security)
 
 
-def process_client() -> Client | None:
+def _process_client() -> Client | None:
     """The client this process made its default (``Client(...)``), if any."""
     if "distributed" not in sys.modules:  # no client without it
         return None
@@ -197,7 +197,7 @@ def process_client() -> Client | None:
 
 def usable_client() -> Client | None:
     """This process's default client, if a run can use it."""
-    client = process_client()
+    client = _process_client()
     return client if client is not None and not _unusable(client) else None
 
 
