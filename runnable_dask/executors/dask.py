@@ -121,7 +121,8 @@ class DaskExecutor:
             with suppress(ClosedClientError):
                 self._client.unsubscribe_topic(topic)
         # A client left open (the user's) lets the scheduler drop the run's results only
-        # once nothing here holds their futures.
+        # once nothing holds their futures, and this executor can outlive the run: a
+        # notebook keeps the last traceback, and with it the frames that hold it.
         self._held.clear()
         self._watched.clear()
         self._stack.close()
