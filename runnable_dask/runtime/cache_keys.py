@@ -125,13 +125,16 @@ def stable_pickle(value: Any) -> bytes:
     """The pickle a value's content is compared by.
 
     Plain pickle refers to classes and functions by name, so the same content gives the
-    same bytes from run to run; cloudpickle only for what it refuses (lambdas, classes of
-    code shipped by value). Without memo ("fast" mode): a memo writes a string seen before
-    as a reference, so whether two equal strings were one object (interned while a model
-    was fitted, not after it was unpickled) changed the bytes. Cyclic values need the
-    memo; they are pickled with it, and may then miss where they could hit.
+    same bytes from run to run. Where a name does not lead back to the class (its code
+    came by value: a cluster whose workers run in another folder), :class:`_ByName`
+    writes the same name, so a value's digest does not depend on how its code travelled;
+    cloudpickle only for what has no name to write (lambdas, classes made in a function).
+    Without memo ("fast" mode): a memo writes a string seen before as a reference, so
+    whether two equal strings were one object (interned while a model was fitted, not
+    after it was unpickled) changed the bytes. Cyclic values need the memo; they are
+    pickled with it, and may then miss where they could hit.
     """
-    for pickler in (pickle.Pickler, cloudpickle.Pickler):
+    for pickler in (pickle.Pickler, _ByName, cloudpickle.Pickler):
         buffer = io.BytesIO()
         unmemoised = pickler(buffer, protocol=4)
         unmemoised.fast = True
@@ -141,6 +144,34 @@ def stable_pickle(value: Any) -> bytes:
         except Exception:
             continue
     return cloudpickle.dumps(value, protocol=4)
+
+
+_PythonPickler: Any = pickle._Pickler  # typeshed leaves out the methods it is made of
+
+
+class _ByName(_PythonPickler):  # the Python pickler: its C twin's naming is not open
+    """Writes a class or function as its module and qualified name even where they do not
+    import it: the bytes plain pickle writes where they do.
+
+    A class shipped by value is a copy that its module's name does not reach (no such
+    module on the worker, or another class under that name). cloudpickle pickled such
+    a copy whole, with an id drawn by the process that shipped it: on a cluster of your
+    own, a Map's items then had a new digest in every run, and adding one item to a
+    sweep fitted every item again.
+    """
+
+    def save_global(self, obj: Any, name: str | None = None) -> None:
+        try:
+            super().save_global(obj, name)
+            return
+        except pickle.PicklingError:
+            qualname = name or getattr(obj, "__qualname__", None) or obj.__name__
+            module = getattr(obj, "__module__", None)
+            if not module or "<" in qualname:  # a lambda or a local class: no name to write
+                raise
+        self.save(module)
+        self.save(qualname)
+        self.write(pickle.STACK_GLOBAL)
 
 
 def _callable_identity(function: Callable[..., Any], depth: int, known: dict[Any, str]) -> str:

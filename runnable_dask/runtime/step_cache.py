@@ -23,10 +23,11 @@ Design
   the lists of the maps around it (an iteration is keyed by its own item). JSON and
   metric values count as canonical JSON (sorted keys); a pickled value by the digest of
   its plain pickle (content, not identity: the same arrays give the same digest in every
-  run; cloudpickle only for what pickle refuses). A cached step makes that digest of
-  each pickled value it returns once, and the value carries it (its entry stores it for
-  a hit), so the steps that read the value do not pickle it again; the list a Map makes
-  of such values is keyed by their digests. A map iteration's item is a parameter
+  run; classes and functions by their module and qualified name, also where their code
+  came by value; cloudpickle only for lambdas and local classes). A cached step makes
+  that digest of each pickled value it returns once, and the value carries it (its entry
+  stores it for a hit), so the steps that read the value do not pickle it again; the
+  list a Map makes of such values is keyed by their digests. A map iteration's item is a parameter
   like any other, so each iteration has its own key: adding an item runs one iteration.
 - the content digest of every catalog file the step ``get``\\ s, read from the run's catalog.
 

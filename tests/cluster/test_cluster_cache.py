@@ -59,6 +59,42 @@ if __name__ == "__main__":
 """
 
 
+# A sweep whose grid is made by a step of the project, as objects of the project's own
+# class: the workers get the class by value (they run in another folder).
+PROJECT_STEPS = """
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Config:
+    item: int
+    depth: int
+
+
+def make(items):
+    return [Config(item, depth=3) for item in items]
+
+
+def fit(config, ran_file):
+    with open(ran_file, "a") as handle:
+        handle.write(f"fit {config.item}\\n")
+    return config.item * 0.1
+"""
+
+PROJECT_FLOW = """
+from runnable_dask import Map, Pipeline, PythonTask, pickled
+from sweeplib.steps import fit, make
+
+if __name__ == "__main__":
+    fit_task = PythonTask(name="fit", function=fit, returns=["score"], cache=True)
+    grid = Map(
+        name="grid", branch=Pipeline(steps=[fit_task]), iterate_on="configs", iterate_as="config"
+    )
+    make_task = PythonTask(name="make", function=make, returns=[pickled("configs")], cache=True)
+    Pipeline(steps=[make_task, grid]).execute()
+"""
+
+
 def run_script(
     tmp_path: Path,
     cluster: DaskProcesses,
@@ -117,6 +153,31 @@ def test_cached_fits_on_scheduler_and_workers(tcp_cluster: DaskProcesses, tmp_pa
     assert sorted(p.name for p in catalog.iterdir()) == ["1.txt", "2.txt"]
     # The workers ran in their own folder; the cache is beside the shared catalog.
     assert len(CacheStore(str(tmp_path / "catalog" / ".cache")).entries()) == 3
+
+
+@pytest.mark.timeout(300)
+def test_one_more_item_of_project_objects_fits_that_item_alone(
+    tcp_cluster: DaskProcesses, tmp_path: Path
+) -> None:
+    """The grid is made again (its list changed), by another driving process each run, of
+    objects whose class reaches the workers by value: the items seen before keep their
+    digests, so their fits come from the cache."""
+    (tmp_path / "sweeplib").mkdir()
+    (tmp_path / "sweeplib" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "sweeplib" / "steps.py").write_text(PROJECT_STEPS, encoding="utf-8")
+    (tmp_path / "flow.py").write_text(PROJECT_FLOW, encoding="utf-8")
+
+    run_script(tmp_path, tcp_cluster, "first", [1, 2])
+    more = run_script(tmp_path, tcp_cluster, "more", [1, 2, 3])
+
+    ran = (tmp_path / "ran.txt").read_text().splitlines()
+    assert sorted(ran) == ["fit 1", "fit 2", "fit 3"]
+    assert more["steps"]["make"]["attempts"][-1]["cached_from"] is None  # made again
+    assert fits(more) == {
+        "grid.Config(item=1, depth=3).fit": "first",
+        "grid.Config(item=2, depth=3).fit": "first",
+        "grid.Config(item=3, depth=3).fit": None,
+    }
 
 
 @pytest.mark.timeout(300)
