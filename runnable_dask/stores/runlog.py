@@ -124,14 +124,8 @@ class RunLog(_Tree):
         while pending:
             step = pending.pop()
             yield step
-            branches = step.branches
-            if branches:
-                chosen = (
-                    branches.with_failures()
-                    if isinstance(branches, PackedBranches)
-                    else branches.values()
-                )
-                children = [s for b in chosen for s in b.steps.values()]
+            if step.branches:
+                children = [s for b in _may_have_failed(step) for s in b.steps.values()]
                 pending.extend(reversed(children))
 
     def step(self, internal_name: str) -> StepLog:
@@ -160,7 +154,7 @@ class RunLog(_Tree):
         for step in self._walk_failures():
             if step.status != "FAIL" or step.step_type == "fail":
                 continue
-            inside = (s for b in step.branches.values() for s in b.steps.values())
+            inside = (s for b in _may_have_failed(step) for s in b.steps.values())
             if not any(s.status == "FAIL" for s in inside):
                 found.append(step)
         return found
@@ -174,3 +168,13 @@ class RunLog(_Tree):
     def failures(self) -> list[tuple[str, str]]:
         """(internal name, message) of every failed step, in recorded order."""
         return [(s.internal_name, s.message) for s in self.failed_steps()]
+
+
+def _may_have_failed(step: StepLog) -> Iterator[BranchLog]:
+    """The step's branches, but of a map's packed ones only those with a failure inside:
+    the others stay unread (a failed map of 100,000 items listed its one failure after
+    reading 77,000 branches, in 1.3 s)."""
+    branches = step.branches
+    if isinstance(branches, PackedBranches):
+        return branches.with_failures()
+    return iter(branches.values())

@@ -9,10 +9,15 @@ import pickle
 import random
 from pathlib import Path
 
+import pytest
+
+from runnable_dask.stores import packed
 from runnable_dask.stores.item_packs import ItemPack
 from runnable_dask.stores.packed import NOT_BEGUN, PackedBranches, dump_run_log, index_json
-from runnable_dask.stores.runlog import Attempt, RunLog, Status, StepLog
+from runnable_dask.stores.runlog import Attempt, BranchLog, RunLog, Status, StepLog
 from runnable_dask.stores.runlog_store import RunLogStore
+
+read_branch = packed._branch
 
 ITEMS = ["0", "1 café\tünï", 'odd "name" {with} \\ braces', "3"]
 
@@ -157,6 +162,31 @@ def test_finished_items_are_compressed_and_answer_without_being_read(tmp_path: P
     assert read == run_log
     assert spans.unfinished() == ["sweep.2400"]  # begun, not ended: the recorder closes it
     assert dump_run_log(read)[0] == dump_run_log(run_log)[0]
+
+
+def test_a_failed_maps_failures_are_found_without_reading_the_other_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``show`` and the end of a failed run list the failures: of a map's packed items,
+    only the failed ones are unpacked (a map of 100,000 with one failure read 77,000
+    items to list it)."""
+    run_log = a_big_map()
+    run_log.status = "FAIL"
+    run_log.steps["sweep"].status = "FAIL"
+    store = RunLogStore(tmp_path)
+    store.create(RunLog(run_id="big"))
+    store.write(run_log)
+    read = store.read("big")
+    unpacked: list[str] = []
+
+    def unpack(data: bytes) -> BranchLog:
+        branch = read_branch(data)
+        unpacked.append(branch.internal_name)
+        return branch
+
+    monkeypatch.setattr(packed, "_branch", unpack)
+    assert read.failures() == [("sweep.150.work", ""), ("sweep.1999.work", "")]
+    assert set(unpacked) == {"sweep.150", "sweep.1999"}
 
 
 def test_items_that_finished_in_any_order_are_written_in_the_maps_order(tmp_path: Path) -> None:
