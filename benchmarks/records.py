@@ -39,8 +39,10 @@ from runnable_dask.stores.runlog_store import RunLogStore
 from runnable_dask.timestamps import now
 
 STORED_RUNS = 2000
-FAILING = 42
-"""The item that fails, so that ``show`` has a failure to list."""
+FAILING = 0.777
+"""Where in the map the item that fails is, so that ``show`` has a failure to list: late,
+since listing it must not read the items before it (with item 42 failing, ``show`` never
+met the 1.3 s a map of 100,000 spent reading 77,000 items to find item 77,777)."""
 
 
 def _value(value: Any) -> dict[str, Any]:
@@ -77,9 +79,10 @@ def record(n: int, folder: Path) -> dict[str, Any]:
     before = _rss_mb("VmRSS")
     began = time.process_time()
     items = tuple(str(i) for i in range(n))
+    failing = int(n * FAILING)
     recorder.expand_map("sweep", (), items)
     for item in items:
-        failed = int(item) == FAILING
+        failed = int(item) == failing
         ran = _attempt({"n": n, "x": int(item)}, {"y": int(item) + 1}, failed)
         status = "FAIL" if failed else "SUCCESS"
         where = (f"sweep.{item}.inc", "sweep.%.inc", (item,), "inc", "task")
