@@ -1,17 +1,20 @@
 """Load a pipeline file (``FILE.py`` or ``FILE.py:function``) and run it, as a user would.
 
 ``FILE.py`` is imported by path as a module named after the file (never as ``__main__``,
-so its ``if __name__ == "__main__":`` block does not run) and its ``main()`` is called.
+so its ``if __name__ == "__main__":`` block does not run) and its ``main()`` is called;
+a file that defines no ``main`` runs as ``python FILE.py`` runs it, that block included.
 ``FILE.py:function`` calls ``function()``, which must return a ``Pipeline``; the CLI
-runs it. Options reach a ``main()`` that calls ``execute()`` itself through the
-environment variables the driver reads.
+runs it. Options reach a ``main()`` or a script that calls ``execute()`` itself through
+the environment variables the driver reads.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import os
+import runpy
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -105,6 +108,9 @@ def launch(
         RUN_ID_ENV: run_id,
     }
     with _environment(settings):
+        if not entry.function and not _binds(entry.path, MAIN):
+            run_script(entry)
+            return
         if not entry.function:
             call_entry(entry)
             return
@@ -123,10 +129,7 @@ def load_module(entry: Entry) -> ModuleType:
     The working folder lets ``from examples.common.functions import ...`` work from the
     repository root; local worker processes inherit the path, so they import the file too.
     """
-    for folder in (os.getcwd(), str(entry.path.parent)):
-        if folder in sys.path:
-            sys.path.remove(folder)
-        sys.path.insert(0, folder)
+    _on_path(entry)
     name = entry.path.stem
     existing = sys.modules.get(name)
     if existing is not None and getattr(existing, "__file__", None) != str(entry.path):
@@ -146,6 +149,46 @@ def load_module(entry: Entry) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def _on_path(entry: Entry) -> None:
+    """The file's folder, then the working folder, first on the import path."""
+    for folder in (os.getcwd(), str(entry.path.parent)):
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+
+
+def run_script(entry: Entry) -> None:
+    """Run the file as ``python FILE.py`` would, as ``__main__``: for a script with no
+    ``main()``, whose run the summary tells its user to ``retry``."""
+    _on_path(entry)
+    path, doing = str(entry.path), f"running {entry.path.name}"
+    _call_user_code(entry, lambda: runpy.run_path(path, run_name="__main__"), doing)
+
+
+def _binds(path: Path, name: str) -> bool:
+    """Whether the file binds ``name`` at its top level (a def, an assignment, an import),
+    read without running it: importing a script whose ``execute()`` is not under a
+    ``__main__`` guard would run its pipeline. A file that does not parse says so when
+    it is imported."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError):
+        return True
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound = [node.name]
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound = [(a.asname or a.name).split(".")[0] for a in node.names]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        else:
+            continue
+        if name in bound:
+            return True
+    return False
 
 
 def _callable(module: ModuleType, entry: Entry) -> Callable[[], Any]:

@@ -112,7 +112,19 @@ def test_tag_needs_the_function_form(invoke: Invoke, flow: Path, store: RunLogSt
 
 
 def test_an_error_in_the_users_file_is_one_line_naming_where(invoke: Invoke, workdir: Path) -> None:
+    """Imported (it has a main()) or run as a script (it has none), the same one line."""
     (workdir / "broken_flow.py").write_text("import os\n\nvalue = undefined_name\n")
+    result = invoke("execute", "broken_flow.py")
+    assert result.exit_code == 1
+    assert "running broken_flow.py raised NameError: name 'undefined_name' is not defined" in (
+        result.stderr
+    )
+    assert f"({workdir / 'broken_flow.py'}, line 3)" in result.stderr
+    assert "Traceback" not in result.output
+
+    (workdir / "broken_flow.py").write_text(
+        "import os\n\nvalue = undefined_name\n\n\ndef main():\n    pass\n"
+    )
     result = invoke("execute", "broken_flow.py")
     assert result.exit_code == 1
     assert "importing broken_flow raised NameError: name 'undefined_name' is not defined" in (

@@ -169,3 +169,45 @@ def test_a_run_started_as_python_script_is_retried_by_its_id(
     assert run_log["status"] == "SUCCESS"
     attempts = [a["status"] for a in run_log["steps"]["train"]["attempts"]]
     assert attempts == ["FAIL", "SUCCESS"]
+
+
+WITHOUT_MAIN = """
+import os
+
+from runnable_dask import Pipeline, PythonTask, Stub
+
+
+def train():
+    if os.environ.get("TRAINING_FIXED") != "1":
+        raise RuntimeError("not fixed yet")
+    print("trained")
+
+
+if __name__ == "__main__":
+    steps = [PythonTask(name="prepare", function=print), PythonTask(name="train", function=train)]
+    Pipeline(steps=steps).execute(configuration_file="local.yaml")
+"""
+
+
+@pytest.mark.timeout(240)
+def test_a_script_without_main_is_retried_as_the_summary_says(
+    workdir: Path, local_config: Path
+) -> None:
+    """The summary of any failed run tells its user to ``retry`` it; a script with no
+    ``main()`` runs again as ``python FILE.py`` runs it, ``__main__`` block included."""
+    (workdir / "quick.py").write_text(WITHOUT_MAIN)
+    cli = str(Path(sys.executable).with_name("runnable-dask"))
+    first = _process([sys.executable, "quick.py"], workdir, RUNNABLE_RUN_ID="no-main")
+    assert first.returncode == 1
+    assert "runnable-dask retry no-main" in first.stdout
+
+    retried = _process([cli, "retry", "no-main"], workdir, TRAINING_FIXED="1")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    run_log = json.loads((workdir / ".run_log_store" / "no-main.json").read_text())
+    assert run_log["status"] == "SUCCESS"
+    assert [a["status"] for a in run_log["steps"]["train"]["attempts"]] == ["FAIL", "SUCCESS"]
+    assert len(run_log["steps"]["prepare"]["attempts"]) == 1  # kept, not run again
+
+    executed = _process([cli, "execute", "quick.py", "--run-id", "fresh"], workdir)
+    assert executed.returncode == 1  # the script ran: its train step failed again
+    assert "Run fresh FAIL" in executed.stdout
