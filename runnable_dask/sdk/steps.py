@@ -74,6 +74,13 @@ class BaseStep(_Named):
         return self
 
 
+_NUMBER_EXAMPLES = {
+    "retries": "retries=3",
+    "retry_delay": "retry_delay=2.0 (seconds)",
+    "timeout": "timeout=600 (seconds an attempt may take)",
+}
+
+
 class BaseTask(BaseStep):
     """A step that runs user code: returns, catalog, secrets, retries, a time limit, caching.
 
@@ -95,8 +102,8 @@ class BaseTask(BaseStep):
     secrets: list[str] = Field(default_factory=list)
     overrides: dict[str, str] = Field(default_factory=dict)
     retries: int = Field(default=0, ge=0)
-    retry_delay: float = Field(default=0.0, ge=0)
-    timeout: float | None = Field(default=None, gt=0)
+    retry_delay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     cache: bool | None = None
     """Reuse the outputs of an earlier run with the same code and inputs; None: the
     configuration's ``cache.default``."""
@@ -116,6 +123,15 @@ class BaseTask(BaseStep):
                 )
             normalised.append(TaskReturn(name=item) if isinstance(item, str) else item)
         return normalised
+
+    @field_validator("retries", "retry_delay", "timeout", mode="before")
+    @classmethod
+    def _a_number_not_a_flag(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic reads True as 1: timeout=True would stop every attempt after a second.
+        if isinstance(value, bool):
+            example = _NUMBER_EXAMPLES[info.field_name or ""]
+            raise ValueError(f"{value!r} is a flag, not a number; give one, e.g. {example}")
+        return value
 
     @field_validator("overrides")
     @classmethod

@@ -180,6 +180,21 @@ BAD_DEFINITIONS: list[tuple[str, Callable[[], Any], str]] = [
         r"PythonTask 'train': overrides: overrides \{'argo': 'gpu'\} would select a "
         r"per-step variant .* Remove overrides; .* resources=\{'GPU': 1\}, timeout=",
     ),
+    (
+        "a timeout given as a flag, which pydantic would read as one second",
+        lambda: ShellTask(name="sh", command="make", timeout=True),
+        r"ShellTask 'sh': timeout: True is a flag, not a number; give one, e.g. timeout=600",
+    ),
+    (
+        "retries given as a flag",
+        lambda: PythonTask(name="train", function=noop, retries=True),
+        r"PythonTask 'train': retries: True is a flag, not a number; give one, e.g. retries=3",
+    ),
+    (
+        "a timeout that never comes, which would still run the step in a child process",
+        lambda: PythonTask(name="train", function=noop, timeout=float("inf")),
+        r"PythonTask 'train': timeout: Input should be a finite number \(got inf\)",
+    ),
 ]
 
 
