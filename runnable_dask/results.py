@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -233,6 +234,23 @@ class Span:
         return format_seconds(self.seconds)
 
 
+def run_span(run_log: RunLog) -> Span:
+    """When the run started and when it ended.
+
+    Top-level steps run one after another and the terminal comes last, so the first step
+    that has attempts starts before anything after it, and a terminal reached ends after
+    everything: only the composites before that first step are walked. Gathering the
+    times of a map of 100,000 items from their records took 0.5 s of ``runs`` and
+    ``show``. A run without a terminal (running, or stopped) has every attempt counted.
+    """
+    steps = list(run_log.steps.values())
+    if not any(step.step_type in TERMINAL_TYPES and step.attempts for step in steps):
+        return Span.of(attempt_times(steps))
+    first = next(at for at, step in enumerate(steps) if step.attempts)
+    top = ((a.start_time, a.end_time) for step in steps[first:] for a in step.attempts)
+    return Span.of(itertools.chain(attempt_times(steps[:first]), top))
+
+
 def attempt_times(steps: Iterable[StepLog]) -> Iterator[tuple[str, str]]:
     """(start, end) of every attempt at or below ``steps``."""
     pending = list(steps)
@@ -266,7 +284,7 @@ def _run_row(store: RunLogStorage, run_id: str) -> RunRow:
     their JSON (parsing a log of 100,000 items whole took seconds and a gigabyte)."""
     try:
         run_log = store.read(run_id)
-        span = Span.of(attempt_times(run_log.steps.values()))
+        span = run_span(run_log)
     except (OSError, ValueError, AttributeError, TypeError, RunLogNotFoundError):
         return RunRow(
             run_id=run_id, status="UNREADABLE", tag="", start=None, end=None, duration=None

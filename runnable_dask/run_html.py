@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from runnable_dask import results
-from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times, format_seconds
+from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times, format_seconds, run_span
 
 if TYPE_CHECKING:
     from runnable_dask.stores.runlog import RunLog, StepLog
@@ -24,7 +24,7 @@ _CELL = "padding:2px 8px;text-align:left"
 
 
 def run_log_html(run_log: RunLog) -> str:
-    span = Span.of(attempt_times(run_log.steps.values()))
+    span = run_span(run_log)
     counts: dict[str, int] = {}
     for step in run_log.walk():
         if step.step_type in ("task", "stub"):

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runnable_dask import results
-from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times, format_seconds
+from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times, format_seconds, run_span
 from runnable_dask.step_logs import log_name
 from runnable_dask.stores.catalog import RunCatalog
 from runnable_dask.stores.runlog import BranchLog, RunLog, StepLog
@@ -84,7 +84,7 @@ def _section(title: str) -> Any:
 
 
 def _header(run_log: RunLog, catalog: RunCatalog) -> str:
-    span = Span.of(attempt_times(run_log.steps.values()))
+    span = run_span(run_log)
     counts: dict[str, int] = {}
     for step in run_log.walk():
         if step.step_type not in TERMINAL_TYPES and step.step_type in ("task", "stub"):

@@ -20,6 +20,7 @@ from runnable_dask import (
     metric,
     results,
 )
+from runnable_dask.stores.packed import PackedBranches
 from runnable_dask.stores.runlog_store import RunLogNotFoundError
 
 Run = Callable[..., Any]
@@ -185,3 +186,35 @@ def test_catalog_finds_the_runs_files_from_another_folder(
     catalog = results.catalog(results.load_run("with-files", workdir / ".run_log_store"))
     assert catalog.url("report.md") == str(workdir / ".catalog" / "with-files" / "report.md")
     assert catalog.read_bytes("report.md") == b"# best: alpha 0.1\n"
+
+
+def prepare() -> int:
+    return 1
+
+
+def test_a_runs_span_is_read_from_its_top_level_when_it_can_be(
+    run: Run, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first step's start and the terminal's end bound every attempt: the span that
+    ``runs`` and ``show`` give is every attempt's, read without the items of a map after
+    the first step (a Parallel first is walked)."""
+    after_a_step = Pipeline(steps=[PythonTask(name="prepare", function=prepare), sweep().steps[1]])
+    many = "[" + ", ".join(str(i) for i in range(4, 304)) + "]"
+    run(after_a_step, run_id="top", parameters_file=write_items(workdir, many))
+    with pytest.raises(ExecutionFailedError):
+        run(after_a_step, run_id="top-failed", parameters_file=write_items(workdir, "[2, 3]"))
+    run(sweep(), run_id="parallel-first", parameters_file=write_items(workdir, "[1, 2]"))
+
+    for run_id in ("top", "top-failed", "parallel-first"):
+        run_log = results.load_run(run_id, ".run_log_store")
+        every = results.Span.of(results.attempt_times(run_log.steps.values()))
+        assert results.run_span(run_log) == every, run_id
+        assert every.start is not None and every.end is not None
+
+    def items_read(self: PackedBranches) -> tuple[str, str]:
+        raise AssertionError("the map's items were read for the run's span")
+
+    monkeypatch.setattr(PackedBranches, "packed_times", items_read)
+    run_log = results.load_run("top", ".run_log_store")
+    assert isinstance(run_log.steps["grid"].branches, PackedBranches)
+    assert results.run_span(run_log).seconds is not None

@@ -13,7 +13,7 @@ from rich.tree import Tree
 from runnable_dask import results
 from runnable_dask.cli.options import store_options
 from runnable_dask.cli.runlogs import read_run_log, resolve_store
-from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times
+from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times, run_span
 from runnable_dask.step_logs import log_name
 from runnable_dask.stores.packed import PackedBranches
 from runnable_dask.stores.runlog import StepLog
@@ -37,7 +37,7 @@ def show(
     store = resolve_store(configuration_file, log_folder)
     run_log = read_run_log(store, run_id)
     catalog = results.catalog(run_log)
-    span = Span.of(attempt_times(run_log.steps.values()))
+    span = run_span(run_log)
     tree = Tree(
         Text.assemble(
             ("Run ", "bold"),

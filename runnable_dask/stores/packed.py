@@ -31,8 +31,8 @@ from runnable_dask.stores.item_packs import (
     FAILED,
     STATUS,
     STATUSES,
-    TIME,
     ItemPack,
+    span_of,
 )
 
 if TYPE_CHECKING:
@@ -209,13 +209,7 @@ class PackedBranches(dict[str, Any]):
                 elif isinstance(value, bytes):
                     loose.append(value)
             for at in range(0, len(loose), 1000):  # a thousand items per search: few calls
-                starts: list[bytes] = []
-                ends: list[bytes] = []
-                for kind, stamp in TIME.findall(b"".join(loose[at : at + 1000])):
-                    (starts if kind == b"start" else ends).append(stamp)
-                found.append(
-                    (min(starts).decode() if starts else "", max(ends).decode() if ends else "")
-                )
+                found.append(span_of(b"".join(loose[at : at + 1000])))
             starts_ = [start for start, _ in found if start]
             ends_ = [end for _, end in found if end]
             self._times = (min(starts_, default=""), max(ends_, default=""))
