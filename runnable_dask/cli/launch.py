@@ -108,11 +108,11 @@ def launch(
         RUN_ID_ENV: run_id,
     }
     with _environment(settings):
-        if not entry.function and not _binds(entry.path, MAIN):
-            run_script(entry)
-            return
-        if not entry.function:
-            call_entry(entry)
+        if not entry.function:  # main(), or, if the file defines none, the file itself
+            if _binds(entry.path, MAIN):
+                call_entry(entry)
+            else:
+                _run_script(entry)
             return
         pipeline = load_pipeline(entry)
         pipeline.execute(
@@ -159,7 +159,7 @@ def _on_path(entry: Entry) -> None:
         sys.path.insert(0, folder)
 
 
-def run_script(entry: Entry) -> None:
+def _run_script(entry: Entry) -> None:
     """Run the file as ``python FILE.py`` would, as ``__main__``: for a script with no
     ``main()``, whose run the summary tells its user to ``retry``."""
     _on_path(entry)
