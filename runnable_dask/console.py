@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from rich.console import Console
 from rich.markup import escape
@@ -11,7 +11,7 @@ from rich.text import Text
 from runnable_dask.jupyter_progress import JupyterProgress, in_jupyter
 from runnable_dask.progress import GroupProgress
 from runnable_dask.stores.packed import PackedBranches
-from runnable_dask.stores.runlog import RunLog, StepLog
+from runnable_dask.stores.runlog import BranchLog, RunLog, StepLog
 
 _SILENT_TYPES = ("success", "fail")
 _ANSI = {
@@ -194,16 +194,37 @@ class RunConsole:
         """How many tasks came from the step cache, and from which runs."""
         if not _any_cached(run_log):  # a map's packed items are read only if one was
             return
-        tasks = [s for s in run_log.walk() if s.step_type == "task" and s.attempts]
-        sources = [s.attempts[-1].cached_from for s in tasks if s.attempts[-1].cached_from]
+        tasks, sources = _cache_counts(run_log.steps.values())
         if not sources:
             return
         runs = sorted(set(sources))
         shown = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
         self.console.print(
-            f"  Cached:    {len(sources)} of {len(tasks)} tasks came from the cache "
+            f"  Cached:    {len(sources)} of {tasks} tasks came from the cache "
             f"(run{'s' if len(runs) > 1 else ''} {escape(shown)})"
         )
+
+
+def _cache_counts(steps: Iterable[StepLog]) -> tuple[int, list[str]]:
+    """The tasks that ran or came from the cache, and the run each cached one came from;
+    a map's items held as JSON counted in their JSON."""
+    tasks, sources = 0, []
+    for step in steps:
+        if step.step_type == "task" and step.attempts:
+            tasks += 1
+            if step.attempts[-1].cached_from:
+                sources.append(step.attempts[-1].cached_from)
+        branches = step.branches
+        if isinstance(branches, PackedBranches):
+            tasks_held, sources_held = branches.cache_counts()
+            tasks, sources = tasks + tasks_held, sources + sources_held
+            held: Iterable[BranchLog] = branches.live_values()
+        else:
+            held = branches.values()
+        for branch in held:
+            inner_tasks, inner_sources = _cache_counts(branch.steps.values())
+            tasks, sources = tasks + inner_tasks, sources + inner_sources
+    return tasks, sources
 
 
 def _any_cached(run_log: RunLog) -> bool:

@@ -34,6 +34,8 @@ END_TIME = re.compile(rb'"end_time":"([^"]+)"')
 map of 100,000 items took 0.22 s, one for either name 0.34 s."""
 FAILED = b'"status":"FAIL"'
 CACHED = b'"cached_from":"'
+CACHED_FROM = re.compile(rb'"cached_from":"([^"]+)"')
+TASK = b'"step_type":"task"'
 _NO_STEPS = b'"steps":{}'
 _CODES = {status.encode(): code for code, status in enumerate(STATUSES)}
 _LEVEL = 1
@@ -165,6 +167,12 @@ class ItemPack:
         if self._codes is None:
             self._describe(self._buffer())
         return self._cached
+
+    def cache_counts(self) -> tuple[int, list[bytes]]:
+        """The items' task records, and the run each one's cached attempt came from, read
+        from their JSON (a cached task's one attempt is its last: a hit is not run again)."""
+        buffer, start, end = self._buffer(), self._starts[0], self._ends[-1]
+        return buffer.count(TASK, start, end), CACHED_FROM.findall(buffer, start, end)
 
     def _buffer(self) -> bytes:
         return _inflated(self) if self._compressed else self._source

@@ -28,9 +28,11 @@ from pydantic import BaseModel
 from runnable_dask.stores.item_packs import (
     BEGUN,
     CACHED,
+    CACHED_FROM,
     FAILED,
     STATUS,
     STATUSES,
+    TASK,
     ItemPack,
     span_of,
 )
@@ -280,6 +282,23 @@ class PackedBranches(dict[str, Any]):
                 if value.cached():
                     return True
         return False
+
+    def cache_counts(self) -> tuple[int, list[str]]:
+        """The task records of the items held as JSON, and the runs their cached attempts
+        came from (one entry per cached task), without reading the items into objects: a
+        map of 100,000 cached items took 10 s and 1 GB to count that way. The live ones
+        are the caller's to count."""
+        tasks, sources, seen = 0, [], set()
+        for value in dict.values(self):
+            if isinstance(value, bytes):
+                tasks += value.count(TASK)
+                sources += CACHED_FROM.findall(value)
+            elif isinstance(value, ItemPack) and id(value) not in seen:
+                seen.add(id(value))
+                count, found = value.cache_counts()
+                tasks += count
+                sources += found
+        return tasks, [source.decode() for source in sources]
 
     def __getitem__(self, name: str) -> BranchLog:
         return self._read(name, dict.__getitem__(self, name))
