@@ -4,6 +4,7 @@ packed through the index, and read whole when the index does not match."""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import pickle
 import random
@@ -267,3 +268,28 @@ def test_a_map_inside_a_running_map_item_is_written_whole(tmp_path: Path) -> Non
     written = stored["steps"]["sweep"]["branches"]["sweep.3"]["steps"]["sweep.3.inner"]
     assert list(written["branches"]) == ["sweep.3.inner.a", "sweep.3.inner.b"]
     assert store.read("packed") == run_log
+
+
+def test_walking_a_big_map_reads_its_items_as_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``RunLog.walk`` (``results.steps``, ``results.metrics``) reads a packed item when it
+    comes to it: the first steps come before the map's other items are read, and the
+    walk never holds them all (listing a map of 100,000 items' steps took 1.2 GB)."""
+    store = RunLogStore(tmp_path)
+    store.create(RunLog(run_id="big"))
+    store.write(a_big_map())
+    read = store.read("big")
+    unpacked: list[str] = []
+
+    def unpack(data: bytes) -> BranchLog:
+        branch = read_branch(data)
+        unpacked.append(branch.internal_name)
+        return branch
+
+    monkeypatch.setattr(packed, "_branch", unpack)
+    first = [step.internal_name for step in itertools.islice(read.walk(), 3)]
+    assert first == ["sweep", "sweep.0.work", "sweep.1.work"]
+    assert unpacked == ["sweep.0", "sweep.1"]
+    names = [step.internal_name for step in read.walk()]
+    assert names[:3] == first and len(names) == 1 + 250 + 1  # the map, 250 ended, 1 running
