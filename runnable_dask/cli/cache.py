@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
@@ -45,9 +46,28 @@ def cache() -> None:
 
 
 @cache.command("list")
+@click.option(
+    "--limit",
+    "-n",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="List the newest N entries.",
+)
+@click.option("--all", "list_all", is_flag=True, help="List every entry.")
 @_location_options
-def list_entries(configuration_file: str | None, location: str | None, step: str | None) -> None:
-    """List cached step runs, newest first: step, key, the run that produced it, size, age."""
+def list_entries(
+    limit: int,
+    list_all: bool,
+    configuration_file: str | None,
+    location: str | None,
+    step: str | None,
+) -> None:
+    """List cached step runs, newest first: step, key, the run that produced it, size, age.
+
+    The newest 50 are listed, and how many entries each step name has: a map of
+    100,000 cached items is 100,000 entries (printing them all took 30 s).
+    """
     store = _store(configuration_file, location)
     entries = _matching(store.entries(), step)
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -59,12 +79,25 @@ def list_entries(configuration_file: str | None, location: str | None, step: str
     for column in ("step", "key", "produced by run", "size", "age"):
         table.add_column(column, no_wrap=column != "step")
     now = datetime.now(timezone.utc)
-    for entry in entries:
+    shown = entries if list_all else entries[:limit]
+    for entry in shown:
         age = format_seconds((now - entry.created).total_seconds()) if entry.created else "-"
         table.add_row(entry.step, entry.key[:12], entry.run_id, _size(entry.size), age)
     console.print(table)
     total = sum(e.size for e in entries)
-    console.print(f"{len(entries)} entries, {_size(total)}")
+    if len(shown) == len(entries):
+        console.print(f"{len(entries)} entries, {_size(total)}")
+        return
+    names = Counter(e.name for e in entries)
+    by_name = ", ".join(f"{name} {count}" for name, count in names.most_common(5))
+    more = f" and {len(names) - 5} more names" if len(names) > 5 else ""
+    console.print(
+        Text(
+            f"{len(entries)} entries, {_size(total)}; the newest {len(shown)} listed "
+            f"(--all lists every one); by step name: {by_name}{more}"
+        ),
+        soft_wrap=True,
+    )
 
 
 @cache.command("clear")

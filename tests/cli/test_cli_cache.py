@@ -77,6 +77,23 @@ def test_cache_list_shows_every_entry(cached_runs: Path, invoke: Invoke) -> None
     assert "4 entries" in result.output
 
 
+def test_cache_list_lists_the_newest_and_counts_the_rest(cached_runs: Path, invoke: Invoke) -> None:
+    """A map of many cached items is as many entries: the newest are listed, the others
+    counted by step name; --all lists them all."""
+    result = invoke("cache", "list", "--limit", "3")
+
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if "│" in line]
+    assert len(lines) == 3
+    assert sum("fast" in line for line in lines) == 2  # newest first: the later run's two
+    assert "4 entries, " in result.output
+    assert "the newest 3 listed (--all lists every one); by step name: " in result.output
+    assert "report 2" in result.output and "train 2" in result.output
+    every = invoke("cache", "list", "--limit", "3", "--all")
+    assert len([line for line in every.output.splitlines() if "│" in line]) == 4
+    assert "4 entries" in every.output and "listed" not in every.output
+
+
 def test_cache_clear_by_step_keeps_the_others(cached_runs: Path, invoke: Invoke) -> None:
     result = invoke("cache", "clear", "--step", "train")
 
