@@ -8,21 +8,18 @@ metrics. Plain HTML with inline styles: notebooks, GitHub and nbconvert render i
 from __future__ import annotations
 
 import html
-import itertools
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, cast
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
+from runnable_dask.large_maps import branches_shown, item_statuses, walk_outside
 from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times, format_seconds, run_span
-from runnable_dask.stores.packed import PackedBranches
 
 if TYPE_CHECKING:
-    from runnable_dask.stores.runlog import BranchLog, RunLog, StepLog
+    from runnable_dask.stores.runlog import RunLog, StepLog
 
 COLOURS = {"SUCCESS": "#2ca02c", "FAIL": "#d62728", "PROCESSING": "#1f77b4", "CREATED": "#999"}
 BRANCHES_SHOWN = 5
 METRICS_SHOWN = 20
-LARGE = 1000
-"""Packed map items beyond which a map is summarised by its items' statuses alone."""
 _CELL = "padding:2px 8px;text-align:left"
 
 
@@ -30,7 +27,7 @@ def run_log_html(run_log: RunLog) -> str:
     span = run_span(run_log)
     counts: dict[str, int] = {}
     large: list[StepLog] = []
-    walked = list(_walk(run_log.steps.values(), large))
+    walked = list(walk_outside(run_log.steps.values(), large))
     for step in walked:
         if step.step_type in ("task", "stub"):
             counts[step.status] = counts.get(step.status, 0) + 1
@@ -40,9 +37,7 @@ def run_log_html(run_log: RunLog) -> str:
         f"started {span.started()}, took {span.duration()}; steps: {by_status or 'none'}</div>"
     ]
     for step in large:
-        items: dict[str, int] = {}
-        for _, status in cast(PackedBranches, step.branches).statuses():
-            items[status] = items.get(status, 0) + 1
+        items = item_statuses(step)
         shown = ", ".join(f"{_status(s, f'{n:,} {s}')}" for s, n in sorted(items.items()))
         parts.append(
             f"<div><code>{html.escape(step.internal_name)}</code>: {len(step.branches):,} "
@@ -89,7 +84,7 @@ def _rows(steps: Iterable[StepLog], depth: int, rows: list[str]) -> None:
         if step.step_type in TERMINAL_TYPES:
             continue
         rows.append(_row(step, depth))
-        shown = _branches_shown(step)
+        shown = branches_shown(step, BRANCHES_SHOWN)
         for branch in shown:
             label = branch.internal_name[len(step.internal_name) + 1 :]
             rows.append(
@@ -103,34 +98,6 @@ def _rows(steps: Iterable[StepLog], depth: int, rows: list[str]) -> None:
                 f"<tr><td style='{_CELL};padding-left:{8 + 16 * (depth + 1)}px' colspan=5>"
                 f"... {len(step.branches) - len(shown)} more branches</td></tr>"
             )
-
-
-def _walk(steps: Iterable[StepLog], large: list[StepLog]) -> Iterator[StepLog]:
-    """Every step, depth first, but not inside a map of more than :data:`LARGE` packed
-    items (added to ``large``): reading 100,000 items' records to draw this summary kept
-    a notebook waiting 10-30 s after the run."""
-    for step in steps:
-        yield step
-        branches = step.branches
-        if isinstance(branches, PackedBranches) and len(branches) > LARGE:
-            large.append(step)
-            continue
-        for branch in branches.values():
-            yield from _walk(branch.steps.values(), large)
-
-
-def _branches_shown(step: StepLog) -> list[BranchLog]:
-    """The first :data:`BRANCHES_SHOWN` branches and every failed one, of a map's packed
-    ones without reading the others."""
-    branches = step.branches
-    first = list(itertools.islice(branches.values(), BRANCHES_SHOWN))
-    named = {branch.internal_name for branch in first}
-    later: Iterable[BranchLog] = (
-        branches.with_failures()
-        if isinstance(branches, PackedBranches)
-        else itertools.islice(branches.values(), BRANCHES_SHOWN, None)
-    )
-    return first + [b for b in later if b.status == "FAIL" and b.internal_name not in named]
 
 
 def _row(step: StepLog, depth: int) -> str:

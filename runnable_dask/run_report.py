@@ -6,7 +6,8 @@ branch's steps sit together, coloured by status (a retried step shows each attem
 every step with its status, attempts, duration, message and log; the metrics as a table
 and a chart; the final parameters; the catalog's files. BokehJS is inside the file
 (``bokeh.resources.INLINE``), so it opens offline, with any executor's run, long after
-its cluster is gone.
+its cluster is gone. A map of more than a thousand items shows its items' counts by
+status, its first branches and its failed ones (:mod:`runnable_dask.large_maps`).
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from runnable_dask import results
+from runnable_dask.large_maps import branches_shown, is_large, item_statuses, walk_outside
 from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times, format_seconds, run_span
 from runnable_dask.step_logs import log_name
 from runnable_dask.stores.catalog import RunCatalog
@@ -35,6 +39,8 @@ STATUS_COLOURS = {
 LABELLED_ROWS = 120
 """Timelines of more attempts name their rows on hover only."""
 CHARTED_METRICS = 6
+BRANCHES_SHOWN = 20
+"""Of a map of more than a thousand items, the branches listed besides the failed ones."""
 _VALUE_SHOWN = 200
 
 
@@ -65,10 +71,16 @@ def render(run_log: RunLog, catalog: RunCatalog) -> str:
     from bokeh.models.widgets.markups import Div
     from bokeh.resources import INLINE
 
+    shown = _steps(run_log)
     parts = [Div(text=_header(run_log, catalog), sizing_mode="stretch_width")]
-    parts += [_section("Timeline: every attempt"), _timeline(run_log)]
-    parts += [_section("Steps"), _steps_table(run_log, catalog)]
-    metric_rows = results.metrics(run_log)
+    parts += [_section("Timeline: every attempt"), _timeline(shown)]
+    parts += [_section("Steps"), _steps_table(shown, catalog)]
+    metric_rows = [
+        results.MetricRow(run_id=run_log.run_id, step=step.internal_name, metric=name, value=value)
+        for step, _ in shown
+        if isinstance(step, StepLog) and step.attempts
+        for name, value in step.attempts[-1].user_defined_metrics.items()
+    ]
     if metric_rows:
         parts += [_section("Metrics"), _metrics_table(metric_rows), *_metric_charts(metric_rows)]
     parts += [_section("Parameters"), _parameters_table(run_log)]
@@ -85,14 +97,13 @@ def _section(title: str) -> Any:
 
 def _header(run_log: RunLog, catalog: RunCatalog) -> str:
     span = run_span(run_log)
-    counts: dict[str, int] = {}
-    for step in run_log.walk():
-        if step.step_type not in TERMINAL_TYPES and step.step_type in ("task", "stub"):
-            counts[step.status] = counts.get(step.status, 0) + 1
-    shown = ", ".join(
-        f"<span style='color:{STATUS_COLOURS.get(s, '#000')}'>{n} {s}</span>"
-        for s, n in sorted(counts.items())
+    large: list[StepLog] = []
+    counts = Counter(
+        step.status
+        for step in walk_outside(run_log.steps.values(), large)
+        if step.step_type in ("task", "stub")
     )
+    shown = _by_status(counts)
     colour = STATUS_COLOURS.get(run_log.status, "#000")
     lines = [
         f"<h1 style='margin:4px 0'>Run {html.escape(run_log.run_id)} "
@@ -101,6 +112,12 @@ def _header(run_log: RunLog, catalog: RunCatalog) -> str:
     ]
     if run_log.tag:
         lines.append(f"; tag {html.escape(run_log.tag)}")
+    for step in large:
+        lines.append(
+            f"<br><code>{html.escape(step.internal_name)}</code>: {len(step.branches):,} "
+            f"items, {_by_status(item_statuses(step))} (their steps are not counted above; "
+            f"the first {BRANCHES_SHOWN} and the failed ones are listed below)"
+        )
     launch = run_log.run_config.get("launch", {})
     if launch.get("entry"):
         lines.append(f"<br>From <code>{html.escape(str(launch['entry']))}</code>")
@@ -120,30 +137,58 @@ def _header(run_log: RunLog, catalog: RunCatalog) -> str:
     return "".join(lines) + "</p>"
 
 
+def _by_status(counts: Counter[str]) -> str:
+    return ", ".join(
+        f"<span style='color:{STATUS_COLOURS.get(s, '#000')}'>{n:,} {s}</span>"
+        for s, n in sorted(counts.items())
+    )
+
+
 def _link(target: str, text: str | None = None) -> str:
     href = target if "://" in target else Path(target).absolute().as_uri()
     return f"<a href='{html.escape(href)}'>{html.escape(text or target)}</a>"
 
 
-def _steps(run_log: RunLog) -> list[tuple[StepLog | BranchLog, int]]:
+def _steps(run_log: RunLog) -> Shown:
     """Every step but the terminals, and every branch, in the pipeline's order, with
-    its depth."""
-    found: list[tuple[StepLog | BranchLog, int]] = []
+    its depth; of a large map, the first branches and the failed ones, then how many
+    more it has."""
+    found: Shown = []
 
     def visit(steps: dict[str, StepLog], depth: int) -> None:
         for step in steps.values():
             if step.step_type in TERMINAL_TYPES:
                 continue
             found.append((step, depth))
-            for branch in step.branches.values():
+            branches = (
+                branches_shown(step, BRANCHES_SHOWN) if is_large(step) else step.branches.values()
+            )
+            listed = 0
+            for branch in branches:
                 found.append((branch, depth + 1))
                 visit(branch.steps, depth + 2)
+                listed += 1
+            if listed < len(step.branches):
+                more = _More(run_log.run_id, len(step.branches) - listed)
+                found.append((more, depth + 1))
 
     visit(run_log.steps, 0)
     return found
 
 
-def _timeline(run_log: RunLog) -> Any:
+@dataclass(frozen=True)
+class _More:
+    """The branches of a large map that the report leaves out."""
+
+    run_id: str
+    count: int
+
+
+Shown = list[tuple[StepLog | BranchLog | _More, int]]
+"""What the report lists, with each one's depth."""
+
+
+def _timeline(shown: Shown) -> Any:
     from bokeh.models import ColumnDataSource, HoverTool
     from bokeh.plotting import figure
 
@@ -153,7 +198,9 @@ def _timeline(run_log: RunLog) -> Any:
     }
     labels: dict[int, str] = {}
     row = 0
-    for step, _ in _steps(run_log):
+    for step, _ in shown:
+        if isinstance(step, _More):
+            continue
         timed = [a for a in getattr(step, "attempts", ()) if a.start_time]
         if not timed:
             continue
@@ -237,14 +284,21 @@ def _table(data: dict[str, list[Any]], columns: list[tuple[str, str, int]], **kw
     )
 
 
-def _steps_table(run_log: RunLog, catalog: RunCatalog) -> Any:
+def _steps_table(shown: Shown, catalog: RunCatalog) -> Any:
     data: dict[str, list[Any]] = {
         k: []
         for k in ("step_html", "type", "status_html", "attempts", "duration", "message", "log_html")
     }
     logs = set(_files(catalog, "logs"))
     composite_at: dict[int, str] = {}  # depth -> the last step seen there
-    for step, depth in _steps(run_log):
+    for step, depth in shown:
+        if isinstance(step, _More):
+            more = f"<i>... {step.count:,} more branches, not listed here</i>"
+            data["step_html"].append(f"<span style='padding-left:{4 + 16 * depth}px'>{more}</span>")
+            data["message"].append(f"runnable-dask show {step.run_id} --all lists them all")
+            for column in ("type", "status_html", "attempts", "duration", "log_html"):
+                data[column].append("")
+            continue
         colour = STATUS_COLOURS.get(step.status, "#000")
         title = html.escape(step.internal_name)
         if isinstance(step, BranchLog):  # named by what it adds to its composite's name
@@ -355,7 +409,7 @@ def _catalog_list(run_log: RunLog, catalog: RunCatalog) -> str:
         return f"<p>No files in {html.escape(catalog.url())}.</p>"
     put = {  # stored as <run_id>/<path>
         r.catalog_relative_path.split("/", 1)[-1]
-        for step in run_log.walk()
+        for step in walk_outside(run_log.steps.values(), [])
         for r in step.data_catalog
         if r.stage == "put"
     }
