@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from runnable_dask import Parallel, Pipeline, PythonTask, Stub
-from runnable_dask.stores.runlog import RunLog
+from runnable_dask.stores import packed
+from runnable_dask.stores.runlog import BranchLog, RunLog
 from runnable_dask.stores.runlog_store import RunLogStore
 
 RUN_ID = "test-run"
@@ -43,6 +44,22 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(os.environ["XDG_RUNTIME_DIR"], ignore_errors=True)
+
+
+@pytest.fixture
+def items_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the packed map items read back into objects from now on: what the
+    summaries of a big map must not do for every item."""
+    read: list[str] = []
+    unpack = packed._branch
+
+    def recording(data: bytes) -> BranchLog:
+        branch = unpack(data)
+        read.append(branch.internal_name)
+        return branch
+
+    monkeypatch.setattr(packed, "_branch", recording)
+    return read
 
 
 @pytest.fixture
