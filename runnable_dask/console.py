@@ -216,14 +216,16 @@ def _cache_counts(steps: Iterable[StepLog]) -> tuple[int, list[str]]:
                 sources.append(step.attempts[-1].cached_from)
         branches = step.branches
         if isinstance(branches, PackedBranches):
-            tasks_held, sources_held = branches.cache_counts()
-            tasks, sources = tasks + tasks_held, sources + sources_held
-            held: Iterable[BranchLog] = branches.live_values()
+            held_tasks, held_sources = branches.cache_counts()
+            tasks += held_tasks
+            sources.extend(held_sources)
+            live: Iterable[BranchLog] = branches.live_values()
         else:
-            held = branches.values()
-        for branch in held:
+            live = branches.values()
+        for branch in live:
             inner_tasks, inner_sources = _cache_counts(branch.steps.values())
-            tasks, sources = tasks + inner_tasks, sources + inner_sources
+            tasks += inner_tasks
+            sources.extend(inner_sources)
     return tasks, sources
 
 
