@@ -168,23 +168,28 @@ def _run_script(entry: Entry) -> None:
 
 
 def _binds(path: Path, name: str) -> bool:
-    """Whether the file binds ``name`` at its top level (a def, an assignment, an import),
-    read without running it: importing a script whose ``execute()`` is not under a
-    ``__main__`` guard would run its pipeline. A file that does not parse says so when
-    it is imported."""
+    """Whether the file may bind ``name`` when imported (a def, an assignment, an import,
+    also inside a module-level ``if`` or ``try``; any ``import *``), read without running
+    it: importing a script whose ``execute()`` is not under a ``__main__`` guard would
+    run its pipeline. A file that does not parse says so when it is imported."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (SyntaxError, ValueError):
         return True
-    for node in tree.body:
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound = [node.name]
+            bound = [node.name]  # their bodies bind nothing in the module
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             bound = [(a.asname or a.name).split(".")[0] for a in node.names]
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            bound += [name for a in node.names if a.name == "*"]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             bound = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
         else:
+            blocks = (ast.stmt, ast.excepthandler, ast.match_case)
+            pending.extend(c for c in ast.iter_child_nodes(node) if isinstance(c, blocks))
             continue
         if name in bound:
             return True

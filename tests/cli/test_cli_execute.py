@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -144,6 +145,32 @@ def test_a_bad_configuration_is_reported_not_raised(
         result.stderr
     )
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "from flow import *\n",
+        "try:\n    from flow import main\nexcept ImportError:\n    raise\n",
+        "import os\n\nif os.name:\n    def main():\n        import flow\n\n        flow.main()\n",
+    ],
+    ids=["import star", "import in a try", "def in an if"],
+)
+def test_a_main_bound_in_any_module_level_way_is_called(
+    invoke: Invoke,
+    flow: Path,
+    workdir: Path,
+    local_config: Path,
+    text: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only a file that binds no main() runs as a script: here main() comes from flow.py
+    (it runs the spy pipeline, which leaves seen.json), bound otherwise than by a def."""
+    (workdir / "entry.py").write_text(text, encoding="utf-8")
+    monkeypatch.delitem(sys.modules, "entry", raising=False)  # an earlier case's
+    result = invoke("execute", "entry.py", "-c", "local.yaml")
+    assert result.exit_code == 0, result.output
+    assert (workdir / "seen.json").exists()
 
 
 def test_the_files_folder_and_the_working_folder_are_importable(
