@@ -163,9 +163,15 @@ def parameters(run_log: RunLog) -> list[ParameterRow]:
 
 def metrics(run_log: RunLog) -> list[MetricRow]:
     """Every metric every step recorded (its last attempt's), in recorded order."""
+    return step_metrics(run_log.run_id, run_log.walk())
+
+
+def step_metrics(run_id: str, steps: Iterable[StepLog]) -> list[MetricRow]:
+    """The metrics ``steps`` recorded (each one's last attempt's), in their order: for a
+    summary that lists only some steps (a large map's first items)."""
     return [
-        MetricRow(run_id=run_log.run_id, step=step.internal_name, metric=name, value=value)
-        for step in run_log.walk()
+        MetricRow(run_id=run_id, step=step.internal_name, metric=name, value=value)
+        for step in steps
         if step.attempts
         for name, value in step.attempts[-1].user_defined_metrics.items()
     ]

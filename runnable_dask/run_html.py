@@ -12,7 +12,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from runnable_dask.large_maps import branches_shown, item_statuses, walk_outside
-from runnable_dask.results import TERMINAL_TYPES, Span, attempt_times, format_seconds, run_span
+from runnable_dask.results import (
+    TERMINAL_TYPES,
+    Span,
+    attempt_times,
+    format_seconds,
+    run_span,
+    step_metrics,
+)
 
 if TYPE_CHECKING:
     from runnable_dask.stores.runlog import RunLog, StepLog
@@ -56,18 +63,13 @@ def run_log_html(run_log: RunLog) -> str:
         f"<th style='{_CELL}'>{h}</th>" for h in ("step", "type", "status", "attempts", "took")
     )
     parts.append(f"<table><tr>{header}</tr>{''.join(rows)}</table>")
-    metrics = [
-        (step.internal_name, name, value)
-        for step in walked
-        if step.attempts
-        for name, value in step.attempts[-1].user_defined_metrics.items()
-    ]
+    metrics = step_metrics(run_log.run_id, walked)
     if metrics:
         shown = "".join(
-            f"<tr><td style='{_CELL}'>{html.escape(step)}</td>"
-            f"<td style='{_CELL}'>{html.escape(name)}</td>"
-            f"<td style='{_CELL}'>{html.escape(str(value))}</td></tr>"
-            for step, name, value in metrics[:METRICS_SHOWN]
+            f"<tr><td style='{_CELL}'>{html.escape(m['step'])}</td>"
+            f"<td style='{_CELL}'>{html.escape(m['metric'])}</td>"
+            f"<td style='{_CELL}'>{html.escape(str(m['value']))}</td></tr>"
+            for m in metrics[:METRICS_SHOWN]
         )
         more = (
             f"<div>... {len(metrics) - METRICS_SHOWN} more</div>"

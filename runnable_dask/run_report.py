@@ -75,12 +75,8 @@ def render(run_log: RunLog, catalog: RunCatalog) -> str:
     parts = [Div(text=_header(run_log, catalog), sizing_mode="stretch_width")]
     parts += [_section("Timeline: every attempt"), _timeline(shown)]
     parts += [_section("Steps"), _steps_table(shown, catalog)]
-    metric_rows = [
-        results.MetricRow(run_id=run_log.run_id, step=step.internal_name, metric=name, value=value)
-        for step, _ in shown
-        if isinstance(step, StepLog) and step.attempts
-        for name, value in step.attempts[-1].user_defined_metrics.items()
-    ]
+    listed = (step for step, _ in shown if isinstance(step, StepLog))
+    metric_rows = results.step_metrics(run_log.run_id, listed)
     if metric_rows:
         parts += [_section("Metrics"), _metrics_table(metric_rows), *_metric_charts(metric_rows)]
     parts += [_section("Parameters"), _parameters_table(run_log)]
