@@ -77,11 +77,13 @@ def step_key(
     notebook steps see every parameter that is not pickled, so all of those count, but
     the lists of the maps around them (``map_lists``): their item counts instead.
     """
-    names = read_names(task, params)
+    names = read_names(task, params) if params else ()
     if names and not isinstance(task, PythonTask):
         names = [name for name in names if name not in map_lists]
-    inputs = {name: value_digest(params[name]) for name in sorted(names)} if names else {}
-    listed_gets = tuple(sorted(gets.items())) if gets else ()
+    if not names and not gets:  # a step that reads nothing: no pairs to build
+        return _digest_parts(identity, (), ()), {}
+    inputs = {name: value_digest(params[name]) for name in sorted(names)}
+    listed_gets = tuple(sorted(gets.items()))
     return _digest_parts(identity, tuple(inputs.items()), listed_gets), inputs
 
 
@@ -175,8 +177,10 @@ class _ByName(_PythonPickler):  # the Python pickler: its C twin's naming is not
 
 
 def _callable_identity(function: Callable[..., Any], depth: int, known: dict[Any, str]) -> str:
-    if type(function) is types.FunctionType and function in known:  # the common case first
-        return known[function]
+    if type(function) is types.FunctionType:  # the common case first
+        found = known.get(function)
+        if found is not None:
+            return found
     if isinstance(function, functools.partial):
         return _digest_parts(*_callable_parts(function, depth, known))
     if inspect.ismethod(function):

@@ -138,7 +138,7 @@ class Reused:
     data_catalog: list[dict[str, Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class StepCache:
     """One run of one cached step: its key, and what the cache said along the way."""
 
@@ -260,37 +260,41 @@ class StepCache:
         catalog: RunCatalog,
         defer: bool,
     ) -> None:
-        secrets = {n: os.environ[n] for n in task.secrets if os.environ.get(n)}
+        secrets: dict[str, str] = {}
+        if task.secrets:
+            secrets = {n: os.environ[n] for n in task.secrets if os.environ.get(n)}
         blobs: dict[str, bytes] = {}
-        # Everything is read and pickled now: later steps may change the values or files.
-        try:
-            stored = {name: _stored(param, name, secrets, blobs) for name, param in outputs.items()}
-            files = _put_files(task, result, secrets, blobs)
-            notebook = _notebook(task, internal_name, catalog, secrets, blobs)
-        except _HoldsSecret as exc:
-            self.warnings.append(f"not cached: {exc}; secrets are never stored")
-            return
-        log = None
-        if result.output:
-            data = result.output
-            for value in secrets.values():
-                data = data.replace(value.encode("utf-8"), b"***")
-            log = _blob(data, {}, blobs)
-        entry = {
+        entry: dict[str, Any] = {
             "format": FORMAT,
             "key": self.key,
             "run_id": run_id,
             "step": internal_name,
             "name": internal_name.rpartition(".")[2],
             "created": result.attempt.get("end_time") or now(),  # the attempt just ended
-            "inputs": {"parameters": self.inputs, "gets": self.gets},
-            "outputs": stored,
-            "files": files,
-            "log": log,
-            "notebook": notebook,
-            "size": sum(map(len, blobs.values())) if blobs else 0,
         }
-        pending = _Pending(internal_name, self.store, blobs, encode(entry), self.damaged)
+        # What is empty is left out (readers take it as empty). Pickled values and files
+        # are read now: later steps may change them. JSON values are the step's own
+        # copies (see ``binding.to_param``), so the entry is encoded when stored.
+        if self.inputs or self.gets:
+            entry["inputs"] = {"parameters": self.inputs, "gets": self.gets}
+        try:
+            if outputs:
+                entry["outputs"] = {n: _stored(p, n, secrets, blobs) for n, p in outputs.items()}
+            if task.catalog is not None and task.catalog.store_copy:
+                entry["files"] = _put_files(result, secrets, blobs)
+            if isinstance(task, NotebookTask):
+                entry["notebook"] = _notebook(task, internal_name, catalog, secrets, blobs)
+        except _HoldsSecret as exc:
+            self.warnings.append(f"not cached: {exc}; secrets are never stored")
+            return
+        if result.output:
+            data = result.output
+            for value in secrets.values():
+                data = data.replace(value.encode("utf-8"), b"***")
+            entry["log"] = _blob(data, {}, blobs)
+        if blobs:
+            entry["size"] = sum(map(len, blobs.values()))
+        pending = _Pending(internal_name, self.store, blobs, entry, self.damaged)
         if defer:
             _WRITER.submit(pending)
         else:
@@ -320,11 +324,9 @@ def _stored(
 
 
 def _put_files(
-    task: BaseTask, result: AttemptResult, secrets: dict[str, str], blobs: dict[str, bytes]
+    result: AttemptResult, secrets: dict[str, str], blobs: dict[str, bytes]
 ) -> list[dict[str, str]]:
-    """The files the step put into the catalog, each as a blob (if it keeps copies)."""
-    if task.catalog is None or not task.catalog.store_copy:
-        return []
+    """The files the step put into the catalog, each as a blob."""
     files = []
     for record in result.data_catalog:
         if record["stage"] == "put":
@@ -335,15 +337,13 @@ def _put_files(
 
 
 def _notebook(
-    task: BaseTask,
+    task: NotebookTask,
     internal_name: str,
     catalog: RunCatalog,
     secrets: dict[str, str],
     blobs: dict[str, bytes],
 ) -> str | None:
     """A notebook step's executed notebook, as a blob."""
-    if not isinstance(task, NotebookTask):
-        return None
     from runnable_dask.runtime.notebook_task import executed_notebook_name
 
     data = catalog.read_bytes(executed_notebook_name(task, internal_name))
@@ -356,7 +356,10 @@ class _Pending(NamedTuple):
     internal_name: str
     store: CacheStore
     blobs: dict[str, bytes]
-    entry: Encoded
+    entry: dict[str, Any]
+    """Encoded when stored, with its batch: one after another, the serialiser's code
+    stays in the processor's caches (between steps, an encoding took three times as
+    long)."""
     replace: bool
     """The entry found was damaged: rewrite its blobs even where they exist."""
 
@@ -365,22 +368,24 @@ def _store(batch: list[_Pending]) -> list[tuple[str, str]]:
     """Store entries, each after its blobs, those of one cache in one write; (step,
     warning) for each that could not be stored."""
     failed = []
-    ready: dict[CacheStore, list[_Pending]] = {}
+    ready: dict[str, list[tuple[_Pending, Encoded]]] = {}  # by location: a str hashes fast
     for pending in batch:
         try:
             for digest, data in pending.blobs.items():
                 pending.store.put_blob(data, pending.replace, digest)
+            encoded = encode(pending.entry)
         except Exception as error:
             failed.append((pending.internal_name, _not_stored(error)))
         else:
-            ready.setdefault(pending.store, []).append(pending)
-    for store, entries in ready.items():
+            ready.setdefault(pending.store.location, []).append((pending, encoded))
+    for pairs in ready.values():
+        store, entries = pairs[0][0].store, [encoded for _, encoded in pairs]
         try:
-            store.write_entries([p.entry for p in entries])
+            store.write_entries(entries)
         except Exception as error:
-            failed.extend((p.internal_name, _not_stored(error)) for p in entries)
+            failed.extend((pending.internal_name, _not_stored(error)) for pending, _ in pairs)
             continue
-        _LISTED.stored(store, [pending.entry for pending in entries])
+        _LISTED.stored(store, entries)
     return failed
 
 

@@ -229,9 +229,8 @@ class CacheStore:
 
 
 class Encoded(NamedTuple):
-    """An entry as stored: its JSON text, encoded when it is made (a queue of entries
-    waiting to be written then holds a few strings each, not dicts the collector walks).
-    A tuple: made for every cached step, and a frozen dataclass took three times longer."""
+    """An entry as stored: its key, the run that made it and its JSON text. A tuple: made
+    for every cached step, and a frozen dataclass took three times longer."""
 
     key: str
     run_id: str
@@ -241,8 +240,7 @@ class Encoded(NamedTuple):
 def encode(entry: dict[str, Any]) -> Encoded:
     """An entry, ready to store: the JSON ``json.dumps`` would give (compact, UTF-8, NaN
     and Infinity as such), made by pydantic's serialiser in a tenth of the time."""
-    text = to_json(entry, inf_nan_mode="constants")
-    return Encoded(str(entry["key"]), str(entry.get("run_id", "")), text)
+    return Encoded(entry["key"], entry["run_id"], to_json(entry, inf_nan_mode="constants"))
 
 
 def blob_digests(entry: dict[str, Any]) -> set[str]:

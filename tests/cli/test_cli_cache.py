@@ -102,7 +102,7 @@ def test_cache_clear_by_step_keeps_the_others(cached_runs: Path, invoke: Invoke)
     remaining = entry_files(cached_runs)
     assert sorted(e["step"] for e in remaining.values()) == ["report", "report"]
     # The pickled models' blobs went with their entries; nothing else is left unnamed.
-    named = {e["log"] for e in remaining.values() if e["log"]}
+    named = {e["log"] for e in remaining.values() if e.get("log")}
     assert {p.name for p in (cached_runs / "blobs").iterdir()} == named
 
 

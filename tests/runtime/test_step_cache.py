@@ -380,6 +380,37 @@ def test_values_json_writes_unusually_come_back_from_the_cache_as_they_were(
     assert info == {"name": "café ☕", "big": 10**30, "ceiling": float("inf")}
 
 
+SETTINGS: dict[str, Any] = {}
+
+
+def make_settings() -> dict[str, Any]:
+    note("settings")
+    SETTINGS.update(layers=[1, 2])
+    return SETTINGS  # a value the module keeps, not a copy
+
+
+def grow_settings() -> None:
+    SETTINGS["layers"].append(3)  # not through a parameter: binding copies those
+
+
+def test_a_value_changed_in_place_after_its_step_is_stored_as_returned(
+    run: Run, workdir: Path
+) -> None:
+    pipeline = Pipeline(
+        steps=[
+            PythonTask(name="make", function=make_settings, returns=["settings"], cache=True),
+            PythonTask(name="grow", function=grow_settings),
+        ]
+    )
+    run(pipeline, run_id="first")
+    assert SETTINGS == {"layers": [1, 2, 3]}  # changed while its entry waited to be written
+    second = run(pipeline, run_id="second")
+
+    assert ran(workdir) == ["settings"]
+    assert cached_from(second, "make") == "first"
+    assert second.parameters["settings"].value == {"layers": [1, 2]}
+
+
 @pytest.mark.parametrize("damage", ["entry", "blob"])
 def test_a_corrupt_entry_runs_the_step_again_with_a_warning(
     run: Run,
