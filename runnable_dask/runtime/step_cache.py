@@ -264,26 +264,14 @@ class StepCache:
         if task.secrets:
             secrets = {n: os.environ[n] for n in task.secrets if os.environ.get(n)}
         blobs: dict[str, bytes] = {}
-        entry: dict[str, Any] = {
-            "format": FORMAT,
-            "key": self.key,
-            "run_id": run_id,
-            "step": internal_name,
-            "name": internal_name.rpartition(".")[2],
-            "created": result.attempt.get("end_time") or now(),  # the attempt just ended
-        }
-        # What is empty is left out (readers take it as empty). Pickled values and files
-        # are read now: later steps may change them. JSON values are the step's own
-        # copies (see ``binding.to_param``), so the entry is encoded when stored.
-        if self.inputs or self.gets:
-            entry["inputs"] = {"parameters": self.inputs, "gets": self.gets}
-        try:
+        made: dict[str, Any] = {}  # what the step made, only what it made (see _entry)
+        try:  # pickled values and files are read now: later steps may change them
             if outputs:
-                entry["outputs"] = {n: _stored(p, n, secrets, blobs) for n, p in outputs.items()}
+                made["outputs"] = {n: _stored(p, n, secrets, blobs) for n, p in outputs.items()}
             if task.catalog is not None and task.catalog.store_copy:
-                entry["files"] = _put_files(result, secrets, blobs)
+                made["files"] = _put_files(result, secrets, blobs)
             if isinstance(task, NotebookTask):
-                entry["notebook"] = _notebook(task, internal_name, catalog, secrets, blobs)
+                made["notebook"] = _notebook(task, internal_name, catalog, secrets, blobs)
         except _HoldsSecret as exc:
             self.warnings.append(f"not cached: {exc}; secrets are never stored")
             return
@@ -291,10 +279,22 @@ class StepCache:
             data = result.output
             for value in secrets.values():
                 data = data.replace(value.encode("utf-8"), b"***")
-            entry["log"] = _blob(data, {}, blobs)
+            made["log"] = _blob(data, {}, blobs)
         if blobs:
-            entry["size"] = sum(map(len, blobs.values()))
-        pending = _Pending(internal_name, self.store, blobs, entry, self.damaged)
+            made["size"] = sum(map(len, blobs.values()))
+        created = result.attempt.get("end_time") or now()  # the attempt just ended
+        pending = _Pending(
+            internal_name,
+            self.store,
+            self.key,
+            run_id,
+            created,
+            self.inputs,
+            self.gets,
+            made,
+            blobs,
+            self.damaged,
+        )
         if defer:
             _WRITER.submit(pending)
         else:
@@ -351,17 +351,41 @@ def _notebook(
 
 
 class _Pending(NamedTuple):
-    """An entry to store, with the blobs it names (a tuple: one is made per step)."""
+    """A successful step's entry to store, as its parts, with the blobs it names (a
+    tuple: one is made per step). The entry is built and encoded when stored, with its
+    batch (:func:`_entry`): one after another, that code and its data stay in the
+    processor's caches; between steps, each encoding took three times as long. JSON
+    values are the step's own copies (``binding.to_param``), so nothing changes them
+    while they wait."""
 
     internal_name: str
     store: CacheStore
+    key: str
+    run_id: str
+    created: str
+    inputs: dict[str, str]
+    gets: dict[str, str]
+    made: dict[str, Any]
+    """Its outputs, files, notebook, log and size: only those the step made."""
     blobs: dict[str, bytes]
-    entry: dict[str, Any]
-    """Encoded when stored, with its batch: one after another, the serialiser's code
-    stays in the processor's caches (between steps, an encoding took three times as
-    long)."""
     replace: bool
     """The entry found was damaged: rewrite its blobs even where they exist."""
+
+
+def _entry(pending: _Pending) -> dict[str, Any]:
+    """The entry's JSON document; what is empty is left out (readers take it as empty)."""
+    entry = {
+        "format": FORMAT,
+        "key": pending.key,
+        "run_id": pending.run_id,
+        "step": pending.internal_name,
+        "name": pending.internal_name.rpartition(".")[2],
+        "created": pending.created,
+    }
+    if pending.inputs or pending.gets:
+        entry["inputs"] = {"parameters": pending.inputs, "gets": pending.gets}
+    entry.update(pending.made)
+    return entry
 
 
 def _store(batch: list[_Pending]) -> list[tuple[str, str]]:
@@ -373,7 +397,7 @@ def _store(batch: list[_Pending]) -> list[tuple[str, str]]:
         try:
             for digest, data in pending.blobs.items():
                 pending.store.put_blob(data, pending.replace, digest)
-            encoded = encode(pending.entry)
+            encoded = encode(_entry(pending))
         except Exception as error:
             failed.append((pending.internal_name, _not_stored(error)))
         else:
