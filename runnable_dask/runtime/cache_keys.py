@@ -80,10 +80,8 @@ def step_key(
     names = read_names(task, params) if params else ()
     if names and not isinstance(task, PythonTask):
         names = [name for name in names if name not in map_lists]
-    if not names and not gets:  # a step that reads nothing: no pairs to build
-        return _digest_parts(identity, (), ()), {}
-    inputs = {name: value_digest(params[name]) for name in sorted(names)}
-    listed_gets = tuple(sorted(gets.items()))
+    inputs = {name: value_digest(params[name]) for name in sorted(names)} if names else {}
+    listed_gets = tuple(sorted(gets.items())) if gets else ()
     return _digest_parts(identity, tuple(inputs.items()), listed_gets), inputs
 
 

@@ -260,9 +260,7 @@ class StepCache:
         catalog: RunCatalog,
         defer: bool,
     ) -> None:
-        secrets: dict[str, str] = {}
-        if task.secrets:
-            secrets = {n: os.environ[n] for n in task.secrets if os.environ.get(n)}
+        secrets = {n: os.environ[n] for n in task.secrets if os.environ.get(n)}
         blobs: dict[str, bytes] = {}
         made: dict[str, Any] = {}  # what the step made, only what it made (see _entry)
         try:  # pickled values and files are read now: later steps may change them
@@ -403,7 +401,8 @@ def _store(batch: list[_Pending]) -> list[tuple[str, str]]:
         else:
             ready.setdefault(pending.store.location, []).append((pending, encoded))
     for pairs in ready.values():
-        store, entries = pairs[0][0].store, [encoded for _, encoded in pairs]
+        store = pairs[0][0].store
+        entries = [encoded for _, encoded in pairs]
         try:
             store.write_entries(entries)
         except Exception as error:
